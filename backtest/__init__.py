@@ -1,0 +1,38 @@
+"""Fast vectorised backtests of trading strategies on one symbol's OHLCV data.
+
+Typical use in an optimizer worker: load once, prepare once, evaluate per trial.
+
+    frame = load_ohlcv("data/{symbol}.csv", "AAPL")      # or synthetic_ohlcv("AAPL")
+    data = PriceData.from_frame(frame, "AAPL")
+    metrics = evaluate(data, "ma_crossover", {"fast": 10, "slow": 50}, fees_bps=1.0)
+
+Only numpy and pandas (pyarrow for parquet) are used.
+"""
+
+from .data import DataError, PriceData, load_ohlcv, validate_ohlcv
+from .engine import BacktestResult, run_backtest
+from .evaluation import evaluate, evaluate_partial
+from .metrics import METRIC_DIRECTIONS, METRICS, compute_metrics
+from .strategies import STRATEGIES, InvalidParams, Strategy, get_strategy
+from .synthetic import synthetic_ohlcv
+from .user import resolve_user_backtest
+
+__all__ = [
+    "DataError",
+    "InvalidParams",
+    "load_ohlcv",
+    "validate_ohlcv",
+    "synthetic_ohlcv",
+    "PriceData",
+    "STRATEGIES",
+    "Strategy",
+    "get_strategy",
+    "METRICS",
+    "METRIC_DIRECTIONS",
+    "compute_metrics",
+    "run_backtest",
+    "BacktestResult",
+    "evaluate",
+    "evaluate_partial",
+    "resolve_user_backtest",
+]

@@ -1,0 +1,46 @@
+"""One call per optimizer trial: run a backtest and score it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .data import PriceData
+from .engine import run_backtest
+from .metrics import compute_metrics
+from .strategies import Strategy
+
+
+def evaluate(
+    data: PriceData,
+    strategy: str | Strategy,
+    params: Mapping[str, object] | None = None,
+    fees_bps: float = 0.0,
+    slippage_bps: float = 0.0,
+    stop_loss: float | None = None,
+) -> dict[str, float]:
+    """Backtest over the whole period and return its metrics (see metrics.METRICS)."""
+    result = run_backtest(data, strategy, params, fees_bps, slippage_bps, stop_loss)
+    return compute_metrics(result)
+
+
+def evaluate_partial(
+    data: PriceData,
+    strategy: str | Strategy,
+    params: Mapping[str, object] | None,
+    steps: int,
+    fees_bps: float = 0.0,
+    slippage_bps: float = 0.0,
+    stop_loss: float | None = None,
+) -> list[dict[str, float]]:
+    """Metrics after k/steps of the bars, for k = 1..steps (for pruning).
+
+    The backtest runs once on the full data; since nothing at bar t depends
+    on later bars, the metrics of the first m bars equal those of a backtest
+    run on those m bars alone. Step k covers the first ``len(data) * k // steps``
+    bars (at least 2), so the last element equals ``evaluate(...)`` exactly.
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    result = run_backtest(data, strategy, params, fees_bps, slippage_bps, stop_loss)
+    bars = len(data)
+    return [compute_metrics(result, upto=max(2, bars * k // steps)) for k in range(1, steps + 1)]

@@ -1,0 +1,229 @@
+"""Built-in strategies: vectorised signal functions and their registry.
+
+A signal function returns the *desired* position for every bar (-1 short,
+0 flat, 1 long), decided from data up to and including that bar's close and
+nothing later. The engine holds it from the next bar on. Warm-up bars, before
+an indicator is defined, are flat.
+
+Entry/exit rules ("enter when X, stay in until Y") are stateful, but for one
+direction the state at t is simply "the latest entry event is more recent
+than the latest exit event", which ``_in_position`` computes with running
+maxima of event indices instead of a loop. Long and short legs are computed
+independently and added.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from .data import PriceData
+from .indicators import ema, previous_max, previous_min, sma, wilder_rsi
+
+
+class InvalidParams(ValueError):
+    """Strategy parameters that are unknown, of the wrong type or inconsistent."""
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """A named signal function with its default parameters.
+
+    ``min_bars(params)`` is the number of bars the parameters need for a
+    position to be held over at least one bar (warm-up + signal bar + one
+    bar to hold it); the engine rejects shorter data with a DataError.
+    """
+
+    name: str
+    signal_fn: Callable[..., np.ndarray]
+    defaults: Mapping[str, object]
+    min_bars: Callable[[Mapping[str, object]], int]
+    doc: str
+
+    def resolve_params(self, params: Mapping[str, object] | None) -> dict[str, object]:
+        """Defaults overlaid with ``params``; unknown names raise InvalidParams."""
+        params = dict(params or {})
+        unknown = sorted(set(params) - set(self.defaults))
+        if unknown:
+            raise InvalidParams(
+                f"unknown parameter(s) for {self.name}: {', '.join(unknown)} "
+                f"(known: {', '.join(self.defaults)})"
+            )
+        return {**self.defaults, **params}
+
+
+# ------------------------------------------------------------------ param checks
+
+
+def _positive_int(name: str, value: object) -> int:
+    """Accept ints and integral floats (20.0 from a YAML file); reject bools and 20.5."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise InvalidParams(f"{name} must be a positive integer, got {value!r}")
+    if value != int(value) or value < 1:
+        raise InvalidParams(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _flag(name: str, value: object) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise InvalidParams(f"{name} must be true or false, got {value!r}")
+    return bool(value)
+
+
+def _number(name: str, value: object) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise InvalidParams(f"{name} must be a number, got {value!r}")
+    return float(value)
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _in_position(enter: np.ndarray, leave: np.ndarray) -> np.ndarray:
+    """True from each ``enter`` event until the next ``leave`` event.
+
+    A bar with both events leaves (the exit rule wins).
+    """
+    bar = np.arange(enter.size)
+    last_enter = np.maximum.accumulate(np.where(enter, bar, -1))
+    last_leave = np.maximum.accumulate(np.where(leave, bar, -1))
+    return last_enter > last_leave
+
+
+# ------------------------------------------------------------------ MA crossover
+
+
+def ma_crossover(
+    data: PriceData, fast: int, slow: int, ma_type: str = "sma", allow_short: bool = False
+) -> np.ndarray:
+    fast = _positive_int("fast", fast)
+    slow = _positive_int("slow", slow)
+    allow_short = _flag("allow_short", allow_short)
+    if fast >= slow:
+        raise InvalidParams(f"fast ({fast}) must be below slow ({slow})")
+    if ma_type not in ("sma", "ema"):
+        raise InvalidParams(f"ma_type must be 'sma' or 'ema', got {ma_type!r}")
+
+    average = sma if ma_type == "sma" else ema
+    fast_ma = average(data.close, fast)
+    slow_ma = average(data.close, slow)
+    signal = (fast_ma > slow_ma).astype(np.float64)
+    if allow_short:
+        signal -= fast_ma < slow_ma
+    # An EMA is defined from the first bar but is only a fair "slow" average
+    # once `slow` bars went into it; flat until then, like the SMA's NaNs.
+    signal[: slow - 1] = 0.0
+    return signal
+
+
+def _ma_crossover_min_bars(params: Mapping[str, object]) -> int:
+    return _positive_int("slow", params["slow"]) + 1
+
+
+# ------------------------------------------------------------------ RSI reversion
+
+
+def rsi_reversion(
+    data: PriceData,
+    period: int = 14,
+    lower: float = 30.0,
+    upper: float = 70.0,
+    exit: float = 50.0,
+    allow_short: bool = False,
+) -> np.ndarray:
+    period = _positive_int("period", period)
+    lower = _number("lower", lower)
+    upper = _number("upper", upper)
+    exit = _number("exit", exit)
+    allow_short = _flag("allow_short", allow_short)
+    if not 0.0 <= lower < exit < upper <= 100.0:
+        raise InvalidParams(f"need 0 <= lower ({lower}) < exit ({exit}) < upper ({upper}) <= 100")
+
+    rsi = wilder_rsi(data.close, period)  # NaN compares False: warm-up bars make no events
+    signal = _in_position(rsi < lower, rsi > exit).astype(np.float64)
+    if allow_short:
+        # Never overlaps the long leg: a long opened below `lower` is closed by
+        # any RSI above `exit`, which a short entry (above `upper`) implies.
+        signal -= _in_position(rsi > upper, rsi < exit)
+    return signal
+
+
+def _rsi_reversion_min_bars(params: Mapping[str, object]) -> int:
+    return _positive_int("period", params["period"]) + 2
+
+
+# ------------------------------------------------------------------ channel breakout
+
+
+def channel_breakout(
+    data: PriceData, lookback: int = 20, exit_lookback: int = 10, allow_short: bool = False
+) -> np.ndarray:
+    lookback = _positive_int("lookback", lookback)
+    exit_lookback = _positive_int("exit_lookback", exit_lookback)
+    allow_short = _flag("allow_short", allow_short)
+
+    close = data.close
+    warm_up = max(lookback, exit_lookback)  # both channels defined from here on
+
+    def leg(enter: np.ndarray, leave: np.ndarray) -> np.ndarray:
+        enter[:warm_up] = False
+        return _in_position(enter, leave)
+
+    signal = leg(close > previous_max(data.high, lookback), close < previous_min(data.low, exit_lookback))
+    signal = signal.astype(np.float64)
+    if allow_short:
+        # With exit_lookback > lookback both legs can be open at once; they then
+        # net to flat rather than one silently overriding the other.
+        signal -= leg(
+            close < previous_min(data.low, lookback), close > previous_max(data.high, exit_lookback)
+        )
+    return signal
+
+
+def _channel_breakout_min_bars(params: Mapping[str, object]) -> int:
+    lookback = _positive_int("lookback", params["lookback"])
+    exit_lookback = _positive_int("exit_lookback", params["exit_lookback"])
+    return max(lookback, exit_lookback) + 2
+
+
+# ------------------------------------------------------------------ registry
+
+STRATEGIES: dict[str, Strategy] = {
+    strategy.name: strategy
+    for strategy in (
+        Strategy(
+            name="ma_crossover",
+            signal_fn=ma_crossover,
+            defaults={"fast": 20, "slow": 50, "ma_type": "sma", "allow_short": False},
+            min_bars=_ma_crossover_min_bars,
+            doc="Long while the fast moving average is above the slow one "
+            "(short while below if allow_short). ma_type: 'sma' or 'ema'; fast < slow.",
+        ),
+        Strategy(
+            name="rsi_reversion",
+            signal_fn=rsi_reversion,
+            defaults={"period": 14, "lower": 30.0, "upper": 70.0, "exit": 50.0, "allow_short": False},
+            min_bars=_rsi_reversion_min_bars,
+            doc="Wilder RSI mean reversion: long when RSI < lower until RSI > exit; "
+            "short when RSI > upper until RSI < exit (if allow_short). lower < exit < upper.",
+        ),
+        Strategy(
+            name="channel_breakout",
+            signal_fn=channel_breakout,
+            defaults={"lookback": 20, "exit_lookback": 10, "allow_short": False},
+            min_bars=_channel_breakout_min_bars,
+            doc="Donchian breakout: long when the close breaks above the highest high of the "
+            "previous `lookback` bars, out when it breaks below the lowest low of the previous "
+            "`exit_lookback` bars; mirrored for shorts if allow_short.",
+        ),
+    )
+}
+
+
+def get_strategy(name: str) -> Strategy:
+    try:
+        return STRATEGIES[name]
+    except KeyError:
+        raise KeyError(f"unknown strategy {name!r} (known: {', '.join(sorted(STRATEGIES))})") from None

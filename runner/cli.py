@@ -1,0 +1,243 @@
+"""``tune``: the headless command line (run, worker, status, pause/resume/stop, db).
+
+Every command takes ``--storage URL`` (or ``TUNE_STORAGE_URL``); without it,
+the embedded database. Bad input (a broken config, a bad data file, an unknown
+study) prints one line to stderr and exits 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+
+from . import control
+from .config import ConfigError, RunConfig, load_config
+from .storage import ENV_URL, Database, StorageError, mask_url, quiet_optuna, resolve_url, stop_embedded
+from .status import StudyStatus, format_eta, format_value, study_statuses
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit 2."""
+
+
+def _add_storage(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--storage", metavar="URL",
+        help=f"PostgreSQL URL (default: ${ENV_URL}, else the embedded database)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tune", description="Optimize trading-strategy backtests with Optuna on PostgreSQL.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run a config's studies headless, with progress bars")
+    p.add_argument("config", nargs="?", help="config file (default: the bundled demo)")
+    _add_storage(p)
+
+    p = sub.add_parser("worker", help="one optimizer process for one symbol (what run starts; what other hosts run)")
+    p.add_argument("config")
+    p.add_argument("--symbol", required=True)
+    p.add_argument("--index", type=int, default=0, help="worker number within the study (seeds the sampler)")
+    _add_storage(p)
+
+    p = sub.add_parser("status", help="one row per study")
+    p.add_argument("config", nargs="?", help="only this config's studies")
+    p.add_argument("--json", action="store_true", help="machine-readable output (keys: see README)")
+    _add_storage(p)
+
+    for name, text in (("pause", "pause studies (running trials finish)"), ("resume", "resume paused studies"),
+                       ("stop", "stop studies' workers after their running trial")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("studies", nargs="*", metavar="STUDY")
+        p.add_argument("--all", action="store_true", help="every study in the database")
+        _add_storage(p)
+
+    p = sub.add_parser("db", help="the database: show its URL (masked) or stop the embedded server")
+    p.add_argument("action", choices=["url", "stop"])
+    _add_storage(p)
+    return parser
+
+
+# -------------------------------------------------------------------- commands
+
+
+def cmd_worker(args) -> int:
+    from .worker import run_worker
+
+    cfg = load_config(args.config)
+    if args.symbol not in cfg.data.symbols:
+        raise UsageError(f"{args.config}: symbol {args.symbol!r} is not in data.symbols ({', '.join(cfg.data.symbols)})")
+    return run_worker(cfg, args.symbol, args.storage, args.index)
+
+
+def cmd_status(args) -> int:
+    names = load_config(args.config).study_names() if args.config else None
+    db = Database.open(args.storage)
+    statuses = study_statuses(db, names)
+    if args.json:
+        print(json.dumps({"storage": db.masked_url, "studies": [s.to_json() for s in statuses]}, indent=2, default=str))
+    else:
+        from rich.console import Console
+
+        console = Console()
+        console.print(f"storage: {db.masked_url}")
+        if not statuses:
+            console.print("no studies")
+        else:
+            console.print(status_table(statuses))
+    db.dispose()
+    return EXIT_OK
+
+
+def status_table(statuses: list[StudyStatus], final: bool = False):
+    """The status table; ``final`` (the end of ``tune run``) trades live columns for best params."""
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False)
+    live = ("running", "/min", "workers", "eta")
+    columns = ["study", "state", "complete", "pruned", "failed", *(() if final else live), "best"]
+    for col in columns:
+        table.add_column(col, justify="left" if col in ("study", "state") else "right", no_wrap=True)
+    if final:
+        table.add_column("best params", overflow="fold")
+    for s in statuses:
+        row = [s.study, s.state, f"{s.complete}/{s.target}", str(s.pruned), str(s.failed)]
+        if not final:
+            row += [str(s.running), f"{s.trials_per_minute:.0f}", str(s.workers_alive), format_eta(s.eta_seconds)]
+        row.append(format_value(s.best_value))
+        if final:
+            row.append(" ".join(f"{k}={_short(v)}" for k, v in s.best_params.items()))
+        table.add_row(*row)
+    return table
+
+
+def _short(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def cmd_control(args) -> int:
+    if not args.studies and not args.all:
+        raise UsageError(f"tune {args.command}: name one or more studies, or --all")
+    db = Database.open(args.storage)
+    target = {"pause": "paused", "resume": "running", "stop": "stopped"}[args.command]
+    names = None if args.all else args.studies
+    if names:
+        known = {r.name for r in control.list_studies(db, names)}
+        missing = [n for n in names if n not in known]
+        if missing:
+            raise UsageError(f"no such study: {', '.join(missing)} (see tune status)")
+    changed = control.set_control(db, names, target)
+    for name in changed:
+        print(f"{name}: {target}")
+    db.dispose()
+    return EXIT_OK
+
+
+def cmd_db(args) -> int:
+    if args.action == "url":
+        print(mask_url(resolve_url(args.storage)))
+        return EXIT_OK
+    if args.storage or os.environ.get(ENV_URL):
+        raise UsageError("tune db stop stops the embedded database only; this command was given an external URL")
+    print("embedded database stopped" if stop_embedded() else "embedded database was not running")
+    return EXIT_OK
+
+
+def cmd_run(args) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from . import supervisor
+
+    import backtest
+
+    from .study import check_data
+
+    cfg = load_config(args.config)
+    try:
+        check_data(cfg)
+    except backtest.DataError as exc:
+        raise UsageError(f"{cfg.source_path}: data: {exc}") from None
+    db = Database.open(args.storage)
+    console = Console(stderr=False)
+    console.print(f"storage: {db.masked_url}")
+    try:
+        supervisor.prepare_studies(db, cfg)
+    except RuntimeError as exc:
+        raise UsageError(str(exc)) from None
+    workers = supervisor.start_workers(db, cfg)
+    names = cfg.study_names()
+    console.print(f"started {len(workers)} worker(s) for {len(names)} studies; logs in {supervisor.log_dir()}")
+
+    interrupted = False
+
+    def on_sigint(signum, frame):
+        nonlocal interrupted
+        interrupted = True
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    signal.signal(signal.SIGTERM, on_sigint)
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console,
+    )
+    try:
+        with progress:
+            tasks = {n: progress.add_task(n, total=cfg.study.target_trials, info="") for n in names}
+            while not interrupted:
+                statuses = {s.study: s for s in study_statuses(db, names, with_workers=False)}
+                for name, task in tasks.items():
+                    s = statuses.get(name)
+                    if s is not None:
+                        info = f"pruned {s.pruned} failed {s.failed} best {format_value(s.best_value)} {s.state}"
+                        progress.update(task, completed=min(s.complete, s.target), info=info)
+                if all(w.process.poll() is not None for w in workers):
+                    if not any(s.workers_alive for s in statuses.values()):
+                        break
+                time.sleep(0.5)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if interrupted:
+            console.print("interrupted: stopping workers (their running trials are marked failed)…")
+            supervisor.terminate(workers)
+    statuses = study_statuses(db, names, with_workers=False)
+    console.print(status_table(statuses, final=True))
+    crashed = [w for w in workers if w.process.returncode not in (0, None)]
+    for w in crashed:
+        console.print(f"[red]worker {w.index} of {w.study} exited with code {w.process.returncode}; log: {w.log_path}[/red]")
+    db.dispose()
+    if interrupted:
+        return EXIT_INTERRUPTED
+    if crashed and any(w.process.returncode == 2 for w in crashed):
+        return EXIT_USAGE
+    return EXIT_OK if all(s.state == "done" for s in statuses) else EXIT_FAIL
+
+
+COMMANDS = {"run": cmd_run, "worker": cmd_worker, "status": cmd_status, "pause": cmd_control,
+            "resume": cmd_control, "stop": cmd_control, "db": cmd_db}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    quiet_optuna()
+    try:
+        return COMMANDS[args.command](args)
+    except (ConfigError, UsageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except StorageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

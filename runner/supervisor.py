@@ -1,0 +1,100 @@
+"""Starting and stopping worker processes on this host.
+
+Workers are started in their own process session (``start_new_session``), so
+a closed terminal or a dropped SSH connection does not reach them, and their
+output goes to a log file under ``TUNE_HOME/logs``. The storage URL travels in
+the environment, never on the command line (``ps`` shows command lines).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import control
+from .config import RunConfig
+from .storage import ENV_URL, Database, tune_home
+
+
+@dataclass
+class SpawnedWorker:
+    study: str
+    symbol: str
+    index: int
+    process: subprocess.Popen
+    log_path: Path
+
+
+def log_dir() -> Path:
+    path = tune_home() / "logs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def spawn_worker(cfg: RunConfig, symbol: str, index: int, storage_url: str) -> SpawnedWorker:
+    study = cfg.study_name(symbol)
+    log_path = log_dir() / f"{study}.log"
+    cmd = [
+        sys.executable, "-m", "runner.cli", "worker", str(cfg.source_path),
+        "--symbol", symbol, "--index", str(index),
+    ]
+    env = {**os.environ, ENV_URL: storage_url, "PYTHONUNBUFFERED": "1"}
+    with open(log_path, "ab") as out:
+        process = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            env=env, start_new_session=True, close_fds=True,
+        )
+    return SpawnedWorker(study, symbol, index, process, log_path)
+
+
+def prepare_studies(db: Database, cfg: RunConfig) -> None:
+    """Register the config's studies for a run; a fresh run (resume = false) deletes old trials.
+
+    Refuses a fresh start while workers of the study are alive anywhere.
+    """
+    for symbol in cfg.data.symbols:
+        name = cfg.study_name(symbol)
+        if not cfg.study.resume:
+            live = control.list_workers(db, [name], live_only=True)
+            if live:
+                hosts = ", ".join(sorted({f"{w.host}:{w.pid}" for w in live}))
+                raise RuntimeError(
+                    f"{name}: resume = false would delete a study that {len(live)} live worker(s) use ({hosts}); "
+                    f"stop them first (tune stop {name})"
+                )
+            db.delete_study_records(name)
+        control.register_study(db, cfg, symbol, reset_control=True)
+
+
+def start_workers(db: Database, cfg: RunConfig) -> list[SpawnedWorker]:
+    """Start the workers each study still lacks (live workers elsewhere count)."""
+    spawned = []
+    for symbol in cfg.data.symbols:
+        name = cfg.study_name(symbol)
+        live = len(control.list_workers(db, [name], live_only=True))
+        for index in range(live, cfg.study.workers_per_symbol):
+            spawned.append(spawn_worker(cfg, symbol, index, db.url))
+    return spawned
+
+
+def terminate(workers: list[SpawnedWorker], timeout: float = 15.0) -> None:
+    """SIGTERM every worker (each fails its running trial as interrupted), then wait; kill stragglers."""
+    for w in workers:
+        if w.process.poll() is None:
+            try:
+                os.killpg(w.process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + timeout
+    for w in workers:
+        remaining = max(deadline - time.monotonic(), 0.1)
+        try:
+            w.process.wait(remaining)
+        except subprocess.TimeoutExpired:
+            os.killpg(w.process.pid, signal.SIGKILL)
+            w.process.wait()

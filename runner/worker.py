@@ -1,0 +1,248 @@
+"""One optimizer process for one symbol's study: ask → backtest → tell, until done.
+
+Started by ``tune run`` / the app (in its own process session, so an SSH
+hang-up does not end it), or by hand on another host with the same storage
+URL. Any number of workers may share a study.
+
+Between trials the loop consults state that a heartbeat thread keeps fresh
+(control: running / paused / stopped), so the loop itself pays no query for
+it. A paused worker waits on an event: no CPU, no open transaction.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import socket
+import threading
+import traceback
+import uuid
+from dataclasses import dataclass, field
+
+import optuna
+from optuna.storages.journal._storage import UpdateFinishedTrialError
+from optuna.trial import TrialState
+
+import backtest
+
+from . import control
+from .config import RunConfig
+from .storage import Database, StorageError, quiet_optuna
+from .study import Objective, TrialPruned, open_study, search_space
+
+EXIT_OK, EXIT_CRASH, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class Interrupted(BaseException):
+    """SIGTERM/SIGINT: fail the running trial with a reason and leave."""
+
+
+@dataclass
+class _Shared:
+    """State shared between the trial loop and the heartbeat thread."""
+
+    status: str = "starting"
+    trial_id: int | None = None
+    trials_done: int = 0
+    control: str = "running"
+    interrupted: bool = False
+    in_objective: bool = False
+    changed: threading.Event = field(default_factory=threading.Event)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+class Worker:
+    def __init__(self, db: Database, cfg: RunConfig, symbol: str, worker_index: int = 0) -> None:
+        self.db = db
+        self.cfg = cfg
+        self.symbol = symbol
+        self.index = worker_index
+        self.study_name = cfg.study_name(symbol)
+        self.id = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        self.shared = _Shared()
+        self.registration: control.WorkerRegistration | None = None
+
+    # ------------------------------------------------------------- events
+    def event(self, level: str, message: str) -> None:
+        print(f"[{self.study_name}] {level}: {message}", flush=True)
+        try:
+            control.add_event(self.db, self.study_name, self.id, level, message)
+        except Exception:  # the log is best effort; the trial loop must go on
+            pass
+
+    # ---------------------------------------------------------- heartbeat
+    def _heartbeat_loop(self) -> None:
+        interval = self.cfg.study.heartbeat_seconds
+        reap_every = max(1, int(self.cfg.study.grace_seconds / interval / 2))
+        beats = 0
+        while not self.shared.stop.wait(0 if beats == 0 else interval):
+            beats += 1
+            try:
+                s = self.shared
+                new = self.registration.heartbeat(s.status, s.trial_id, s.trials_done)
+                if new is None:
+                    new = "stopped"  # the study was deleted under us (a fresh start)
+                if new != s.control:
+                    s.control = new
+                    s.changed.set()
+                if beats % reap_every == 0:
+                    control.reap_lost_workers(self.db, self.study_name)
+            except Exception as exc:  # database away: keep trying, the loop keeps working
+                print(f"[{self.study_name}] heartbeat failed: {str(exc).splitlines()[0]}", flush=True)
+
+    # --------------------------------------------------------------- run
+    def run(self) -> int:
+        quiet_optuna()
+        control.register_study(self.db, self.cfg, self.symbol, reset_control=False)
+        try:
+            objective = Objective(self.cfg, self.symbol)
+        except (backtest.DataError, ValueError, ImportError) as exc:
+            self.event("error", f"cannot load data: {exc}")
+            control.set_ended(self.db, self.study_name, f"error: {exc}")
+            return EXIT_BAD_INPUT
+        study = open_study(self.db, self.cfg, self.symbol, self.index)
+        self.registration = control.WorkerRegistration(self.db, self.study_name, self.id)
+        beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+        beat.start()
+        self.event("info", f"worker {self.id} (pid {_pid()}) started")
+        reason, code = "crashed", EXIT_CRASH
+        try:
+            reason = self._loop(study, objective)
+            code = EXIT_OK
+        except Interrupted:
+            reason = "interrupted"
+            code = EXIT_OK
+        except StorageError as exc:
+            reason = f"storage error: {exc}"
+        except Exception as exc:
+            reason = f"crashed: {type(exc).__name__}: {exc}"
+            traceback.print_exc()
+        finally:
+            self.shared.stop.set()
+            beat.join(timeout=5)
+            try:
+                self.registration.exit(reason, "exited" if code == EXIT_OK else "crashed")
+                self.event("info" if code == EXIT_OK else "error", f"worker {self.id} exited: {reason}")
+            except Exception:
+                pass
+        return code
+
+    def _loop(self, study: optuna.Study, objective: Objective) -> str:
+        space = search_space(self.cfg)
+        storage = self.db.optuna_storage(self.study_name)
+        target = self.cfg.study.target_trials
+        cap = self.cfg.study.attempt_cap
+        s = self.shared
+        while True:
+            if s.interrupted:
+                raise Interrupted()
+            if s.control == "stopped":
+                return "stopped"
+            if s.control == "paused":
+                self._set_status("paused")
+                s.changed.clear()
+                while s.control == "paused" and not s.interrupted:
+                    s.changed.wait(timeout=1.0)
+                continue
+            trials = storage.get_all_trials(study._study_id, deepcopy=False)
+            complete = sum(t.state == TrialState.COMPLETE for t in trials)
+            running = sum(t.state == TrialState.RUNNING for t in trials)
+            if complete >= target:
+                control.set_ended(self.db, self.study_name, "target reached")
+                return f"target reached ({complete} complete)"
+            if len(trials) >= cap:
+                control.set_ended(self.db, self.study_name, "attempt cap reached")
+                return f"attempt cap reached ({len(trials)} trials)"
+            if complete + running >= target:
+                # Enough trials are in flight to reach the target: wait for them
+                # instead of overshooting; ask again if one of them fails.
+                self._set_status("waiting")
+                s.changed.wait(timeout=0.5)
+                continue
+            self._set_status("running")
+            self._one_trial(study, storage, space, objective)
+
+    def _set_status(self, status: str) -> None:
+        self.shared.status = status
+
+    def _one_trial(self, study, storage, space, objective: Objective) -> None:
+        s = self.shared
+        trial = study.ask(fixed_distributions=space)
+        s.trial_id = trial._trial_id
+        self.registration.set_trial(trial._trial_id)
+        state, value, attrs = TrialState.COMPLETE, None, {}
+        try:
+            s.in_objective = True
+            if s.interrupted:
+                raise Interrupted()
+            evaluation = objective(trial.params)
+            s.in_objective = False
+            value, attrs = evaluation.value, _finite(evaluation.metrics)
+        except (TrialPruned, backtest.InvalidParams) as exc:
+            state, attrs = TrialState.PRUNED, {"prune_reason": str(exc)}
+        except Interrupted:
+            s.in_objective = False
+            self._finish(study, storage, trial, TrialState.FAIL, None, {"fail_reason": "interrupted (worker stopped)"})
+            raise
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            state, attrs = TrialState.FAIL, {"fail_reason": reason}
+            self.event("warning", f"trial {trial.number} failed: {reason}")
+        finally:
+            s.in_objective = False
+        self._finish(study, storage, trial, state, value, attrs)
+        s.trials_done += 1
+
+    def _finish(self, study, storage, trial, state, value, attrs) -> None:
+        try:
+            if attrs:
+                storage.set_trial_user_attrs(trial._trial_id, attrs)
+            if state == TrialState.COMPLETE:
+                study.tell(trial, value)
+            else:
+                study.tell(trial, state=state)
+        except UpdateFinishedTrialError:
+            self.event("warning", f"trial {trial.number} was failed by another process while running")
+        finally:
+            self.shared.trial_id = None
+
+
+def _finite(metrics: dict[str, float]) -> dict[str, float | None]:
+    # JSON (and so the journal) has no NaN/inf: store them as null.
+    return {k: (v if isinstance(v, (int, float)) and math.isfinite(v) else None) for k, v in metrics.items()}
+
+
+def _pid() -> int:
+    import os
+
+    return os.getpid()
+
+
+def install_signal_handlers(shared: _Shared) -> None:
+    """SIGTERM/SIGINT end the worker cleanly; SIGHUP (terminal closed) is ignored.
+
+    A signal during a backtest interrupts it (the trial is failed as
+    "interrupted"); at any other moment (a database call) it only raises a
+    flag the loop reads before its next step, so no write is cut in half.
+    """
+
+    def _interrupt(signum, frame):
+        shared.interrupted = True
+        shared.changed.set()
+        if shared.in_objective:
+            shared.in_objective = False
+            raise Interrupted()
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
+def run_worker(cfg: RunConfig, symbol: str, storage_url: str | None, worker_index: int = 0) -> int:
+    db = Database.open(storage_url)
+    try:
+        worker = Worker(db, cfg, symbol, worker_index)
+        install_signal_handlers(worker.shared)
+        return worker.run()
+    finally:
+        db.dispose()

@@ -1,0 +1,215 @@
+"""Integration: real worker processes on a real PostgreSQL, driven through the ``tune`` CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import optuna
+import psutil
+import pytest
+from optuna.trial import TrialState
+
+from runner import control
+from runner.storage import Database
+from tests.conftest import ROOT, small_config, tune, wait_for
+
+USER_BACKTESTS = '''
+import time
+
+def flaky(params, data):
+    """Raises for some parameters, returns NaN for others: each must fail only its trial."""
+    fast = params["fast"]
+    if fast % 3 == 0:
+        raise ValueError(f"boom at fast={fast}")
+    if fast % 3 == 1:
+        return float("nan")
+    return {"sharpe": fast / 10, "trades": 50}
+
+def slow(params, data):
+    """A backtest that takes a while, so that a trial is surely running when we act."""
+    time.sleep(0.25)
+    return {"sharpe": params["fast"] - params["slow"] / 10, "trades": 50}
+'''
+
+
+def user_config(tmp_path, function: str, **kw):
+    (tmp_path / "mybt.py").write_text(USER_BACKTESTS)
+    return small_config(tmp_path, strategy=f"mybt:{function}", **kw)
+
+
+def trials_of(url: str, study: str) -> list[optuna.trial.FrozenTrial]:
+    db = Database(url)
+    try:
+        return optuna.load_study(study_name=study, storage=db.optuna_storage(study)).get_trials(deepcopy=False)
+    except KeyError:  # no worker has created the study yet
+        return []
+    finally:
+        db.dispose()
+
+
+def count(trials, state) -> int:
+    return sum(t.state == state for t in trials)
+
+
+def status_json(*args) -> dict:
+    proc = tune("status", *args, "--json", check=True)
+    return {s["study"]: s for s in json.loads(proc.stdout)["studies"]}
+
+
+def start_run(config) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "runner.cli", "run", str(config)], cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+
+
+def live_workers(db: Database, study: str) -> list[dict]:
+    return [
+        {"id": w.id, "pid": w.pid, "status": w.status, "trial_id": w.trial_id}
+        for w in control.list_workers(db, [study], live_only=True)
+    ]
+
+
+def test_run_reaches_every_target_and_status_matches_optuna(db_url, tmp_path):
+    config = small_config(tmp_path, name="r", target=15, symbols=("AAA", "BBB"))
+    proc = tune("run", str(config))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    status = status_json(str(config))
+    assert set(status) == {"r-AAA", "r-BBB"}
+    for name, s in status.items():
+        trials = trials_of(db_url, name)
+        assert s["complete"] == count(trials, TrialState.COMPLETE) >= 15
+        assert s["pruned"] == count(trials, TrialState.PRUNED)
+        assert s["failed"] == count(trials, TrialState.FAIL)
+        assert s["running"] == count(trials, TrialState.RUNNING) == 0
+        assert s["state"] == "done" and s["workers_alive"] == 0
+        best = max((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.value)
+        assert s["best_value"] == pytest.approx(best.value)
+        assert s["best_params"] == best.params
+        assert "max_drawdown" in best.user_attrs and "trades" in best.user_attrs  # every metric stored
+
+
+def test_a_crashing_objective_fails_its_trial_not_the_worker(db_url, tmp_path):
+    config = user_config(tmp_path, "flaky", name="f", target=5)
+    config.write_text(config.read_text().replace("target_trials = 5", "target_trials = 5\nmax_attempts = 80"))
+    proc = tune("run", str(config))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    trials = trials_of(db_url, "f-AAA")
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert count(trials, TrialState.COMPLETE) == 5
+    reasons = {t.user_attrs["fail_reason"] for t in failed}
+    assert any(r.startswith("ValueError: boom at fast=") for r in reasons)
+    assert any("sharpe is nan" in r for r in reasons)
+
+
+def test_password_is_never_on_a_worker_command_line(db, db_url, tmp_path, server_url):
+    config = user_config(tmp_path, "slow", name="p", target=4)
+    run = start_run(config)
+    try:
+        pids = wait_for(lambda: [w["pid"] for w in live_workers(db, "p-AAA")], message="a live worker")
+        cmdline = " ".join(psutil.Process(pids[0]).cmdline())
+        assert "worker" in cmdline and "--symbol AAA" in cmdline
+        assert "postgresql" not in cmdline
+    finally:
+        assert run.wait(60) == 0
+
+
+def test_killed_worker_trial_fails_within_grace_and_the_other_finishes(db, db_url, tmp_path):
+    config = user_config(tmp_path, "slow", name="k", target=16, workers=2)
+    run = start_run(config)
+    try:
+        victim = wait_for(
+            lambda: next((w for w in live_workers(db, "k-AAA") if w["trial_id"] is not None and len(live_workers(db, "k-AAA")) == 2), None),
+            message="two live workers, one in a trial",
+        )
+        os.kill(victim["pid"], signal.SIGKILL)
+        # grace_seconds = 3 in the small config: the trial must be FAILED soon after.
+        killed = wait_for(
+            lambda: next((t for t in trials_of(db_url, "k-AAA") if t._trial_id == victim["trial_id"] and t.state == TrialState.FAIL), None),
+            timeout=3 + 2 * 0.5 + 10, message="the killed worker's trial to be failed",
+        )
+        assert "worker lost" in killed.user_attrs["fail_reason"]
+        assert run.wait(120) == 0, run.stdout.read()
+    finally:
+        if run.poll() is None:
+            run.kill()
+    trials = trials_of(db_url, "k-AAA")
+    assert count(trials, TrialState.COMPLETE) >= 16
+    assert count(trials, TrialState.RUNNING) == 0
+    numbers = [t.number for t in trials]
+    assert numbers == list(range(len(trials)))  # no duplicate or missing trial numbers
+
+
+def test_ctrl_c_stops_workers_and_leaves_no_running_trial(db, db_url, tmp_path):
+    config = user_config(tmp_path, "slow", name="c", target=200, workers=2)
+    run = start_run(config)
+    wait_for(lambda: any(w["trial_id"] is not None for w in live_workers(db, "c-AAA")), message="a running trial")
+    pids = [w["pid"] for w in live_workers(db, "c-AAA")]
+    run.send_signal(signal.SIGINT)
+    assert run.wait(60) == 130
+    assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids)
+    trials = trials_of(db_url, "c-AAA")
+    assert count(trials, TrialState.RUNNING) == 0
+    assert any(t.user_attrs.get("fail_reason", "").startswith("interrupted") for t in trials)
+
+
+def test_pause_resume_and_stop_from_the_shell(db, db_url, tmp_path):
+    config = user_config(tmp_path, "slow", name="ctl", target=500)
+    run = start_run(config)
+    try:
+        wait_for(lambda: len(trials_of(db_url, "ctl-AAA")) >= 2, message="first trials")
+        assert "ctl-AAA: paused" in tune("pause", "ctl-AAA", check=True).stdout
+        wait_for(lambda: [w for w in live_workers(db, "ctl-AAA") if w["status"] == "paused"], message="worker paused")
+        frozen = len(trials_of(db_url, "ctl-AAA"))
+        # While paused, several heartbeats pass and no trial starts.
+        beats = _heartbeats(db, "ctl-AAA")
+        wait_for(lambda: _heartbeats(db, "ctl-AAA") > beats + 3, message="heartbeats while paused", interval=0.2)
+        assert len(trials_of(db_url, "ctl-AAA")) == frozen
+        assert status_json()["ctl-AAA"]["state"] == "paused"
+        tune("resume", "ctl-AAA", check=True)
+        wait_for(lambda: len(trials_of(db_url, "ctl-AAA")) > frozen, message="trials after resume")
+        tune("stop", "--all", check=True)
+        assert run.wait(60) == 1  # the run ended short of its target
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert count(trials_of(db_url, "ctl-AAA"), TrialState.RUNNING) == 0
+    assert status_json()["ctl-AAA"]["state"] == "stopped"
+
+
+def _heartbeats(db: Database, study: str) -> float:
+    """Latest heartbeat of the study's workers, as a number that grows with each beat."""
+    return max((w.heartbeat_at.timestamp() for w in control.list_workers(db, [study])), default=0.0)
+
+
+def test_unknown_study_in_control_command_exits_2(db_url):
+    proc = tune("pause", "nope-XYZ")
+    assert proc.returncode == 2 and "no such study: nope-XYZ" in proc.stderr
+
+
+def test_fresh_start_deletes_previous_trials(db_url, tmp_path):
+    config = small_config(tmp_path, name="fr", target=5)
+    tune("run", str(config), check=True)
+    assert len(trials_of(db_url, "fr-AAA")) >= 5
+    config.write_text(config.read_text().replace("target_trials = 5", "target_trials = 3\nresume = false"))
+    tune("run", str(config), check=True)
+    assert count(trials_of(db_url, "fr-AAA"), TrialState.COMPLETE) == 3
+
+
+def test_bad_data_is_reported_with_symbol_and_row(db_url, tmp_path):
+    csv = tmp_path / "AAA.csv"
+    rows = ["Date,Open,High,Low,Close,Volume"]
+    for i in range(300):
+        close = "nan" if i == 41 else f"{100 + i * 0.1:.2f}"
+        rows.append(f"2020-01-{1 + i // 24:02d} {i % 24:02d}:00,100,101,99,{close},10")
+    csv.write_text("\n".join(rows))
+    config = small_config(tmp_path, name="bd")
+    config.write_text(config.read_text().replace("[data.synthetic]\nbars = 2000\nseed = 1\n", 'path = "{symbol}.csv"\n'))
+    proc = tune("run", str(config))
+    assert proc.returncode == 2
+    line = proc.stderr.strip()
+    assert "AAA" in line and "row 42" in line and "Traceback" not in line

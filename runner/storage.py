@@ -67,7 +67,7 @@ def mask_url(url: str) -> str:
     except Exception:  # not parseable: show nothing that could be secret
         return "<unparseable storage URL>"
     if not u.password:
-        u = u.set(password=None)  # "user:@host" (no password) reads better as "user@host"
+        u = u._replace(password=None)  # "user:@host" (no password) reads better as "user@host"
     return unquote(u.render_as_string(hide_password=True))
 
 

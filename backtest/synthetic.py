@@ -39,7 +39,7 @@ class _Regime:
 _REGIMES = (
     _Regime(
         "trend_up",
-        drift=0.0006,
+        drift=0.00015,
         volatility=0.006,
         reversion=0.0,
         mean_bars=300,
@@ -47,7 +47,7 @@ _REGIMES = (
     ),
     _Regime(
         "trend_down",
-        drift=-0.0005,
+        drift=-0.00018,
         volatility=0.007,
         reversion=0.0,
         mean_bars=250,

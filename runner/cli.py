@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from . import control
 from .config import ConfigError, RunConfig, load_config
 from .storage import ENV_URL, Database, StorageError, mask_url, quiet_optuna, resolve_url, stop_embedded
+from .monitor import Monitor
 from .status import StudyStatus, format_eta, format_value, study_statuses
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -170,14 +171,13 @@ def cmd_run(args) -> int:
     db = Database.open(args.storage)
     console = Console(stderr=False)
     console.print(f"storage: {db.masked_url}")
-    try:
-        supervisor.prepare_studies(db, cfg)
-    except RuntimeError as exc:
-        raise UsageError(str(exc)) from None
+    for note in supervisor.prepare_studies(db, cfg):
+        console.print(note)
     workers = supervisor.start_workers(db, cfg)
     names = cfg.study_names()
     console.print(f"started {len(workers)} worker(s) for {len(names)} studies; logs in {supervisor.log_dir()}")
 
+    monitor = Monitor(db, names)  # one follower for the whole run: each poll reads only what is new
     interrupted = False
 
     def on_sigint(signum, frame):
@@ -196,7 +196,7 @@ def cmd_run(args) -> int:
             statuses: dict[str, StudyStatus] = {}
             while not interrupted:
                 try:
-                    statuses = {s.study: s for s in study_statuses(db, names, with_workers=False)}
+                    statuses = {s.study: s for s in monitor.poll(with_workers=False).statuses}
                 except (sa.exc.OperationalError, StorageError):
                     time.sleep(1.0)  # database restarting: the workers retry too; so do we
                     continue
@@ -214,7 +214,7 @@ def cmd_run(args) -> int:
         if interrupted:
             console.print("interrupted: stopping workers (their running trials are marked failed)…")
             supervisor.terminate(workers)
-    statuses = study_statuses(db, names, with_workers=False)
+    statuses = monitor.poll(with_workers=False).statuses
     console.print(status_table(statuses, final=True))
     crashed = [w for w in workers if w.process.returncode not in (0, None)]
     for w in crashed:

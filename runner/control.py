@@ -24,6 +24,15 @@ from .storage import Database, retry_on_disconnect
 
 CONTROLS = ("running", "paused", "stopped")
 LIVE_STATUSES = ("starting", "running", "paused", "waiting")
+DEAD_STATUSES = ("exited", "crashed", "lost")
+
+
+# Live workers of study :s (heartbeat within the study's grace), as a subquery.
+_LIVE_COUNT = """
+    SELECT count(*) FROM tune_workers w JOIN tune_studies st ON st.name = w.study
+    WHERE w.study = :s AND w.status = ANY(:live)
+      AND w.heartbeat_at > now() - make_interval(secs => st.grace_seconds)
+"""
 
 
 @dataclass(frozen=True)
@@ -58,7 +67,9 @@ def register_study(db: Database, cfg, symbol: str, *, reset_control: bool) -> No
         "target_trials": cfg.study.target_trials, "max_attempts": cfg.study.attempt_cap,
         "desired_workers": cfg.study.workers_per_symbol, "grace_seconds": cfg.study.grace_seconds,
     }
-    reset = ", control = 'running', ended_reason = NULL" if reset_control else ""
+    # An explicit run (tune run, the app) means "run this config as written".
+    reset = (", control = 'running', ended_reason = NULL, desired_workers = EXCLUDED.desired_workers"
+             if reset_control else "")
     with db.engine.begin() as conn:
         conn.execute(
             sa.text(
@@ -106,6 +117,23 @@ def set_control(db: Database, names: list[str] | None, control: str) -> list[str
 
 
 @retry_on_disconnect
+def change_workers(db: Database, study: str, delta: int) -> int:
+    """Ask for one worker more or fewer (relative to the live ones); returns the new desired count.
+
+    Fewer: the youngest surplus worker retires after its running trial. More:
+    the caller starts the process (``supervisor.spawn_worker``).
+    """
+    with db.engine.begin() as conn:
+        return conn.execute(
+            sa.text(
+                f"UPDATE tune_studies SET desired_workers = GREATEST(({_LIVE_COUNT}) + :d, 0), updated_at = now()"
+                " WHERE name = :s RETURNING desired_workers"
+            ),
+            {"s": study, "d": delta, "live": list(LIVE_STATUSES)},
+        ).scalar_one()
+
+
+@retry_on_disconnect
 def set_ended(db: Database, study: str, reason: str) -> None:
     with db.engine.begin() as conn:
         conn.execute(
@@ -141,9 +169,18 @@ class WorkerRegistration:
                 ),
                 {"id": worker_id, "s": study, "h": socket.gethostname(), "p": os.getpid()},
             )
+            # A worker that joins (say, started by hand on another host) is wanted:
+            # raise the desired count to include it, so it is not retired at once.
+            conn.execute(
+                sa.text(
+                    f"UPDATE tune_studies SET desired_workers = GREATEST(desired_workers, ({_LIVE_COUNT}))"
+                    " WHERE name = :s"
+                ),
+                {"s": study, "live": list(LIVE_STATUSES)},
+            )
 
     @retry_on_disconnect
-    def heartbeat(self, status: str, trial_id: int | None, trials_done: int) -> str | None:
+    def heartbeat(self, status: str, trial_id: int | None, trials_done: int) -> tuple[str | None, bool]:
         """Record liveness and return the study's control state (None if the study is gone).
 
         A worker presumed lost (a stall longer than the grace period) comes back
@@ -152,15 +189,22 @@ class WorkerRegistration:
         with self.db.engine.begin() as conn:
             row = conn.execute(
                 sa.text(
-                    """
-                    UPDATE tune_workers SET heartbeat_at = now(), status = :st, trial_id = :t, trials_done = :n
+                    f"""
+                    UPDATE tune_workers me SET heartbeat_at = now(), status = :st, trial_id = :t, trials_done = :n
                     WHERE id = :id
-                    RETURNING (SELECT control FROM tune_studies WHERE name = :s)
+                    RETURNING (SELECT control FROM tune_studies WHERE name = :s),
+                              (SELECT desired_workers FROM tune_studies WHERE name = :s),
+                              ({_LIVE_COUNT} AND (w.started_at, w.id) < (me.started_at, me.id))
                     """
                 ),
-                {"st": status, "t": trial_id, "n": trials_done, "id": self.id, "s": self.study},
+                {"st": status, "t": trial_id, "n": trials_done, "id": self.id, "s": self.study,
+                 "live": list(LIVE_STATUSES)},
             ).first()
-        return row[0] if row else None
+        if row is None:
+            return None, False
+        control_state, desired, older_live = row
+        # The youngest workers beyond the desired count retire (the app's "-" key).
+        return control_state, desired is not None and older_live >= desired
 
     @retry_on_disconnect
     def set_trial(self, trial_id: int | None) -> None:

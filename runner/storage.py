@@ -357,12 +357,14 @@ def retry_on_disconnect(fn):
 class Database:
     """One process's handle on the storage: control tables and per-study journals."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, connect_args: dict[str, Any] | None = None) -> None:
         self.url = url
         self.masked_url = mask_url(url)
         sa_url = make_url(url).set(drivername="postgresql+psycopg2")
         # pool_pre_ping: a connection that died with a server restart is replaced, not used.
-        self.engine = sa.create_engine(sa_url, pool_pre_ping=True, pool_size=2, max_overflow=4)
+        self.engine = sa.create_engine(
+            sa_url, pool_pre_ping=True, pool_size=2, max_overflow=4, connect_args=connect_args or {}
+        )
         self._storages: dict[str, TuneJournalStorage] = {}
 
     @classmethod
@@ -387,6 +389,32 @@ class Database:
         if study not in self._storages:
             self._storages[study] = TuneJournalStorage(PostgresJournalBackend(self.url, study))
         return self._storages[study]
+
+    def read_journals(self, offsets: dict[str, int]) -> dict[str, list[dict[str, Any]]]:
+        """New journal records of many studies in one query: ``{study: records from offset}``.
+
+        For followers (the app, ``tune status``) that replay records themselves;
+        the cost depends on the number of new records only.
+        """
+        if not offsets:
+            return {}
+        names, starts = zip(*offsets.items())
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    """
+                    SELECT j.stream, j.body FROM tune_journal j
+                    JOIN unnest(CAST(:names AS text[]), CAST(:starts AS bigint[])) AS o(stream, first)
+                      ON j.stream = o.stream AND j.seq >= o.first
+                    ORDER BY j.stream, j.seq
+                    """
+                ),
+                {"names": list(names), "starts": list(starts)},
+            ).all()
+        out: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+        for stream, body in rows:
+            out[stream].append(body)
+        return out
 
     def forget_storage(self, study: str) -> None:
         storage = self._storages.pop(study, None)

@@ -52,32 +52,33 @@ def spawn_worker(cfg: RunConfig, symbol: str, index: int, storage_url: str) -> S
     return SpawnedWorker(study, symbol, index, process, log_path)
 
 
-def prepare_studies(db: Database, cfg: RunConfig) -> None:
-    """Register the config's studies for a run; a fresh run (resume = false) deletes old trials.
+def prepare_studies(db: Database, cfg: RunConfig) -> list[str]:
+    """Register the config's studies for a run; returns notes for the user.
 
-    Refuses a fresh start while workers of the study are alive anywhere.
+    A fresh run (``resume = false``) deletes the study's old trials, unless
+    workers of it are alive somewhere: then the run attaches to them instead.
     """
+    notes = []
     for symbol in cfg.data.symbols:
         name = cfg.study_name(symbol)
         if not cfg.study.resume:
             live = control.list_workers(db, [name], live_only=True)
             if live:
-                hosts = ", ".join(sorted({f"{w.host}:{w.pid}" for w in live}))
-                raise RuntimeError(
-                    f"{name}: resume = false would delete a study that {len(live)} live worker(s) use ({hosts}); "
-                    f"stop them first (tune stop {name})"
-                )
-            db.delete_study_records(name)
+                notes.append(f"{name}: {len(live)} live worker(s); attaching instead of starting fresh")
+            else:
+                db.delete_study_records(name)
         control.register_study(db, cfg, symbol, reset_control=True)
+    return notes
 
 
 def start_workers(db: Database, cfg: RunConfig) -> list[SpawnedWorker]:
     """Start the workers each study still lacks (live workers elsewhere count)."""
     spawned = []
+    rows = {r.name: r for r in control.list_studies(db, cfg.study_names())}
     for symbol in cfg.data.symbols:
         name = cfg.study_name(symbol)
         live = len(control.list_workers(db, [name], live_only=True))
-        for index in range(live, cfg.study.workers_per_symbol):
+        for index in range(live, rows[name].desired_workers):
             spawned.append(spawn_worker(cfg, symbol, index, db.url))
     return spawned
 

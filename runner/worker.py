@@ -79,9 +79,11 @@ class Worker:
             beats += 1
             try:
                 s = self.shared
-                new = self.registration.heartbeat(s.status, s.trial_id, s.trials_done)
+                new, retire = self.registration.heartbeat(s.status, s.trial_id, s.trials_done)
                 if new is None:
                     new = "stopped"  # the study was deleted under us (a fresh start)
+                elif retire:
+                    new = "retire"
                 if new != s.control:
                     s.control = new
                     s.changed.set()
@@ -138,6 +140,8 @@ class Worker:
                 raise Interrupted()
             if s.control == "stopped":
                 return "stopped"
+            if s.control == "retire":
+                return "retired (fewer workers wanted)"
             if s.control == "paused":
                 self._set_status("paused")
                 s.changed.clear()

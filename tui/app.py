@@ -1,0 +1,238 @@
+"""The tune-tui app: a studies table, the selected study's detail, keys to control.
+
+All reading happens in one thread worker (:meth:`TuneApp.poll_studies`) that
+posts a snapshot about once a second; control actions run in thread workers
+too. The UI thread only draws, so a slow or absent database never blocks a
+key press.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+
+from rich.text import Text
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+from textual.worker import get_current_worker
+
+from runner.monitor import Snapshot, StudyView
+
+from .data import POLL_SECONDS, ControlResult, FeedError, SnapshotReady, StudyFeed
+from .screens.confirm_screen import ConfirmScreen
+from .screens.help_screen import HelpScreen
+from .screens.quit_screen import STOP, QuitScreen
+from .widgets.best_panel import BestPanel
+from .widgets.convergence_plot import ConvergencePlot
+from .widgets.event_log import EventLog
+from .widgets.studies_table import StudiesTable
+from .widgets.trials_table import TrialsTable
+
+# Below this size the lower row (last trials, log) folds away.
+COMPACT_WIDTH, COMPACT_HEIGHT = 100, 32
+
+
+class TuneApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "tune-tui"
+    BINDINGS = [
+        Binding("p", "pause", "Pause"),
+        Binding("r", "resume", "Resume"),
+        Binding("P", "pause_all", "Pause all", show=False),
+        Binding("R", "resume_all", "Resume all", show=False),
+        Binding("s", "stop", "Stop"),
+        Binding("S", "stop_all", "Stop all", show=False),
+        Binding("plus", "add_worker", "+Worker"),
+        Binding("minus", "remove_worker", "-Worker"),
+        Binding("t", "toggle_axis", "Trial/time"),
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "quit_app", "Quit"),
+    ]
+
+    def __init__(self, url: str, names: list[str] | None, notes: Iterable[str] = (), poll: bool = True) -> None:
+        super().__init__()
+        self.feed = StudyFeed(url, names)
+        self.snapshot: Snapshot | None = None
+        self.snapshots_seen = 0  # readings applied so far (tests wait on it)
+        self.db_error: str | None = None
+        self.notes = list(notes)
+        self._poll = poll
+        self._wake = threading.Event()
+
+    # ------------------------------------------------------------ layout
+    def compose(self) -> ComposeResult:
+        yield Static(id="topbar")
+        yield StudiesTable(id="studies")
+        with Horizontal(id="detail"):
+            yield ConvergencePlot(id="plot")
+            yield BestPanel(id="best")
+        with Horizontal(id="lower"):
+            with Vertical(id="trials-box"):
+                yield TrialsTable(id="trials")
+            with Vertical(id="events-box"):
+                yield EventLog(id="events")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#plot").border_title = "convergence"
+        self.query_one("#best").border_title = "best"
+        self.query_one("#trials-box").border_title = "last trials"
+        self.query_one("#events-box").border_title = "log"
+        self.query_one(StudiesTable).focus()
+        self._fit(self.size.width, self.size.height)
+        self._draw_topbar()
+        for note in self.notes:
+            self.notify(note, timeout=8)
+        if self._poll:
+            self.poll_studies()
+
+    def on_resize(self, event) -> None:
+        self._fit(event.size.width, event.size.height)
+
+    def _fit(self, width: int, height: int) -> None:
+        self.screen.set_class(width < COMPACT_WIDTH or height < COMPACT_HEIGHT, "-compact")
+
+    # ------------------------------------------------------------ reading
+    @work(thread=True, exclusive=True, group="poll")
+    def poll_studies(self) -> None:
+        """Poll about once a second, or at once after a control action."""
+        worker = get_current_worker()
+        while not worker.is_cancelled:
+            self.post_message(self.feed.poll())
+            self._wake.wait(POLL_SECONDS)
+            self._wake.clear()
+
+    def on_snapshot_ready(self, message: SnapshotReady) -> None:
+        self.apply_snapshot(message.snapshot)
+
+    def apply_snapshot(self, snapshot: Snapshot) -> None:
+        """Show a snapshot (also the entry point of tests with fixed data)."""
+        self.snapshot = snapshot
+        self.snapshots_seen += 1
+        self.db_error = None
+        self.query_one(StudiesTable).show(snapshot.statuses)
+        self._draw_topbar()
+        self._draw_detail()
+
+    def on_feed_error(self, message: FeedError) -> None:
+        self.db_error = message.reason
+        self._draw_topbar()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "studies":
+            self._draw_detail()
+
+    def selected_view(self) -> StudyView | None:
+        if self.snapshot is None:
+            return None
+        name = self.query_one(StudiesTable).selected_study
+        return next((v for v in self.snapshot.studies if v.status.study == name), None)
+
+    def _draw_detail(self) -> None:
+        view = self.selected_view()
+        self.query_one("#plot").border_subtitle = view.status.study if view else ""
+        self.query_one(ConvergencePlot).show(view)
+        self.query_one(BestPanel).show(view)
+        self.query_one(TrialsTable).show(view)
+        self.query_one(EventLog).show(view)
+
+    def _draw_topbar(self) -> None:
+        text = Text(" tune-tui ", style="bold reverse")
+        if self.db_error:  # first, so that a narrow terminal still shows it
+            text.append(f" ⚠ database unreachable: {self.db_error} — retrying │", style="bold red")
+        if self.snapshot is not None:
+            statuses = self.snapshot.statuses
+            rate = sum(s.trials_per_minute for s in statuses)
+            workers = sum(s.workers_alive for s in statuses)
+            text.append(f" {len(statuses)} studies │ {rate:,.0f} trials/min │ {workers} workers alive │")
+        else:
+            text.append(" reading… │")
+        text.append(f" {self.feed.masked_url}", style="dim")
+        self.query_one("#topbar", Static).update(text)
+
+    # ------------------------------------------------------------ control
+    def _selected(self) -> str | None:
+        name = self.query_one(StudiesTable).selected_study
+        if name is None:
+            self.notify("no study selected", severity="warning")
+        return name
+
+    def _control(self, fn: Callable[[], ControlResult]) -> None:
+        """Run a control action off the UI thread, report it, refresh at once."""
+
+        def job() -> None:
+            result = fn()
+            self.call_from_thread(self.notify, result.message, severity="information" if result.ok else "error")
+            self._wake.set()
+
+        self.run_worker(job, thread=True, group="control")
+
+    def action_pause(self) -> None:
+        if name := self._selected():
+            self._control(lambda: self.feed.set_control([name], "paused"))
+
+    def action_resume(self) -> None:
+        if name := self._selected():
+            self._control(lambda: self.feed.set_control([name], "running"))
+
+    def action_pause_all(self) -> None:
+        self._control(lambda: self.feed.set_control(None, "paused"))
+
+    def action_resume_all(self) -> None:
+        self._control(lambda: self.feed.set_control(None, "running"))
+
+    def action_stop(self) -> None:
+        if name := self._selected():
+            question = f"Stop {name}? Its workers finish their running trial and exit."
+            self.push_screen(ConfirmScreen(question), lambda yes: yes and self._control(
+                lambda: self.feed.set_control([name], "stopped")))
+
+    def action_stop_all(self) -> None:
+        question = "Stop every study shown? Workers finish their running trial and exit."
+        self.push_screen(ConfirmScreen(question), lambda yes: yes and self._control(
+            lambda: self.feed.set_control(None, "stopped")))
+
+    def action_add_worker(self) -> None:
+        if name := self._selected():
+            self._control(lambda: self.feed.add_worker(name))
+
+    def action_remove_worker(self) -> None:
+        if name := self._selected():
+            self._control(lambda: self.feed.remove_worker(name))
+
+    def action_toggle_axis(self) -> None:
+        self.query_one(ConvergencePlot).toggle_axis()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_quit_app(self) -> None:
+        self.push_screen(QuitScreen(), self._quit_with)
+
+    def _quit_with(self, choice: str | None) -> None:
+        if choice is None:
+            return
+        if choice == STOP:
+            result = self.feed.set_control(None, "stopped")
+            self.exit(result.message)
+        else:
+            self.exit("workers left running; tune-tui attaches to them again, tune status shows them")
+
+    def on_unmount(self) -> None:
+        self.feed.close()
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Pause study", "Pause the selected study (p)", self.action_pause)
+        yield SystemCommand("Resume study", "Resume the selected study (r)", self.action_resume)
+        yield SystemCommand("Pause all", "Pause every study shown (P)", self.action_pause_all)
+        yield SystemCommand("Resume all", "Resume every study shown (R)", self.action_resume_all)
+        yield SystemCommand("Stop study", "Stop the selected study (s)", self.action_stop)
+        yield SystemCommand("Stop all", "Stop every study shown (S)", self.action_stop_all)
+        yield SystemCommand("Add worker", "One more worker for the selected study (+)", self.action_add_worker)
+        yield SystemCommand("Remove worker", "One worker fewer for the selected study (-)", self.action_remove_worker)
+        yield SystemCommand("Toggle plot axis", "Trial number or time (t)", self.action_toggle_axis)

@@ -1,0 +1,77 @@
+"""``tune-tui [CONFIG] [--storage URL]``: start or attach to a run and watch it.
+
+* With CONFIG: register its studies, start the workers each one lacks (none
+  when they already run, here or elsewhere), and show them.
+* With neither: the same with the bundled demo, on the embedded database.
+* With only ``--storage``: attach to every study that database holds, to read
+  and control, including studies whose workers run on other hosts.
+
+Bad input exits 2 with one line, before the screen opens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from runner.config import ConfigError, load_config
+from runner.storage import ENV_URL, Database, StorageError, quiet_optuna
+
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tune-tui", description=__doc__.split("\n\n")[0])
+    parser.add_argument("config", nargs="?", help="config file (default: the bundled demo, unless --storage is given)")
+    parser.add_argument("--storage", metavar="URL", help=f"PostgreSQL URL (default: ${ENV_URL}, else the embedded database)")
+    return parser
+
+
+def start(args) -> tuple[str, list[str] | None, list[str]]:
+    """Prepare the run; return (url, study names or None for all, notes for the screen)."""
+    import backtest
+    from runner import supervisor
+    from runner.study import check_data
+
+    attach_only = args.config is None and (args.storage or os.environ.get(ENV_URL))
+    if attach_only:
+        db = Database.open(args.storage)
+        db.dispose()
+        return db.url, None, [f"attached to every study in {db.masked_url}"]
+    cfg = load_config(args.config)
+    try:
+        check_data(cfg)
+    except backtest.DataError as exc:
+        raise ConfigError(cfg.source_path, "data", str(exc)) from None
+    db = Database.open(args.storage)
+    try:
+        notes = supervisor.prepare_studies(db, cfg)
+        spawned = supervisor.start_workers(db, cfg)
+    finally:
+        db.dispose()
+    notes.append(f"started {len(spawned)} worker(s)" if spawned else "attached to the running workers")
+    return db.url, cfg.study_names(), notes
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    quiet_optuna()
+    try:
+        url, names, notes = start(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except StorageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    from .app import TuneApp
+
+    result = TuneApp(url, names, notes).run()
+    if result:
+        print(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

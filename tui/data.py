@@ -1,0 +1,115 @@
+"""The app's one door to the database: reading (a poller) and controlling.
+
+Widgets never query anything. The app runs :meth:`StudyFeed.poll` in a thread
+worker about once a second and hands the resulting snapshot to widgets through
+a message; control actions (pause, resume, stop, workers) also run here, off
+the UI thread. Every database call has a deadline (connect and statement
+timeouts), so an unreachable database turns into a :class:`FeedError`
+message instead of a frozen screen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.message import Message
+
+from runner import control, supervisor
+from runner.config import load_config
+from runner.monitor import Monitor, Snapshot
+from runner.storage import Database
+
+POLL_SECONDS = 1.0
+CONNECT_TIMEOUT_SECONDS = 3
+STATEMENT_TIMEOUT_MS = 5000
+
+
+class SnapshotReady(Message):
+    """A new reading of every study."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+
+
+class FeedError(Message):
+    """The database could not be read; the app keeps the last snapshot and retries."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
+
+
+@dataclass
+class ControlResult:
+    ok: bool
+    message: str
+
+
+class StudyFeed:
+    """Reads and controls the studies the app shows (``names``; all when None)."""
+
+    def __init__(self, url: str, names: list[str] | None) -> None:
+        self.db = Database(
+            url,
+            connect_args={
+                "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+                "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+            },
+        )
+        self.names = names
+        self.monitor = Monitor(self.db, names)
+
+    @property
+    def masked_url(self) -> str:
+        return self.db.masked_url
+
+    def poll(self) -> Message:
+        try:
+            return SnapshotReady(self.monitor.poll())
+        except Exception as exc:  # any failure to read is shown in place, never raised into the UI
+            return FeedError(_one_line(exc))
+
+    # ------------------------------------------------------------ control
+    def set_control(self, studies: list[str] | None, state: str) -> ControlResult:
+        names = studies if studies is not None else self.names
+        try:
+            changed = control.set_control(self.db, names, state)
+        except Exception as exc:
+            return ControlResult(False, f"could not set {state}: {_one_line(exc)}")
+        label = ", ".join(changed) if len(changed) <= 3 else f"{len(changed)} studies"
+        return ControlResult(True, f"{label}: {state}")
+
+    def add_worker(self, study: str) -> ControlResult:
+        """One more worker for ``study``, started on this host from the study's config."""
+        try:
+            row = control.list_studies(self.db, [study])[0]
+            if not row.config_path:
+                return ControlResult(False, f"{study}: no config recorded; start workers with tune worker")
+            try:
+                cfg = load_config(row.config_path)
+            except Exception as exc:
+                return ControlResult(False, f"{study}: cannot start a worker here: {_one_line(exc)}")
+            desired = control.change_workers(self.db, study, +1)
+            if row.control == "stopped":
+                control.set_control(self.db, [study], "running")
+            live = len(control.list_workers(self.db, [study], live_only=True))
+            supervisor.spawn_worker(cfg, row.symbol, live, self.db.url)
+        except Exception as exc:
+            return ControlResult(False, f"{study}: {_one_line(exc)}")
+        return ControlResult(True, f"{study}: starting a worker ({desired} wanted)")
+
+    def remove_worker(self, study: str) -> ControlResult:
+        try:
+            desired = control.change_workers(self.db, study, -1)
+        except Exception as exc:
+            return ControlResult(False, f"{study}: {_one_line(exc)}")
+        return ControlResult(True, f"{study}: {desired} worker(s) wanted; the youngest retires after its trial")
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,48 @@
+"""The selected study's best trial: value, parameters, key metrics, workers."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from runner.monitor import StudyView
+from runner.status import format_value
+
+KEY_METRICS = ("sharpe", "total_return", "max_drawdown", "trades", "win_rate", "profit_factor")
+
+
+def _fmt(value) -> str:
+    return format_value(value) if isinstance(value, float) else str(value)
+
+
+class BestPanel(Static):
+    DEFAULT_CSS = """
+    BestPanel { height: 1fr; padding: 0 1; }
+    """
+
+    def show(self, view: StudyView | None) -> None:
+        if view is None:
+            self.update("")
+            return
+        s = view.status
+        table = Table.grid(padding=(0, 1))
+        table.add_column(style="bold")
+        table.add_column()
+        if s.best_value is None:
+            table.add_row("best", "-")
+        else:
+            table.add_row("best", Text(f"{format_value(s.best_value)}  (trial {s.best_trial})", style="bold green"))
+            for name, value in s.best_params.items():
+                table.add_row(name, _fmt(value))
+            shown = [m for m in KEY_METRICS if m in s.best_metrics and m != s.metric]
+            for name in shown[:5]:
+                table.add_row(Text(name, style="dim"), _fmt(s.best_metrics[name]))
+        table.add_row("", "")
+        table.add_row("workers", f"{s.workers_alive} alive / {s.desired_workers}")
+        hosts = sorted({w["host"] for w in s.workers if w["alive"]})
+        if hosts:
+            table.add_row("hosts", ", ".join(hosts))
+        if s.ended_reason:
+            table.add_row("ended", s.ended_reason)
+        self.update(table)

@@ -1,0 +1,42 @@
+"""The selected study's last finished trials, newest first."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from runner.monitor import StudyView
+from runner.status import format_value
+
+STATE_STYLES = {"complete": "green", "pruned": "yellow", "fail": "red"}
+COLUMNS = ("#", "state", "value", "params / reason")
+
+
+class TrialsTable(DataTable):
+    DEFAULT_CSS = """
+    TrialsTable { height: 1fr; }
+    """
+
+    def on_mount(self) -> None:
+        self.cursor_type = "none"
+        self._key: tuple | None = None
+
+    def show(self, view: StudyView | None) -> None:
+        key = (view.status.study, view.version) if view else None
+        if key == self._key:
+            return
+        self._key = key
+        rows = []
+        for t in reversed(view.recent if view else []):
+            detail = t.note or " ".join(f"{k}={format_value(v) if isinstance(v, float) else v}" for k, v in t.params.items())
+            rows.append((str(t.number), t.state, format_value(t.value), detail))
+        # Columns sized from the rows themselves: a table refilled in place keeps stale widths otherwise.
+        widths = [max([len(label)] + [len(r[i]) for r in rows]) for i, label in enumerate(COLUMNS)]
+        self.clear(columns=True)
+        for label, width in zip(COLUMNS, widths):
+            self.add_column(label, width=width)
+        for number, state, value, detail in rows:
+            self.add_row(
+                Text(number, justify="right"), Text(state, style=STATE_STYLES.get(state, "")),
+                Text(value, justify="right"), detail,
+            )

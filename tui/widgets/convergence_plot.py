@@ -55,11 +55,20 @@ def render(view: StudyView, width: int, height: int, by_time: bool) -> str:
     else:
         unit = "seconds" if by_time else "trial"
     columns = max(width - 10, 10)
+    maximize = s.direction == "maximize"
+    bx, by = best_so_far(x, y, maximize, columns)
+    clipped = ""
+    if len(y) >= 20:
+        # A few disastrous trials would squash the interesting band into one row:
+        # show the best 90 % and pin the rest to the edge.
+        lo, hi = (np.quantile(y, 0.1), y.max()) if maximize else (y.min(), np.quantile(y, 0.9))
+        if hi > lo:
+            y, by = np.clip(y, lo, hi), np.clip(by, lo, hi)
+            clipped = " · worst 10% pinned"
     px, py = downsample(x, y, columns)
-    bx, by = best_so_far(x, y, s.direction == "maximize", columns)
     plt.scatter(px.tolist(), py.tolist(), marker="dot")
     plt.plot(bx.tolist(), by.tolist(), marker="braille", color="green")
-    plt.xlabel(f"{unit}  ·  {s.metric} ({'max' if s.direction == 'maximize' else 'min'})  ·  — best so far")
+    plt.xlabel(f"{unit} · {s.metric} {'↑' if maximize else '↓'} · line: best so far{clipped}")
     return plt.build()
 
 

@@ -1,0 +1,270 @@
+"""What the optimizer costs per trial: plain Optuna storages against ours, in one run.
+
+    python benchmarks/bench_overhead.py          # embedded PostgreSQL in a temp TUNE_HOME
+    python benchmarks/bench_overhead.py --storage postgresql://postgres@127.0.0.1:5432/test
+    python benchmarks/bench_overhead.py --trials 500 --workers 2 --profile
+
+Each line runs N trials (default 250) of the brief's baseline objective
+(/work/shared/baselines/plain_optuna.py): TPE (seed 0) over four parameters, then
+a busy loop burning --cost-ms (5 ms) of CPU. *Overhead* is wall time per trial
+minus that cost, i.e. sampler plus storage.
+
+  in-memory      plain study.optimize, no persistence: the floor
+  RDBStorage     plain study.optimize on Optuna's RDBStorage (what most people use)
+  ours/optimize  plain study.optimize on Database(url).optuna_storage(name)
+  ours/ask-tell  the worker's trial: ask(fixed_distributions), one batched
+                 set_trial_user_attrs of 12 metrics, tell
+  ours/worker    ask-tell plus the rest of runner/worker.py's per-trial work:
+                 the trial-count read and the claim in tune_workers
+
+Ratios: "ours / RDBStorage" is the fraction of RDBStorage's per-trial overhead
+we pay (0.3 = a third); "ours / in-memory" is how many times the bare sampler
+cost a persistent, shared study costs. Round trips are psycopg2 exchanges with
+the server (statements, plus BEGIN/COMMIT of non-autocommit transactions).
+--workers K also runs K processes on one study (N/K trials each) and compares
+their aggregate trials/s with the one-process ask-tell line. Everything runs in
+a fresh database bench_<random> on the URL's server, dropped at the end.
+"""
+
+import argparse
+import multiprocessing as mp
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+import warnings
+from pathlib import Path
+
+import optuna
+import psycopg2
+import psycopg2.extensions as pgx
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from sqlalchemy.engine import make_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from runner import control  # noqa: E402
+from runner.storage import Database, mask_url, resolve_url, stop_embedded  # noqa: E402
+
+SPACE = {"fast": IntDistribution(2, 50), "slow": IntDistribution(20, 200),
+         "ma": CategoricalDistribution(["sma", "ema"]), "stop": FloatDistribution(0.005, 0.1, log=True)}
+
+# ------------------------------------------------------------- round-trip counting
+ROUND_TRIPS = [0]
+
+
+class _CountingCursor(pgx.cursor):
+    def execute(self, query, vars=None):
+        conn = self.connection  # a statement outside a transaction first sends BEGIN
+        ROUND_TRIPS[0] += 1 + (not conn.autocommit and conn.status == pgx.STATUS_READY)
+        return super().execute(query, vars)
+
+
+class _CountingConnection(pgx.connection):
+    def commit(self):
+        ROUND_TRIPS[0] += self.status != pgx.STATUS_READY
+        return super().commit()
+
+    def rollback(self):
+        ROUND_TRIPS[0] += self.status != pgx.STATUS_READY
+        return super().rollback()
+
+
+def count_round_trips() -> None:
+    """Make every psycopg2 connection of this process (ours and SQLAlchemy's) count."""
+    plain = psycopg2.connect
+
+    def connect(*args, **kwargs):
+        kwargs.setdefault("connection_factory", _CountingConnection)
+        kwargs.setdefault("cursor_factory", _CountingCursor)
+        return plain(*args, **kwargs)
+
+    psycopg2.connect = connect
+
+
+# ------------------------------------------------------------------- the objective
+def burn(params: dict, cost_ms: float) -> tuple[float, dict]:
+    """The baseline's objective: CPU for cost_ms, a value, and 12 metrics."""
+    end = time.process_time() + cost_ms / 1000.0
+    while time.process_time() < end:
+        pass
+    f, s, ema, stop = params["fast"], params["slow"], params["ma"] == "ema", params["stop"]
+    value = -((f - 12) ** 2 + 0.1 * (s - 80) ** 2 + ema + (stop - 0.03) ** 2)
+    metrics = {f"m{i:02d}": value * (i + 1) / 7.0 + stop for i in range(11)}
+    metrics["trades"] = int(1000 / s) + f
+    return value, metrics
+
+
+def optimize_objective(cost_ms: float):
+    def objective(trial: optuna.Trial) -> float:
+        params = dict(fast=trial.suggest_int("fast", 2, 50), slow=trial.suggest_int("slow", 20, 200),
+                      ma=trial.suggest_categorical("ma", ["sma", "ema"]),
+                      stop=trial.suggest_float("stop", 0.005, 0.1, log=True))
+        return burn(params, cost_ms)[0]
+
+    return objective
+
+
+def ask_tell_loop(study, storage, n: int, cost_ms: float, registration=None) -> None:
+    """runner/worker.py's _one_trial, without its error handling; with registration, its _loop too."""
+    for _ in range(n):
+        if registration is not None:
+            storage.get_all_trials(study._study_id, deepcopy=False)  # the loop's target check
+        trial = study.ask(fixed_distributions=SPACE)
+        if registration is not None:
+            registration.set_trial(trial._trial_id)
+        value, metrics = burn(trial.params, cost_ms)
+        storage.set_trial_user_attrs(trial._trial_id, metrics)
+        study.tell(trial, value)
+
+
+def new_study(storage, name: str, seed: int = 0) -> optuna.Study:
+    sampler = optuna.samplers.TPESampler(seed=seed)
+    return optuna.create_study(storage=storage, study_name=name, direction="maximize", sampler=sampler)
+
+
+# ------------------------------------------------------------------ K processes
+def _child(url, name, n, cost_ms, seed, barrier, results) -> None:
+    quiet()
+    count_round_trips()
+    db = Database(url)
+    storage = db.optuna_storage(name)
+    study = optuna.load_study(study_name=name, storage=storage, sampler=optuna.samplers.TPESampler(seed=seed))
+    barrier.wait()
+    start, trips = time.monotonic(), ROUND_TRIPS[0]  # CLOCK_MONOTONIC: comparable across processes
+    ask_tell_loop(study, storage, n, cost_ms)
+    results.put((start, time.monotonic(), ROUND_TRIPS[0] - trips))
+    db.dispose()
+
+
+def run_workers(db: Database, k: int, n: int, cost_ms: float) -> tuple[float, float]:
+    """Aggregate (trials/s, round trips per trial) of k processes sharing one study."""
+    name = f"ours-workers-{k}"
+    new_study(db.optuna_storage(name), name)
+    ctx = mp.get_context("spawn")
+    barrier, results = ctx.Barrier(k), ctx.Queue()
+    shares = [n // k + (i < n % k) for i in range(k)]
+    procs = [ctx.Process(target=_child, args=(db.url, name, shares[i], cost_ms, i, barrier, results)) for i in range(k)]
+    for p in procs:
+        p.start()
+    spans = [results.get() for _ in procs]
+    for p in procs:
+        p.join()
+    elapsed = max(s[1] for s in spans) - min(s[0] for s in spans)
+    return n / elapsed, sum(s[2] for s in spans) / n
+
+
+# ------------------------------------------------------------------------- main
+def quiet() -> None:
+    warnings.filterwarnings("ignore")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def profile(study, storage, n: int, cost_ms: float, registration) -> None:
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.runcall(ask_tell_loop, study, storage, n, cost_ms, registration)
+    rows = [(k, v) for k, v in pstats.Stats(prof).stats.items() if k[2] not in ("burn", "<built-in method time.process_time>")]
+    print(f"\nprofile of ours/worker, {n} trials, objective excluded (ms per trial):")
+    for title, col in (("self time", 2), ("cumulative, with callees", 3)):
+        print(f"  top by {title}:")
+        for (path, line, func), v in sorted(rows, key=lambda kv: kv[1][col], reverse=True)[:10]:
+            print(f"    {1e3 * v[col] / n:7.2f}  {v[1] / n:6.1f} calls/trial  {func}  {Path(path).name}:{line}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--storage", help="PostgreSQL URL (default: TUNE_STORAGE_URL, else the embedded server)")
+    ap.add_argument("--trials", type=int, default=250)
+    ap.add_argument("--cost-ms", type=float, default=5.0, help="CPU time the objective burns per trial")
+    ap.add_argument("--workers", type=int, default=1, help="also run K processes on one study")
+    ap.add_argument("--profile", action="store_true", help="cProfile one more ours/worker run")
+    args = ap.parse_args()
+    quiet()
+    count_round_trips()
+
+    temp_home = None
+    if not args.storage and not os.environ.get("TUNE_STORAGE_URL") and not os.environ.get("TUNE_HOME"):
+        temp_home = os.environ["TUNE_HOME"] = tempfile.mkdtemp(prefix="bench-tune-home-")
+    admin_url = resolve_url(args.storage)
+    bench = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(admin_url)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute("SHOW server_version")
+        version = cur.fetchone()[0]
+        cur.execute(f'CREATE DATABASE "{bench}"')
+    url = make_url(admin_url).set(database=bench).render_as_string(hide_password=False)
+    n, cost = args.trials, args.cost_ms
+    print(f"server {mask_url(admin_url)} (PostgreSQL {version}), database {bench}; optuna {optuna.__version__}")
+    print(f"{n} trials per line, objective {cost:g} ms CPU, TPE seed 0, 4 params\n")
+    print(f"{'storage':<16}{'trials/s':>10}{'ms/trial':>10}{'overhead':>10}{'round trips/trial':>19}")
+    db = rdb = None
+    try:
+        db = Database.open(url)
+        rdb = optuna.storages.RDBStorage(
+            make_url(url).set(drivername="postgresql+psycopg2").render_as_string(hide_password=False),
+            engine_kwargs={"pool_pre_ping": True},
+        )
+        overhead: dict[str, float] = {}
+
+        def line(label: str, run) -> None:
+            trips, t0 = ROUND_TRIPS[0], time.perf_counter()
+            run()
+            seconds, trips = time.perf_counter() - t0, (ROUND_TRIPS[0] - trips) / n
+            per = 1e3 * seconds / n
+            overhead[label] = per - cost
+            print(f"{label:<16}{n / seconds:10.1f}{per:10.2f}{per - cost:10.2f}{trips:19.1f}")
+
+        def optimize(storage, name):
+            study = new_study(storage, name)
+            return lambda: study.optimize(optimize_objective(cost), n_trials=n)
+
+        def ask_tell(name, full=False):
+            storage = db.optuna_storage(name)
+            study = new_study(storage, name)
+            reg = control.WorkerRegistration(db, name, f"bench-{name}") if full else None
+            return lambda: ask_tell_loop(study, storage, n, cost, reg)
+
+        new_study(None, "warm-up").optimize(optimize_objective(cost), n_trials=20)  # first-call imports
+        line("in-memory", optimize(None, "memory"))
+        line("RDBStorage", optimize(rdb, "rdb"))
+        line("ours/optimize", optimize(db.optuna_storage("ours-optimize"), "ours-optimize"))
+        line("ours/ask-tell", ask_tell("ours-ask-tell"))
+        line("ours/worker", ask_tell("ours-worker", full=True))
+
+        print("\nratios of overhead (lower is better for ours):")
+        for ours in ("ours/optimize", "ours/ask-tell", "ours/worker"):
+            print(f"  {ours:<14} / RDBStorage {overhead[ours] / overhead['RDBStorage']:5.2f}"
+                  f"    / in-memory {overhead[ours] / overhead['in-memory']:5.2f}")
+
+        if args.workers > 1:
+            one = 1e3 / (overhead["ours/ask-tell"] + cost)  # trials/s of the one-process line
+            rate, trips = run_workers(db, args.workers, n, cost)
+            print(f"\n{args.workers} processes, one study, {n} trials in all (ours/ask-tell loop):")
+            print(f"  {rate:.1f} trials/s aggregate vs {one:.1f} for one process: x{rate / one:.2f} "
+                  f"({100 * rate / one / args.workers:.0f}% of linear); {trips:.1f} round trips/trial")
+
+        if args.profile:
+            storage = db.optuna_storage("ours-profile")
+            study = new_study(storage, "ours-profile")
+            profile(study, storage, n, cost, control.WorkerRegistration(db, "ours-profile", "bench-profile"))
+    finally:
+        if db is not None:
+            db.dispose()
+        if rdb is not None:
+            rdb.engine.dispose()
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{bench}" WITH (FORCE)')
+        admin.close()
+        if temp_home:
+            stop_embedded()
+            shutil.rmtree(temp_home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -403,10 +403,14 @@ class Database:
             rows = conn.execute(
                 sa.text(
                     """
-                    SELECT j.stream, j.body FROM tune_journal j
-                    JOIN unnest(CAST(:names AS text[]), CAST(:starts AS bigint[])) AS o(stream, first)
-                      ON j.stream = o.stream AND j.seq >= o.first
-                    ORDER BY j.stream, j.seq
+                    SELECT o.stream, j.body
+                    FROM unnest(CAST(:names AS text[]), CAST(:starts AS bigint[])) AS o(stream, first)
+                    CROSS JOIN LATERAL (
+                        SELECT seq, body FROM tune_journal
+                        WHERE stream = o.stream AND seq >= o.first
+                        OFFSET 0  -- keeps the planner from flattening this into a scan of the whole table
+                    ) AS j
+                    ORDER BY o.stream, j.seq
                     """
                 ),
                 {"names": list(names), "starts": list(starts)},

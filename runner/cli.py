@@ -20,7 +20,7 @@ from . import control
 from .config import ConfigError, RunConfig, load_config
 from .storage import ENV_URL, Database, StorageError, mask_url, quiet_optuna, resolve_url, stop_embedded
 from .monitor import Monitor
-from .status import StudyStatus, format_eta, format_value, study_statuses
+from .status import StudyStatus, best_label, format_eta, study_statuses
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -105,16 +105,16 @@ def status_table(statuses: list[StudyStatus], final: bool = False):
 
     table = Table(box=None, pad_edge=False)
     live = ("running", "/min", "workers", "eta")
-    columns = ["study", "state", "complete", "pruned", "failed", *(() if final else live), "best"]
+    columns = ["study", "state", "complete", "pruned", "failed", "dup", *(() if final else live), "best"]
     for col in columns:
         table.add_column(col, justify="left" if col in ("study", "state") else "right", no_wrap=True)
     if final:
         table.add_column("best params", overflow="fold")
     for s in statuses:
-        row = [s.study, s.state, f"{s.complete}/{s.target}", str(s.pruned), str(s.failed)]
+        row = [s.study, s.state, f"{s.complete}/{s.target}", str(s.pruned), str(s.failed), str(s.duplicate)]
         if not final:
             row += [str(s.running), f"{s.trials_per_minute:.0f}", str(s.workers_alive), format_eta(s.eta_seconds)]
-        row.append(format_value(s.best_value))
+        row.append(best_label(s))
         if final:
             row.append(" ".join(f"{k}={_short(v)}" for k, v in s.best_params.items()))
         table.add_row(*row)
@@ -203,7 +203,8 @@ def cmd_run(args) -> int:
                 for name, task in tasks.items():
                     s = statuses.get(name)
                     if s is not None:
-                        info = f"pruned {s.pruned} failed {s.failed} best {format_value(s.best_value)} {s.state}"
+                        info = (f"pruned {s.pruned} failed {s.failed} dup {s.duplicate} "
+                                f"best {best_label(s)} {s.state}")
                         progress.update(task, completed=min(s.complete, s.target), info=info)
                 if all(w.process.poll() is not None for w in workers):
                     if not any(s.workers_alive for s in statuses.values()):
@@ -224,7 +225,8 @@ def cmd_run(args) -> int:
         return EXIT_INTERRUPTED
     if crashed and any(w.process.returncode == 2 for w in crashed):
         return EXIT_USAGE
-    return EXIT_OK if all(s.state == "done" for s in statuses) else EXIT_FAIL
+    # A study whose finite space is used up has ended as well as it can.
+    return EXIT_OK if all(s.state in ("done", "exhausted") for s in statuses) else EXIT_FAIL
 
 
 COMMANDS = {"run": cmd_run, "worker": cmd_worker, "status": cmd_status, "pause": cmd_control,

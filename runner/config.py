@@ -36,7 +36,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class FloatParam(_Strict):
+Scalar = Union[bool, int, float, str]
+
+
+class _Param(_Strict):
+    # Conditional parameter: suggested only when every named parameter has the given value.
+    when: dict[str, Scalar] | None = None
+
+
+class FloatParam(_Param):
     type: Literal["float"]
     low: float
     high: float
@@ -54,7 +62,7 @@ class FloatParam(_Strict):
         return self
 
 
-class IntParam(_Strict):
+class IntParam(_Param):
     type: Literal["int"]
     low: int
     high: int
@@ -70,9 +78,9 @@ class IntParam(_Strict):
         return self
 
 
-class CategoricalParam(_Strict):
+class CategoricalParam(_Param):
     type: Literal["categorical"]
-    choices: list[Union[bool, int, float, str]] = Field(min_length=1)
+    choices: list[Scalar] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _check(self) -> "CategoricalParam":
@@ -86,13 +94,17 @@ Param = Annotated[Union[FloatParam, IntParam, CategoricalParam], Field(discrimin
 
 class StudySettings(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.]+$", description="studies are named {name}-{symbol}")
-    metric: str = "sharpe"
-    direction: Literal["maximize", "minimize"] | None = None
+    # One metric, or several for a multi-objective study (a Pareto front instead of one best).
+    metric: str | list[str] = "sharpe"
+    direction: Literal["maximize", "minimize"] | list[Literal["maximize", "minimize"]] | None = None
     target_trials: int = Field(default=200, ge=1, description="completed trials per symbol")
     max_attempts: int | None = Field(default=None, ge=1, description="cap on all trials per symbol")
     workers_per_symbol: int = Field(default=1, ge=1, le=64)
     resume: bool = True
     min_trades: int = Field(default=0, ge=0)
+    min_trades_penalty: float | None = None  # set: too few trades completes with this value; unset: pruned
+    dedup: bool = True  # never backtest one parameter combination twice in a study
+    float_precision: int = Field(default=6, ge=1, le=15)  # significant digits that make floats "equal"
     heartbeat_seconds: float = Field(default=2.0, gt=0)
     grace_seconds: float = Field(default=10.0, gt=0)
 
@@ -104,11 +116,24 @@ class StudySettings(_Strict):
             )
         if self.grace_seconds < 2 * self.heartbeat_seconds:
             raise ValueError("grace_seconds must be at least twice heartbeat_seconds")
+        if isinstance(self.metric, list):
+            if len(self.metric) < 2 or len(set(self.metric)) != len(self.metric):
+                raise ValueError("a list of metrics needs two or more distinct names")
+            if isinstance(self.direction, list) and len(self.direction) != len(self.metric):
+                raise ValueError("direction must have one entry per metric")
+            if self.min_trades_penalty is not None:
+                raise ValueError("min_trades_penalty needs a single metric (multi-objective trials are pruned)")
+        elif isinstance(self.direction, list):
+            raise ValueError("a list of directions needs a list of metrics")
         return self
 
     @property
+    def metrics(self) -> list[str]:
+        return self.metric if isinstance(self.metric, list) else [self.metric]
+
+    @property
     def attempt_cap(self) -> int:
-        # Without an explicit cap, allow pruned/failed trials up to twice the target.
+        # Without an explicit cap, allow pruned/failed/duplicate trials up to twice the target.
         return self.max_attempts if self.max_attempts is not None else 3 * self.target_trials
 
 
@@ -150,10 +175,68 @@ class StrategySettings(_Strict):
 
 
 class SamplerSettings(_Strict):
-    type: Literal["tpe", "random", "cmaes", "gp"] = "tpe"
+    type: Literal["tpe", "random", "cmaes", "gp", "qmc", "grid"] = "tpe"
     seed: int | None = None
     n_startup_trials: int = Field(default=10, ge=0)
-    n_ei_candidates: int = Field(default=24, ge=1)
+    n_ei_candidates: int = Field(default=24, ge=1)  # TPE
+    multivariate: bool = True  # TPE: model parameters jointly
+    group: bool = False  # TPE: model conditional parameter groups separately (needs multivariate)
+    constant_liar: bool = True  # TPE: treat running trials as bad, so parallel workers spread out
+    qmc_type: Literal["sobol", "halton"] = "sobol"  # QMC
+
+    @model_validator(mode="after")
+    def _check(self) -> "SamplerSettings":
+        if self.group and not self.multivariate:
+            raise ValueError("group = true needs multivariate = true")
+        return self
+
+
+class PrunerSettings(_Strict):
+    """Stop unpromising trials early, from metrics on growing slices of the period.
+
+    A trial is evaluated on the first 1/steps of the bars, then 2/steps, …, and
+    the pruner compares each partial score with other trials' at that step. An
+    unpruned trial costs (steps + 1) / 2 full backtests; one pruned at the first
+    step costs 1/steps.
+    """
+
+    type: Literal["none", "median", "percentile", "successive_halving", "hyperband", "wilcoxon"] = "none"
+    steps: int = Field(default=4, ge=2, le=50)
+    n_startup_trials: int = Field(default=5, ge=0)  # median, percentile
+    n_warmup_steps: int = Field(default=0, ge=0)  # median, percentile, wilcoxon
+    interval_steps: int = Field(default=1, ge=1)  # median, percentile
+    percentile: float = Field(default=25.0, gt=0, lt=100)  # percentile: keep trials above this
+    reduction_factor: int = Field(default=3, ge=2)  # successive_halving, hyperband
+    min_resource: int = Field(default=1, ge=1)  # successive_halving, hyperband
+    min_early_stopping_rate: int = Field(default=0, ge=0)  # successive_halving
+    p_threshold: float = Field(default=0.1, gt=0, lt=1)  # wilcoxon
+
+    @property
+    def active(self) -> bool:
+        return self.type != "none"
+
+
+class ConstraintSettings(_Strict):
+    """Feasibility limits, given to Optuna as constraints (constrained samplers steer away)."""
+
+    max_drawdown: float | None = Field(default=None, gt=0)
+    min_trades: int | None = Field(default=None, ge=1)
+    max_volatility: float | None = Field(default=None, gt=0)
+
+    def values(self, metrics: dict[str, float]) -> dict[str, float]:
+        """Optuna's convention: a trial is feasible when every value is <= 0."""
+        out = {}
+        if self.max_drawdown is not None:
+            out["max_drawdown"] = metrics["max_drawdown"] - self.max_drawdown
+        if self.min_trades is not None:
+            out["min_trades"] = self.min_trades - metrics["trades"]
+        if self.max_volatility is not None:
+            out["max_volatility"] = metrics["volatility"] - self.max_volatility
+        return out
+
+    @property
+    def any(self) -> bool:
+        return any(v is not None for v in (self.max_drawdown, self.min_trades, self.max_volatility))
 
 
 class RunConfig(_Strict):
@@ -161,7 +244,24 @@ class RunConfig(_Strict):
     data: DataSettings
     strategy: StrategySettings
     sampler: SamplerSettings = SamplerSettings()
+    pruner: PrunerSettings = PrunerSettings()
+    constraints: ConstraintSettings = ConstraintSettings()
     space: dict[str, Param] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> "RunConfig":
+        for name, p in self.space.items():
+            for other, value in (p.when or {}).items():
+                if other == name or other not in self.space:
+                    raise ValueError(f"space.{name}.when names {other!r}, which is not another parameter of the space")
+                q = self.space[other]
+                if q.when:
+                    raise ValueError(f"space.{name}.when: {other!r} is itself conditional; one level only")
+                if isinstance(q, CategoricalParam) and value not in q.choices:
+                    raise ValueError(f"space.{name}.when: {value!r} is not one of {other}'s choices")
+        if self.pruner.active and len(self.study.metrics) > 1:
+            raise ValueError("pruning needs a single metric (Optuna cannot prune multi-objective trials)")
+        return self
 
     # Set by load_config; not part of the file.
     source_path: Path | None = Field(default=None, exclude=True)
@@ -171,10 +271,22 @@ class RunConfig(_Strict):
         return self.source_path.parent if self.source_path else Path.cwd()
 
     @property
+    def directions(self) -> list[str]:
+        d = self.study.direction
+        if isinstance(d, list):
+            return list(d)
+        if d is not None and len(self.study.metrics) == 1:
+            return [d]
+        return [backtest.METRIC_DIRECTIONS.get(m, "maximize") for m in self.study.metrics]
+
+    @property
     def direction(self) -> str:
-        if self.study.direction:
-            return self.study.direction
-        return backtest.METRIC_DIRECTIONS.get(self.study.metric, "maximize")
+        """Direction of the first (for a single-objective study: the) metric."""
+        return self.directions[0]
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.study.metrics) > 1
 
     def study_name(self, symbol: str) -> str:
         return f"{self.study.name}-{symbol}"
@@ -207,10 +319,11 @@ def _check_semantics(cfg: RunConfig, path: Path) -> None:
                         path, f"{section}.{name}",
                         f"{cfg.strategy.name} has no parameter {name!r} (it takes {', '.join(accepted)})",
                     )
-        if cfg.study.metric not in backtest.METRICS:
-            raise ConfigError(
-                path, "study.metric", f"unknown metric {cfg.study.metric!r} (known: {', '.join(backtest.METRICS)})"
-            )
+        for metric in cfg.study.metrics:
+            if metric not in backtest.METRICS:
+                raise ConfigError(
+                    path, "study.metric", f"unknown metric {metric!r} (known: {', '.join(backtest.METRICS)})"
+                )
     else:
         try:
             backtest.resolve_user_backtest(cfg.strategy.name, search_path=path.parent)
@@ -232,7 +345,33 @@ def _check_semantics(cfg: RunConfig, path: Path) -> None:
     _check_sampler_available(cfg, path)
 
 
+GRID_LIMIT = 100_000
+
+
+def grid_size(cfg: RunConfig) -> int | None:
+    """Number of distinct parameter combinations, or None if a float has no step."""
+    size = 1
+    for p in cfg.space.values():
+        if isinstance(p, CategoricalParam):
+            size *= len(p.choices)
+        elif isinstance(p, IntParam):
+            size *= (p.high - p.low) // p.step + 1
+        elif p.step is not None:
+            size *= int(round((p.high - p.low) / p.step)) + 1
+        else:
+            return None
+    return size
+
+
 def _check_sampler_available(cfg: RunConfig, path: Path) -> None:
+    if cfg.sampler.type == "grid":
+        size = grid_size(cfg)
+        if any(p.when for p in cfg.space.values()):
+            raise ConfigError(path, "sampler.type", "grid cannot search conditional parameters: use tpe")
+        if size is None:
+            raise ConfigError(path, "sampler.type", "grid needs a discrete space: give every float a step")
+        if size > GRID_LIMIT:
+            raise ConfigError(path, "sampler.type", f"grid of {size:,} points is too large (limit {GRID_LIMIT:,}): use tpe")
     needs = {"cmaes": ("cmaes", "tune-tui[cmaes]"), "gp": ("torch", "tune-tui[gp]")}
     if cfg.sampler.type in needs:
         module, extra = needs[cfg.sampler.type]

@@ -63,7 +63,8 @@ def register_study(db: Database, cfg, symbol: str, *, reset_control: bool) -> No
     values = {
         "name": cfg.study_name(symbol), "run_name": cfg.study.name, "symbol": symbol,
         "config_path": str(cfg.source_path) if cfg.source_path else None,
-        "metric": cfg.study.metric, "direction": cfg.direction,
+        # Several objectives are stored comma-separated ("sharpe,max_drawdown").
+        "metric": ",".join(cfg.study.metrics), "direction": ",".join(cfg.directions),
         "target_trials": cfg.study.target_trials, "max_attempts": cfg.study.attempt_cap,
         "desired_workers": cfg.study.workers_per_symbol, "grace_seconds": cfg.study.grace_seconds,
     }
@@ -314,5 +315,8 @@ def reap_lost_workers(db: Database, study: str) -> list[int]:
             continue  # another reaper, or the worker itself, finished it first
         failed.append(trial.number)
     if failed:
+        from . import dedup
+
+        dedup.release(db, study, failed)  # never evaluated: their combinations may be tried again
         add_event(db, study, None, "warning", f"failed trial(s) {failed} of lost worker(s)")
     return failed

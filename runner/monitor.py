@@ -73,15 +73,41 @@ class Snapshot:
         return [v.status for v in self.studies]
 
 
+def category(trial: FrozenTrial) -> str:
+    """complete | pruned | failed | duplicate | running | waiting: duplicates are FAILED trials
+    to Optuna (see runner/dedup.py) but their own kind to a person."""
+    if trial.state == TrialState.FAIL:
+        return "duplicate" if "duplicate_source" in trial.user_attrs else "failed"
+    return {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned",
+            TrialState.RUNNING: "running", TrialState.WAITING: "waiting"}[trial.state]
+
+
+def feasible(trial: FrozenTrial) -> bool:
+    return all(v <= 0 for v in trial.constraints.values())
+
+
+def dominates(a: list[float], b: list[float], signs: list[int]) -> bool:
+    """a is at least as good as b everywhere and better somewhere (signs: +1 maximise, -1 minimise)."""
+    better = False
+    for x, y, sign in zip(a, b, signs):
+        if sign * x < sign * y:
+            return False
+        better = better or sign * x > sign * y
+    return better
+
+
 class _Follower:
     """Incremental state of one study."""
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.replay = JournalStorageReplayResult("monitor-")
-        self.states: dict[int, TrialState] = {}
-        self.counts = collections.Counter()
-        self.best: FrozenTrial | None = None
+        self.kinds: dict[int, str] = {}
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.duplicate_sources: collections.Counter[str] = collections.Counter()
+        self.best: FrozenTrial | None = None  # best feasible trial (any trial while none is feasible)
+        self.constrained = False
+        self.front: list[FrozenTrial] = []  # multi-objective: the Pareto front (of feasible trials)
         self.finishes: collections.deque[datetime] = collections.deque()
         self.first_start: datetime | None = None
         self.numbers: list[int] = []
@@ -95,44 +121,66 @@ class _Follower:
     def offset(self) -> int:
         return self.replay.log_number_read
 
-    def apply(self, records: list[dict[str, Any]], direction: str) -> None:
+    def apply(self, records: list[dict[str, Any]], directions: list[str]) -> None:
         if not records:
             return
         before = len(self.replay._trials)
         touched = {r["trial_id"] for r in records if "trial_id" in r}
         self.replay.apply_logs(records)
         touched.update(range(before, len(self.replay._trials)))
-        sign = 1 if direction == "maximize" else -1
+        signs = [1 if d == "maximize" else -1 for d in directions]
         for trial_id in sorted(touched):
             trial = self.replay._trials.get(trial_id)
             if trial is None:
                 continue
-            old = self.states.get(trial_id)
-            if old == trial.state:
+            kind, old = category(trial), self.kinds.get(trial_id)
+            if old == kind:
                 continue
             if old is not None:
                 self.counts[old] -= 1
-            self.counts[trial.state] += 1
-            self.states[trial_id] = trial.state
+            self.counts[kind] += 1
+            self.kinds[trial_id] = kind
             if trial.datetime_start and (self.first_start is None or trial.datetime_start < self.first_start):
                 self.first_start = trial.datetime_start
             if not trial.state.is_finished():
                 continue
-            if trial.datetime_complete:
-                self.finishes.append(trial.datetime_complete)
-            note = trial.user_attrs.get("fail_reason") or trial.user_attrs.get("prune_reason") or ""
-            self.recent.append(
-                TrialRow(trial.number, trial.state.name.lower(), trial.value, dict(trial.params),
-                         trial.datetime_complete, note)
-            )
-            if trial.state == TrialState.COMPLETE and trial.value is not None:
-                if self.best is None or sign * trial.value > sign * self.best.value:
-                    self.best = trial
-                self.numbers.append(trial.number)
-                self.values.append(trial.value)
-                start = self.first_start or trial.datetime_start or trial.datetime_complete
-                self.seconds.append((trial.datetime_complete - start).total_seconds() if trial.datetime_complete else 0.0)
+            self._finished(trial, kind, signs)
         self.version += 1
+
+    def _finished(self, trial: FrozenTrial, kind: str, signs: list[int]) -> None:
+        if trial.datetime_complete:
+            self.finishes.append(trial.datetime_complete)
+        attrs = trial.user_attrs
+        if kind == "duplicate":
+            self.duplicate_sources[attrs["duplicate_source"]] += 1
+            note = f"duplicate of #{attrs['duplicate_of']} ({attrs['duplicate_source']})"
+        else:
+            note = attrs.get("fail_reason") or attrs.get("prune_reason") or ""
+        self.recent.append(
+            TrialRow(trial.number, kind, trial.values[0] if trial.values else None, dict(trial.params),
+                     trial.datetime_complete, note)
+        )
+        if kind != "complete" or not trial.values:
+            return
+        ok = feasible(trial)
+        self.constrained = self.constrained or bool(trial.constraints)
+        if len(signs) > 1:
+            if ok:
+                self._update_front(trial, signs)
+        else:
+            value, sign = trial.values[0], signs[0]
+            best_ok = self.best is not None and feasible(self.best)
+            if self.best is None or (ok and not best_ok) or (ok == best_ok and sign * value > sign * self.best.values[0]):
+                self.best = trial
+        self.numbers.append(trial.number)
+        self.values.append(trial.values[0])
+        start = self.first_start or trial.datetime_start or trial.datetime_complete
+        self.seconds.append((trial.datetime_complete - start).total_seconds() if trial.datetime_complete else 0.0)
+
+    def _update_front(self, trial: FrozenTrial, signs: list[int]) -> None:
+        if any(dominates(f.values, trial.values, signs) or f.values == trial.values for f in self.front):
+            return
+        self.front = [f for f in self.front if not dominates(trial.values, f.values, signs)] + [trial]
 
     def trials_per_minute(self, now: datetime) -> float:
         while self.finishes and now - self.finishes[0] > THROUGHPUT_WINDOW:
@@ -144,6 +192,22 @@ class _Follower:
         if self.first_start is not None:
             span = min(span, max((now - self.first_start).total_seconds(), 1.0))
         return 60.0 * len(self.finishes) / span
+
+
+def compromise(front: list[FrozenTrial], signs: list[int]) -> FrozenTrial | None:
+    """The front's trial nearest the ideal point, each objective scaled to [0, 1] over the front."""
+    if not front:
+        return None
+    lows = [min(sign * t.values[i] for t in front) for i, sign in enumerate(signs)]
+    highs = [max(sign * t.values[i] for t in front) for i, sign in enumerate(signs)]
+
+    def distance(t: FrozenTrial) -> float:
+        return sum(
+            (1 - ((sign * t.values[i] - lo) / (hi - lo) if hi > lo else 1.0)) ** 2
+            for i, (sign, lo, hi) in enumerate(zip(signs, lows, highs))
+        )
+
+    return min(front, key=lambda t: (distance(t), t.number))
 
 
 class Monitor:
@@ -165,7 +229,7 @@ class Monitor:
         new_records = self.db.read_journals({n: self._followers[n].offset for n in names})
         by_name = {r.name: r for r in rows}
         for name, records in new_records.items():
-            self._followers[name].apply(records, by_name[name].direction)
+            self._followers[name].apply(records, by_name[name].direction.split(","))
         self._read_events(names)
         views = []
         for row in rows:
@@ -197,19 +261,27 @@ class Monitor:
     @staticmethod
     def _view(row: control.StudyRow, f: _Follower, workers, now: datetime, with_workers: bool) -> StudyView:
         c = f.counts
+        metrics, directions = row.metric.split(","), row.direction.split(",")
         s = StudyStatus(
             study=row.name, run=row.run_name, symbol=row.symbol, state="idle", control=row.control,
-            metric=row.metric, direction=row.direction, target=row.target_trials,
-            max_attempts=row.max_attempts, ended_reason=row.ended_reason,
-            complete=c[TrialState.COMPLETE], pruned=c[TrialState.PRUNED], failed=c[TrialState.FAIL],
-            running=c[TrialState.RUNNING], attempts=len(f.states),
+            metric=metrics[0], direction=directions[0], metrics=metrics, directions=directions,
+            target=row.target_trials, max_attempts=row.max_attempts, ended_reason=row.ended_reason,
+            complete=c["complete"], pruned=c["pruned"], failed=c["failed"], duplicate=c["duplicate"],
+            running=c["running"], attempts=len(f.kinds), duplicate_sources=dict(f.duplicate_sources),
             trials_per_minute=f.trials_per_minute(now), desired_workers=row.desired_workers,
             config_path=row.config_path,
         )
-        if f.best is not None:
-            s.best_value, s.best_trial = f.best.value, f.best.number
-            s.best_params = dict(f.best.params)
-            s.best_metrics = dict(f.best.user_attrs)
+        if len(metrics) > 1:
+            signs = [1 if d == "maximize" else -1 for d in directions]
+            s.pareto_front = [_trial_summary(t) for t in sorted(f.front, key=lambda t: t.number)]
+            s.front_size = len(f.front)
+            chosen = compromise(f.front, signs)
+            if chosen is not None:
+                s.compromise_trial = _trial_summary(chosen)
+                _set_best(s, chosen, f.constrained)
+        elif f.best is not None:
+            s.best_value = f.best.values[0]
+            _set_best(s, f.best, f.constrained)
         s.workers_alive = sum(w.alive for w in workers)
         if with_workers:
             s.workers = [
@@ -224,6 +296,19 @@ class Monitor:
             status=s, numbers=f.numbers, values=f.values, seconds=f.seconds,
             recent=list(f.recent), events=list(f.events), version=f.version,
         )
+
+
+def _trial_summary(t: FrozenTrial) -> dict[str, Any]:
+    return {"number": t.number, "values": list(t.values), "params": dict(t.params)}
+
+
+def _set_best(s: StudyStatus, t: FrozenTrial, constrained: bool) -> None:
+    s.best_trial = t.number
+    s.best_params = dict(t.params)
+    s.best_metrics = dict(t.user_attrs)
+    if constrained:
+        s.best_constraints = dict(t.constraints)
+        s.best_feasible = feasible(t)
 
 
 def _eta(s: StudyStatus) -> float | None:

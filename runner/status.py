@@ -18,22 +18,30 @@ class StudyStatus:
     study: str
     run: str
     symbol: str
-    state: str  # running | paused | stopped | done | capped | failed | idle
+    state: str  # running | paused | stopped | done | capped | exhausted | failed | idle
     control: str
-    metric: str
+    metric: str  # the (first) objective metric
     direction: str
     target: int
     max_attempts: int
+    metrics: list[str] = field(default_factory=list)  # every objective metric (several: multi-objective)
+    directions: list[str] = field(default_factory=list)
     complete: int = 0
     pruned: int = 0
     failed: int = 0
     duplicate: int = 0
+    duplicate_sources: dict[str, int] = field(default_factory=dict)  # {"memory": n, "database": m}
     running: int = 0
     attempts: int = 0
-    best_value: float | None = None
-    best_trial: int | None = None
+    best_value: float | None = None  # single objective; None for multi-objective
+    best_trial: int | None = None  # single objective: the best; multi-objective: the compromise trial
     best_params: dict[str, Any] = field(default_factory=dict)
     best_metrics: dict[str, Any] = field(default_factory=dict)
+    best_feasible: bool | None = None  # None when the study has no constraints
+    best_constraints: dict[str, float] = field(default_factory=dict)  # <= 0 is satisfied
+    front_size: int = 0  # multi-objective
+    pareto_front: list[dict[str, Any]] = field(default_factory=list)  # [{number, values, params}]
+    compromise_trial: dict[str, Any] | None = None  # the front's trial nearest the ideal point
     trials_per_minute: float = 0.0
     eta_seconds: float | None = None
     workers_alive: int = 0
@@ -50,7 +58,9 @@ def derive_state(control: str, ended_reason: str | None, s: StudyStatus) -> str:
     """What a person wants to know first: is it done, held, running, or dead?"""
     if s.complete >= s.target:
         return "done"
-    if s.attempts >= s.max_attempts or (ended_reason or "").startswith("space exhausted"):
+    if (ended_reason or "").startswith("space exhausted"):
+        return "exhausted"
+    if s.attempts >= s.max_attempts:
         return "capped"
     if control in ("stopped", "paused"):
         return control
@@ -66,6 +76,14 @@ def study_statuses(db: Database, names: list[str] | None = None, with_workers: b
     from .monitor import Monitor
 
     return Monitor(db, names).poll(with_workers=with_workers).statuses
+
+
+def best_label(s: StudyStatus) -> str:
+    """The best value as a table cell: "front 7" for several objectives; "!" marks an infeasible best."""
+    if len(s.metrics) > 1:
+        return f"front {s.front_size}" if s.front_size else "-"
+    label = format_value(s.best_value)
+    return label + "!" if s.best_feasible is False else label
 
 
 def format_value(value: float | None) -> str:

@@ -195,6 +195,14 @@ CREATE TABLE IF NOT EXISTS tune_events (
     message text NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tune_events_study ON tune_events (study, id);
+CREATE TABLE IF NOT EXISTS tune_param_claims (
+    study        text NOT NULL,
+    key          text NOT NULL,
+    trial_number integer NOT NULL,
+    worker       text,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (study, key)
+);
 """
 
 
@@ -298,24 +306,31 @@ class PostgresJournalBackend(BaseJournalBackend):
 class TuneJournalStorage(JournalStorage):
     """Optuna's JournalStorage plus one batched write.
 
-    ``set_trial_user_attrs`` stores many user attributes as one append and one
-    read, instead of a round trip pair per attribute: a trial's dozen metrics
-    cost one database call, not a dozen.
+    ``set_trial_attrs`` stores many user and system attributes (metrics,
+    constraint values) as one append and one read, instead of a round trip
+    pair per attribute: a trial's dozen metrics cost one database call, not a dozen.
     """
 
-    def set_trial_user_attrs(self, trial_id: int, attrs: dict[str, Any]) -> None:
+    def set_trial_attrs(self, trial_id: int, user: dict[str, Any], system: dict[str, Any] | None = None) -> None:
+        """User and system attributes of a trial in one append (one record each, as Optuna writes them)."""
         from optuna.storages.journal._storage import JournalOperation
 
         with self._thread_lock:
             worker_id = self._replay_result.worker_id
-            self._backend.append_logs(
-                [
-                    {"op_code": JournalOperation.SET_TRIAL_USER_ATTR, "worker_id": worker_id,
-                     "trial_id": trial_id, "user_attr": {key: value}}
-                    for key, value in attrs.items()
-                ]
-            )
+            records = [
+                {"op_code": JournalOperation.SET_TRIAL_USER_ATTR, "worker_id": worker_id,
+                 "trial_id": trial_id, "user_attr": {key: value}}
+                for key, value in user.items()
+            ] + [
+                {"op_code": JournalOperation.SET_TRIAL_SYSTEM_ATTR, "worker_id": worker_id,
+                 "trial_id": trial_id, "system_attr": {key: value}}
+                for key, value in (system or {}).items()
+            ]
+            self._backend.append_logs(records)
             self._sync_with_backend()
+
+    def set_trial_user_attrs(self, trial_id: int, attrs: dict[str, Any]) -> None:
+        self.set_trial_attrs(trial_id, attrs)
 
     @property
     def journal_worker_prefix(self) -> str:
@@ -431,7 +446,7 @@ class Database:
         with self.engine.begin() as conn:
             for table, column in (
                 ("tune_journal", "stream"), ("tune_streams", "stream"), ("tune_studies", "name"),
-                ("tune_workers", "study"), ("tune_events", "study"),
+                ("tune_workers", "study"), ("tune_events", "study"), ("tune_param_claims", "study"),
             ):
                 conn.execute(sa.text(f"DELETE FROM {table} WHERE {column} = :s"), {"s": study})
 

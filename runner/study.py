@@ -33,6 +33,20 @@ def search_space(cfg: RunConfig) -> dict[str, BaseDistribution]:
     return space
 
 
+def grid_points(cfg: RunConfig) -> dict[str, list]:
+    """Every value of every parameter, for the grid sampler (config checks the space is discrete)."""
+    points: dict[str, list] = {}
+    for name, p in cfg.space.items():
+        if isinstance(p, CategoricalParam):
+            points[name] = list(p.choices)
+        elif isinstance(p, IntParam):
+            points[name] = list(range(p.low, p.high + 1, p.step))
+        else:
+            count = int(round((p.high - p.low) / p.step)) + 1
+            points[name] = [round(p.low + i * p.step, 12) for i in range(count)]
+    return points
+
+
 def worker_seed(cfg: RunConfig, symbol: str, worker_index: int) -> int | None:
     """A distinct, reproducible seed per (symbol, worker): one worker with a fixed
     seed replays the same trials; two workers of a study do not propose the same ones."""
@@ -49,9 +63,18 @@ def make_sampler(cfg: RunConfig, symbol: str, worker_index: int) -> optuna.sampl
             seed=seed,
             n_startup_trials=cfg.sampler.n_startup_trials,
             n_ei_candidates=cfg.sampler.n_ei_candidates,
+            multivariate=cfg.sampler.multivariate,
+            group=cfg.sampler.group,
+            constant_liar=cfg.sampler.constant_liar,
         )
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
+    if kind == "qmc":
+        # Every worker of a study walks the same low-discrepancy sequence from a
+        # shared seed; QMCSampler hands out successive points by trial number.
+        return optuna.samplers.QMCSampler(qmc_type=cfg.sampler.qmc_type, seed=cfg.sampler.seed, warn_independent_sampling=False)
+    if kind == "grid":
+        return optuna.samplers.GridSampler(grid_points(cfg), seed=seed)
     if kind == "cmaes":
         return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=cfg.sampler.n_startup_trials)
     if kind == "gp":
@@ -65,8 +88,9 @@ def open_study(db: Database, cfg: RunConfig, symbol: str, worker_index: int = 0)
     study = optuna.create_study(
         storage=db.optuna_storage(name),
         study_name=name,
-        direction=cfg.direction,
+        directions=cfg.directions,
         sampler=make_sampler(cfg, symbol, worker_index),
+        pruner=make_pruner(cfg),
         load_if_exists=True,
     )
     return study
@@ -112,52 +136,79 @@ def _default_synthetic():
 
 
 class TrialPruned(Exception):
-    """The trial is valid but should not count as complete (e.g. too few trades)."""
+    """The trial is valid but should not count as complete (too few trades, a pruner)."""
 
 
 @dataclass
 class Evaluation:
-    value: float
+    values: list[float]  # one per objective metric
     metrics: dict[str, float]
+
+    @property
+    def value(self) -> float:
+        return self.values[0]
 
 
 class Objective:
-    """Scores one parameter set on one symbol's data, loaded once per worker."""
+    """Scores one parameter set on one symbol's data, loaded once per worker.
+
+    ``upto`` evaluates on the first ``upto`` bars only (a partial evaluation for
+    pruning); the no-look-ahead rule makes that the prefix of the full run.
+    """
 
     def __init__(self, cfg: RunConfig, symbol: str) -> None:
         self.cfg = cfg
         self.symbol = symbol
         self.frame = load_frame(cfg, symbol)
-        self.metric = cfg.study.metric
+        self.metrics = cfg.study.metrics
         self._user_fn: Callable[..., Any] | None = None
         if cfg.strategy.is_user_backtest:
             self._user_fn = backtest.resolve_user_backtest(cfg.strategy.name, search_path=cfg.base_dir)
         else:
             self.data = backtest.PriceData.from_frame(self.frame, symbol)
 
-    def __call__(self, params: dict[str, Any]) -> Evaluation:
+    @property
+    def bars(self) -> int:
+        return len(self.frame)
+
+    def __call__(self, params: dict[str, Any], upto: int | None = None) -> Evaluation:
         full = {**self.cfg.strategy.fixed, **params}
         if self._user_fn is not None:
-            out = self._user_fn(full, self.frame)
+            frame = self.frame if upto is None else self.frame.iloc[:upto]
+            out = self._user_fn(full, frame)
             if isinstance(out, dict):
-                if self.metric not in out:
-                    raise ValueError(f"the backtest returned no {self.metric!r} (keys: {', '.join(out)})")
+                missing = [m for m in self.metrics if m not in out]
+                if missing:
+                    raise ValueError(f"the backtest returned no {missing[0]!r} (keys: {', '.join(out)})")
                 metrics = {k: _as_float(v, k) for k, v in out.items()}
             else:
-                metrics = {self.metric: _as_float(out, self.metric)}
+                if len(self.metrics) > 1:
+                    raise ValueError(f"the backtest returned one number; the study needs {', '.join(self.metrics)}")
+                metrics = {self.metrics[0]: _as_float(out, self.metrics[0])}
         else:
             s = self.cfg.strategy
             stop_loss = full.pop("stop_loss", s.stop_loss)
+            data = self.data if upto is None else self.data.head(upto)
             metrics = backtest.evaluate(
-                self.data, s.name, full, fees_bps=s.fees_bps, slippage_bps=s.slippage_bps, stop_loss=stop_loss
+                data, s.name, full, fees_bps=s.fees_bps, slippage_bps=s.slippage_bps, stop_loss=stop_loss
             )
-        value = metrics[self.metric]
-        if not math.isfinite(value):
-            raise ValueError(f"{self.metric} is {value}")
+        values = [metrics[m] for m in self.metrics]
+        for name, value in zip(self.metrics, values):
+            if not math.isfinite(value):
+                raise ValueError(f"{name} is {value}")
+        if upto is None:
+            values = self._apply_min_trades(metrics, values)
+        return Evaluation(values=values, metrics=metrics)
+
+    def _apply_min_trades(self, metrics: dict[str, float], values: list[float]) -> list[float]:
         min_trades = self.cfg.study.min_trades
-        if min_trades and metrics.get("trades", math.inf) < min_trades:
-            raise TrialPruned(f"{metrics['trades']:.0f} trades, fewer than min_trades={min_trades}")
-        return Evaluation(value=value, metrics=metrics)
+        if not min_trades or metrics.get("trades", math.inf) >= min_trades:
+            return values
+        reason = f"{metrics['trades']:.0f} trades, fewer than min_trades={min_trades}"
+        if self.cfg.study.min_trades_penalty is None:
+            raise TrialPruned(reason)
+        metrics["min_trades_penalty"] = 1.0  # recorded with the trial: its value is the penalty
+        return [self.cfg.study.min_trades_penalty]
 
 
 def _as_float(value: Any, key: str) -> float:
@@ -165,3 +216,51 @@ def _as_float(value: Any, key: str) -> float:
         return float(value)
     except (TypeError, ValueError):
         raise ValueError(f"metric {key!r} is not a number: {value!r}") from None
+
+
+# ------------------------------------------------------------- suggesting
+
+
+def suggest(trial: optuna.Trial, cfg: RunConfig, space: dict[str, BaseDistribution]) -> dict[str, Any]:
+    """The trial's parameters. Conditional ones are suggested only when their condition holds."""
+    params: dict[str, Any] = {}
+    # Unconditional first, so that every condition can be checked against them.
+    for name in sorted(space, key=lambda n: cfg.space[n].when is not None):
+        when = cfg.space[name].when
+        if when and any(params.get(other) != value for other, value in when.items()):
+            continue
+        params[name] = _suggest_one(trial, name, space[name])
+    return params
+
+
+def _suggest_one(trial: optuna.Trial, name: str, d: BaseDistribution) -> Any:
+    if isinstance(d, FloatDistribution):
+        return trial.suggest_float(name, d.low, d.high, step=d.step, log=d.log)
+    if isinstance(d, IntDistribution):
+        return trial.suggest_int(name, d.low, d.high, step=d.step, log=d.log)
+    return trial.suggest_categorical(name, d.choices)
+
+
+def make_pruner(cfg: RunConfig) -> optuna.pruners.BasePruner:
+    p = cfg.pruner
+    if p.type == "median":
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=p.n_startup_trials, n_warmup_steps=p.n_warmup_steps, interval_steps=p.interval_steps
+        )
+    if p.type == "percentile":
+        return optuna.pruners.PercentilePruner(
+            p.percentile, n_startup_trials=p.n_startup_trials, n_warmup_steps=p.n_warmup_steps,
+            interval_steps=p.interval_steps,
+        )
+    if p.type == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=p.min_resource, reduction_factor=p.reduction_factor,
+            min_early_stopping_rate=p.min_early_stopping_rate,
+        )
+    if p.type == "hyperband":
+        return optuna.pruners.HyperbandPruner(
+            min_resource=p.min_resource, max_resource=p.steps, reduction_factor=p.reduction_factor
+        )
+    if p.type == "wilcoxon":
+        return optuna.pruners.WilcoxonPruner(p_threshold=p.p_threshold, n_startup_steps=p.n_warmup_steps)
+    return optuna.pruners.NopPruner()

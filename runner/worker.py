@@ -25,12 +25,13 @@ from optuna.trial import TrialState
 
 import backtest
 
-from . import control
+from . import control, dedup
 from .config import RunConfig
 from .storage import Database, StorageError, quiet_optuna
-from .study import Objective, TrialPruned, open_study, search_space
+from .study import Objective, TrialPruned, open_study, search_space, suggest
 
 EXIT_OK, EXIT_CRASH, EXIT_BAD_INPUT = 0, 1, 2
+DUPLICATE = "duplicate"
 
 
 class Interrupted(BaseException):
@@ -61,6 +62,8 @@ class Worker:
         self.id = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         self.shared = _Shared()
         self.registration: control.WorkerRegistration | None = None
+        self.conditional = any(p.when for p in cfg.space.values())
+        self.claims = dedup.ClaimBook(db, cfg, self.study_name, self.id) if cfg.study.dedup else None
 
     # ------------------------------------------------------------- events
     def event(self, level: str, message: str) -> None:
@@ -164,29 +167,52 @@ class Worker:
                 s.changed.wait(timeout=0.5)
                 continue
             self._set_status("running")
-            self._one_trial(study, storage, space, objective)
+            if self._one_trial(study, storage, space, objective) == DUPLICATE and self.claims.exhausted():
+                reason = f"space exhausted: all {self.claims.space_size} combinations evaluated"
+                control.set_ended(self.db, self.study_name, reason)
+                self.event("info", reason)
+                return reason
 
     def _set_status(self, status: str) -> None:
         self.shared.status = status
 
-    def _one_trial(self, study, storage, space, objective: Objective) -> None:
-        s = self.shared
+    def _ask(self, study: optuna.Study, space) -> tuple[optuna.Trial, dict]:
+        if self.conditional:  # define-by-run: a parameter exists only when its condition holds
+            trial = study.ask()
+            return trial, suggest(trial, self.cfg, space)
         trial = study.ask(fixed_distributions=space)
+        return trial, trial.params
+
+    def _one_trial(self, study, storage, space, objective: Objective) -> str:
+        """Ask, claim, evaluate, tell; returns the outcome (complete, pruned, fail, duplicate)."""
+        s = self.shared
+        trial, params = self._ask(study, space)
         s.trial_id = trial._trial_id
-        self.registration.set_trial(trial._trial_id)
-        state, value, attrs = TrialState.COMPLETE, None, {}
+        if self.claims is not None:
+            duplicate = self.claims.claim(params, trial.number, trial._trial_id)
+        else:
+            duplicate = None
+            self.registration.set_trial(trial._trial_id)
+        if duplicate is not None:
+            attrs = {"duplicate_of": duplicate.original, "duplicate_source": duplicate.source}
+            self._finish(study, storage, trial, TrialState.FAIL, None, attrs)
+            s.trials_done += 1
+            return DUPLICATE
+        state, values, attrs, system = TrialState.COMPLETE, None, {}, {}
         try:
             s.in_objective = True
             if s.interrupted:
                 raise Interrupted()
-            evaluation = objective(trial.params)
+            evaluation = self._evaluate(trial, objective, params)
             s.in_objective = False
-            value, attrs = evaluation.value, _finite(evaluation.metrics)
+            values, attrs = evaluation.values, _finite(evaluation.metrics)
+            system = {f"constraints:{k}": v for k, v in self.cfg.constraints.values(evaluation.metrics).items()}
         except (TrialPruned, backtest.InvalidParams) as exc:
             state, attrs = TrialState.PRUNED, {"prune_reason": str(exc)}
         except Interrupted:
             s.in_objective = False
             self._finish(study, storage, trial, TrialState.FAIL, None, {"fail_reason": "interrupted (worker stopped)"})
+            dedup.release(self.db, self.study_name, [trial.number])  # never evaluated: free to retry
             raise
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
@@ -194,15 +220,32 @@ class Worker:
             self.event("warning", f"trial {trial.number} failed: {reason}")
         finally:
             s.in_objective = False
-        self._finish(study, storage, trial, state, value, attrs)
+        self._finish(study, storage, trial, state, values, attrs, system)
         s.trials_done += 1
+        return state.name.lower()
 
-    def _finish(self, study, storage, trial, state, value, attrs) -> None:
+    def _evaluate(self, trial: optuna.Trial, objective: Objective, params: dict):
+        """The full evaluation, or — with a pruner — growing slices until pruned or complete."""
+        pruner = self.cfg.pruner
+        if not pruner.active:
+            return objective(params)
+        bars = objective.bars
+        for step in range(1, pruner.steps):
+            partial = objective(params, upto=bars * step // pruner.steps)
+            trial.report(partial.value, step)
+            if trial.should_prune():
+                raise TrialPruned(
+                    f"{pruner.type} pruner at step {step}/{pruner.steps}: "
+                    f"{objective.metrics[0]} {partial.value:.4g} on the first {step}/{pruner.steps} of the period"
+                )
+        return objective(params)
+
+    def _finish(self, study, storage, trial, state, values, attrs, system=None) -> None:
         try:
-            if attrs:
-                storage.set_trial_user_attrs(trial._trial_id, attrs)
+            if attrs or system:
+                storage.set_trial_attrs(trial._trial_id, attrs, system or {})
             if state == TrialState.COMPLETE:
-                study.tell(trial, value)
+                study.tell(trial, values)
             else:
                 study.tell(trial, state=state)
         except UpdateFinishedTrialError:

@@ -190,6 +190,9 @@ def seed_studies(db, tmp_path, symbols=("AAA", "BBB", "CCC"), trials: int = 60) 
                 state, value, attrs = TrialState.PRUNED, None, {"prune_reason": "4 trades, fewer than min_trades=10"}
             elif n % 17 == 8:
                 state, value, attrs = TrialState.FAIL, None, {"fail_reason": "ValueError: boom"}
+            elif n % 13 == 6:
+                source = "memory" if n % 2 else "database"
+                state, value, attrs = TrialState.FAIL, None, {"duplicate_of": n - 3, "duplicate_source": source}
             else:
                 attrs = {"sharpe": value, "trades": 40 + n, "max_drawdown": 0.2, "total_return": 0.5}
             study.add_trial(FrozenTrial(

@@ -29,15 +29,27 @@ class BestPanel(Static):
         table = Table.grid(padding=(0, 1))
         table.add_column(style="bold")
         table.add_column()
-        if s.best_value is None:
+        multi = len(s.metrics) > 1
+        if s.best_trial is None:
             table.add_row("best", "-")
         else:
-            table.add_row("best", Text(f"{format_value(s.best_value)}  (trial {s.best_trial})", style="bold green"))
+            if multi:
+                table.add_row("front", f"{s.front_size} trials")
+                table.add_row("compromise", Text(f"trial {s.best_trial}", style="bold green"))
+                for name, value in zip(s.metrics, s.compromise_trial["values"]):
+                    table.add_row(name, Text(format_value(value), style="bold green"))
+            else:
+                table.add_row("best", Text(f"{format_value(s.best_value)}  (trial {s.best_trial})", style="bold green"))
+            if s.best_feasible is not None:
+                table.add_row("feasible", Text("yes", style="green") if s.best_feasible else Text("no", style="bold red"))
             for name, value in s.best_params.items():
                 table.add_row(name, _fmt(value))
-            shown = [m for m in KEY_METRICS if m in s.best_metrics and m != s.metric]
-            for name in shown[:5]:
+            shown = [m for m in KEY_METRICS if m in s.best_metrics and m not in s.metrics]
+            for name in shown[: 3 if multi else 5]:
                 table.add_row(Text(name, style="dim"), _fmt(s.best_metrics[name]))
+        if s.duplicate:
+            sources = ", ".join(f"{n} {src}" for src, n in sorted(s.duplicate_sources.items()))
+            table.add_row("duplicates", sources)
         table.add_row("", "")
         table.add_row("workers", f"{s.workers_alive} alive / {s.desired_workers}")
         hosts = sorted({w["host"] for w in s.workers if w["alive"]})

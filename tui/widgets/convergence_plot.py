@@ -67,6 +67,9 @@ def render(view: StudyView, width: int, height: int, by_time: bool) -> str:
             clipped = " · worst 10% pinned"
     px, py = downsample(x, y, columns)
     plt.scatter(px.tolist(), py.tolist(), marker="dot")
+    if len(s.metrics) > 1:  # no single "best so far" with several objectives
+        plt.xlabel(f"{unit} · {s.metric} {'↑' if maximize else '↓'} (first of {len(s.metrics)} objectives){clipped}")
+        return plt.build()
     plt.plot(bx.tolist(), by.tolist(), marker="braille", color="green")
     plt.xlabel(f"{unit} · {s.metric} {'↑' if maximize else '↓'} · line: best so far{clipped}")
     return plt.build()

@@ -5,11 +5,11 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import DataTable
 
-from runner.status import StudyStatus, format_eta, format_value
+from runner.status import StudyStatus, best_label, format_eta
 
 STATE_STYLES = {
     "running": "bold green", "paused": "bold yellow", "stopped": "bold red", "done": "bold cyan",
-    "capped": "cyan", "failed": "bold red", "idle": "dim",
+    "capped": "cyan", "exhausted": "cyan", "failed": "bold red", "idle": "dim",
 }
 
 # (key, label, right-aligned)
@@ -34,7 +34,7 @@ def cells(s: StudyStatus) -> dict[str, object]:
         "state": Text(s.state, style=STATE_STYLES.get(s.state, "")),
         "progress": progress_bar(s.complete, s.target),
         "rate": right(f"{s.trials_per_minute:.0f}"),
-        "best": right(format_value(s.best_value)),
+        "best": right(best_label(s)),
         "pruned": right(s.pruned),
         "failed": right(s.failed),
         "duplicate": right(s.duplicate),

@@ -8,7 +8,7 @@ from textual.widgets import DataTable
 from runner.monitor import StudyView
 from runner.status import format_value
 
-STATE_STYLES = {"complete": "green", "pruned": "yellow", "fail": "red"}
+STATE_STYLES = {"complete": "green", "pruned": "yellow", "failed": "red", "duplicate": "magenta"}
 COLUMNS = ("#", "state", "value", "params / reason")
 
 

@@ -1,0 +1,123 @@
+"""Never backtest one parameter combination twice in a study (seed 002's ``seen_combos``).
+
+Each combination is reduced to a canonical key: categorical and int values as
+they are, floats on a step at their step index, other floats at
+``study.float_precision`` significant digits (default 6: 0.0123456 and
+0.01234561 are one combination). A worker claims the key of every trial before
+its backtest with an INSERT on the table's primary key — atomic in PostgreSQL,
+so two workers on two hosts can never both evaluate it. A key already claimed
+(evaluated, or being evaluated right now) makes the trial a *duplicate*.
+
+What Optuna is told for a duplicate: the trial is FAILED, with user attributes
+``duplicate_of`` (the original trial's number) and ``duplicate_source``
+(``memory``: this worker had seen it; ``database``: another worker, or an
+earlier run, claimed it). Every Optuna sampler ignores failed trials, so the
+model sees each combination exactly once, with its real value. Telling the
+original's value instead would count that point twice (and toward the target
+of completed trials); telling "pruned" would mark the best region as bad,
+since that is where TPE proposes repeats.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from .config import FloatParam, RunConfig, grid_size
+from .storage import Database, retry_on_disconnect
+
+MEMORY, DATABASE = "memory", "database"
+
+
+def param_key(cfg: RunConfig, params: dict[str, Any]) -> str:
+    parts = []
+    for name in sorted(params):
+        value, spec = params[name], cfg.space.get(name)
+        if isinstance(spec, FloatParam):
+            if spec.step is not None:
+                value = round((value - spec.low) / spec.step)
+            else:
+                value = float(f"{value:.{cfg.study.float_precision}g}")
+        parts.append([name, value])
+    return json.dumps(parts, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    original: int | None  # None: claimed by a worker whose trial had not committed yet
+    source: str
+
+
+class ClaimBook:
+    """One worker's claims: its own memory first, then the database's unique key."""
+
+    def __init__(self, db: Database, cfg: RunConfig, study: str, worker_id: str) -> None:
+        self.db, self.cfg, self.study, self.worker_id = db, cfg, study, worker_id
+        self.seen: dict[str, int] = {}
+        self.space_size = None if any(p.when for p in cfg.space.values()) else grid_size(cfg)
+
+    @retry_on_disconnect
+    def claim(self, params: dict[str, Any], trial_number: int, trial_id: int) -> Duplicate | None:
+        """Claim the combination for this trial (and record the trial in the worker's row,
+        in the same round trip); return the Duplicate if someone had it first."""
+        key = param_key(self.cfg, params)
+        if key in self.seen:
+            self._claim_trial_only(trial_id)
+            return Duplicate(self.seen[key], MEMORY)
+        with self.db.engine.begin() as conn:
+            row = conn.execute(
+                sa.text(
+                    """
+                    WITH mine AS (
+                        INSERT INTO tune_param_claims (study, key, trial_number, worker)
+                        VALUES (:s, :k, :n, :w) ON CONFLICT (study, key) DO NOTHING
+                        RETURNING trial_number
+                    ), me AS (
+                        UPDATE tune_workers SET trial_id = :t, heartbeat_at = now() WHERE id = :w
+                    )
+                    SELECT (SELECT trial_number FROM mine),
+                           (SELECT trial_number FROM tune_param_claims WHERE study = :s AND key = :k)
+                    """
+                ),
+                {"s": self.study, "k": key, "n": trial_number, "w": self.worker_id, "t": trial_id},
+            ).one()
+        mine, existing = row
+        if mine is not None:
+            self.seen[key] = trial_number
+            return None
+        if existing is not None:
+            self.seen[key] = existing
+        return Duplicate(existing, DATABASE)
+
+    def _claim_trial_only(self, trial_id: int) -> None:
+        with self.db.engine.begin() as conn:
+            conn.execute(
+                sa.text("UPDATE tune_workers SET trial_id = :t, heartbeat_at = now() WHERE id = :w"),
+                {"t": trial_id, "w": self.worker_id},
+            )
+
+    @retry_on_disconnect
+    def exhausted(self) -> bool:
+        """True when every combination of a finite space has been claimed."""
+        if self.space_size is None:
+            return False
+        with self.db.engine.connect() as conn:
+            claimed = conn.execute(
+                sa.text("SELECT count(*) FROM tune_param_claims WHERE study = :s"), {"s": self.study}
+            ).scalar_one()
+        return claimed >= self.space_size
+
+
+@retry_on_disconnect
+def release(db: Database, study: str, trial_numbers: list[int]) -> None:
+    """Free the combinations of trials that were never really evaluated (interrupted, lost worker)."""
+    if not trial_numbers:
+        return
+    with db.engine.begin() as conn:
+        conn.execute(
+            sa.text("DELETE FROM tune_param_claims WHERE study = :s AND trial_number = ANY(:n)"),
+            {"s": study, "n": list(trial_numbers)},
+        )

@@ -1,0 +1,243 @@
+"""Search that wastes nothing: duplicates, pruning, penalties, constraints, samplers, objectives."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from optuna.trial import TrialState
+
+from runner.config import ConfigError, load_config
+from runner.dedup import param_key
+from tests.conftest import small_config, tune, write_config
+from tests.test_run import count, trials_of
+
+BACKTESTS = '''
+def quadratic(params, data):
+    """A smooth landscape whose partial scores rank trials like the full ones."""
+    share = len(data) / 2000
+    score = -abs(params["fast"] - 10) - abs(params["slow"] - 50) / 10 + 0.05 * share
+    return {"sharpe": score, "trades": 10 * share, "max_drawdown": 0.1 + abs(params["fast"] - 10) / 100,
+            "volatility": 0.2}
+
+def small_space(params, data):
+    return {"sharpe": params["a"] * (2 if params["b"] == "x" else 1), "trades": 50}
+
+def few_trades(params, data):
+    return {"sharpe": params["fast"] / 10, "trades": params["fast"]}
+
+def conditional(params, data):
+    if (params["mode"] == "wide") != ("width" in params):
+        raise ValueError(f"width given when mode is {params['mode']}: {params}")
+    return {"sharpe": params.get("width", 1.0) * params["fast"], "trades": 50}
+'''
+
+
+def config(tmp_path, function: str, name: str, target: int = 12, workers: int = 1, extra: str = "", space: str | None = None):
+    (tmp_path / "searchbt.py").write_text(BACKTESTS)
+    path = small_config(tmp_path, name=name, target=target, workers=workers, strategy=f"searchbt:{function}")
+    text = path.read_text()
+    if space is not None:
+        text = text[: text.index("[space.fast]")] + space
+    path.write_text(text + extra)
+    return path
+
+
+def status_of(study: str, *args) -> dict:
+    out = json.loads(tune("status", *args, "--json", check=True).stdout)
+    return next(s for s in out["studies"] if s["study"] == study)
+
+
+# ---------------------------------------------------------------- duplicates
+
+
+def test_param_key_compares_floats_at_the_declared_precision(tmp_path):
+    path = small_config(tmp_path)
+    path.write_text(path.read_text().replace("[data]", "[data]") + (
+        '\n[space.stop_loss]\ntype = "float"\nlow = 0.01\nhigh = 0.1\n'
+        '\n[space.ma_type]\ntype = "categorical"\nchoices = ["sma", "ema"]\n'
+    ))
+    cfg = load_config(path)
+    a = param_key(cfg, {"fast": 5, "slow": 30, "stop_loss": 0.0123456, "ma_type": "sma"})
+    b = param_key(cfg, {"ma_type": "sma", "slow": 30, "fast": 5, "stop_loss": 0.01234561})
+    c = param_key(cfg, {"fast": 5, "slow": 30, "stop_loss": 0.012346, "ma_type": "sma"})
+    assert a == b  # same at 6 significant digits, whatever the order
+    assert a != c
+    assert param_key(cfg, {"fast": 5, "slow": 30, "stop_loss": 0.0123456, "ma_type": "ema"}) != a
+
+
+SMALL_SPACE = '''
+[space.a]
+type = "categorical"
+choices = [1, 2, 3]
+
+[space.b]
+type = "categorical"
+choices = ["x", "y"]
+'''
+
+
+def test_two_workers_never_evaluate_a_combination_twice_and_stop_when_the_space_is_used_up(db_url, tmp_path):
+    path = config(tmp_path, "small_space", "dup", target=10, workers=2, space=SMALL_SPACE,
+                  extra="")
+    path.write_text(path.read_text().replace("target_trials = 10", "target_trials = 10\nmax_attempts = 200"))
+    proc = tune("run", str(path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    trials = trials_of(db_url, "dup-AAA")
+    evaluated = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(evaluated) == 6 == len({(t.params["a"], t.params["b"]) for t in evaluated})
+    duplicates = [t for t in trials if "duplicate_of" in t.user_attrs]
+    assert duplicates and all(t.state == TrialState.FAIL for t in duplicates)
+    s = status_of("dup-AAA")
+    assert s["state"] == "exhausted" and s["ended_reason"].startswith("space exhausted: all 6")
+    assert s["duplicate"] == len(duplicates) and s["failed"] == 0
+    assert sum(s["duplicate_sources"].values()) == s["duplicate"]
+    assert set(s["duplicate_sources"]) <= {"memory", "database"}
+    for t in duplicates:  # each points at the trial that evaluated its combination
+        if t.user_attrs["duplicate_of"] is not None:
+            original = trials[t.user_attrs["duplicate_of"]]
+            assert original.params == t.params and "duplicate_of" not in original.user_attrs
+
+
+# ------------------------------------------------------------------- pruning
+
+PRUNERS = {  # settings, target of completed trials
+    "median": ("", 15),
+    "percentile": ("percentile = 40.0\n", 15),
+    "successive_halving": ("reduction_factor = 2\n", 15),
+    "hyperband": ("reduction_factor = 2\n", 15),
+    # Wilcoxon prunes every trial that is consistently worse than the best one,
+    # which on this noiseless landscape is nearly all of them once the best is found.
+    "wilcoxon": ("steps = 10\np_threshold = 0.2\n", 4),
+}
+
+
+@pytest.mark.parametrize("pruner", sorted(PRUNERS))
+def test_each_pruner_prunes_on_partial_evaluations(db_url, tmp_path, pruner):
+    settings, target = PRUNERS[pruner]
+    extra = f'\n[pruner]\ntype = "{pruner}"\nn_startup_trials = 2\n{settings}'
+    path = config(tmp_path, "quadratic", f"pr{pruner[:4]}", target=target, extra=extra)
+    path.write_text(path.read_text().replace(f"target_trials = {target}", f"target_trials = {target}\nmax_attempts = 300"))
+    proc = tune("run", str(path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    trials = trials_of(db_url, f"pr{pruner[:4]}-AAA")
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    assert pruned, f"the {pruner} pruner pruned nothing"
+    assert all(t.user_attrs["prune_reason"].startswith(f"{pruner} pruner at step") for t in pruned)
+    assert all(t.intermediate_values for t in pruned)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    steps = 10 if pruner == "wilcoxon" else 4
+    assert any(sorted(t.intermediate_values) == list(range(1, steps)) for t in complete)
+
+
+# ------------------------------------------------------ penalties, constraints
+
+
+def test_too_few_trades_prunes_or_takes_the_penalty(db_url, tmp_path):
+    space = '[space.fast]\ntype = "int"\nlow = 1\nhigh = 30\n'
+    path = config(tmp_path, "few_trades", "ft", target=8, space=space, extra="")
+    path.write_text(path.read_text().replace("[study]\n", "[study]\nmin_trades = 15\nmax_attempts = 100\n"))
+    tune("run", str(path), check=True)
+    few = [t for t in trials_of(db_url, "ft-AAA") if t.params["fast"] < 15 and "duplicate_of" not in t.user_attrs]
+    assert few and all(t.state == TrialState.PRUNED and "fewer than min_trades=15" in t.user_attrs["prune_reason"] for t in few)
+
+    path.write_text(path.read_text().replace('name = "ft"', 'name = "fp"').replace("[study]\n", "[study]\nmin_trades_penalty = -99.0\n"))
+    tune("run", str(path), check=True)
+    few = [t for t in trials_of(db_url, "fp-AAA") if t.params["fast"] < 15 and "duplicate_of" not in t.user_attrs]
+    assert few and all(t.state == TrialState.COMPLETE and t.value == -99.0 for t in few)
+    assert all(t.user_attrs["min_trades_penalty"] == 1.0 for t in few)
+
+
+def test_constraints_are_optuna_constraints_and_the_best_trials_feasibility_is_shown(db_url, tmp_path):
+    path = config(tmp_path, "quadratic", "cs", target=10, extra="\n[constraints]\nmax_drawdown = 0.12\nmin_trades = 5\n")
+    tune("run", str(path), check=True)
+    trials = [t for t in trials_of(db_url, "cs-AAA") if t.state == TrialState.COMPLETE]
+    for t in trials:
+        assert t.constraints["max_drawdown"] == pytest.approx(t.user_attrs["max_drawdown"] - 0.12)
+        assert t.constraints["min_trades"] == pytest.approx(5 - t.user_attrs["trades"])
+    s = status_of("cs-AAA")
+    feasible = [t for t in trials if all(v <= 0 for v in t.constraints.values())]
+    assert s["best_feasible"] is bool(feasible)
+    if feasible:
+        assert s["best_value"] == max(t.value for t in feasible)
+    assert set(s["best_constraints"]) == {"max_drawdown", "min_trades"}
+
+
+# ------------------------------------------------------- samplers, objectives
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random", "qmc", "grid"])
+def test_samplers_run_and_a_seeded_worker_repeats_itself(db_url, tmp_path, sampler):
+    path = config(tmp_path, "quadratic", f"s{sampler}", target=6, extra="")
+    path.write_text(path.read_text().replace("[sampler]\n", f'[sampler]\ntype = "{sampler}"\n'))
+    tune("run", str(path), check=True)
+    first = [t.params for t in trials_of(db_url, f"s{sampler}-AAA")]
+    assert len(first) >= 6
+    path.write_text(path.read_text().replace(f'name = "s{sampler}"', f'name = "r{sampler}"'))
+    tune("run", str(path), check=True)
+    assert [t.params for t in trials_of(db_url, f"r{sampler}-AAA")] == first
+
+
+def test_a_sampler_whose_package_is_missing_is_a_config_error(tmp_path):
+    path = small_config(tmp_path)
+    path.write_text(path.read_text().replace("[sampler]\n", '[sampler]\ntype = "gp"\n'))
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        with pytest.raises(ConfigError, match=r"needs the 'torch' package: pip install 'tune-tui\[gp\]'"):
+            load_config(path)
+    else:
+        pytest.skip("torch is installed")
+
+
+def test_multi_objective_study_has_a_pareto_front_and_a_compromise(db_url, tmp_path):
+    path = config(tmp_path, "quadratic", "mo", target=12, extra="")
+    path.write_text(path.read_text().replace("[study]\n", '[study]\nmetric = ["sharpe", "max_drawdown"]\n'))
+    tune("run", str(path), check=True)
+    s = status_of("mo-AAA")
+    assert s["directions"] == ["maximize", "minimize"] and s["best_value"] is None
+    front = s["pareto_front"]
+    assert s["front_size"] == len(front) >= 1
+    for a in front:  # no member dominates another
+        for b in front:
+            assert not (a["values"][0] >= b["values"][0] and a["values"][1] <= b["values"][1] and a["values"] != b["values"])
+    assert s["compromise_trial"]["number"] in {f["number"] for f in front}
+    complete = [t for t in trials_of(db_url, "mo-AAA") if t.state == TrialState.COMPLETE]
+    for t in complete:  # every complete trial is on the front or dominated by a member of it
+        assert any(f["values"][0] >= t.values[0] and f["values"][1] <= t.values[1] for f in front)
+
+
+CONDITIONAL_SPACE = '''
+[space.fast]
+type = "int"
+low = 2
+high = 20
+
+[space.mode]
+type = "categorical"
+choices = ["narrow", "wide"]
+
+[space.width]
+type = "float"
+low = 1.0
+high = 3.0
+when = { mode = "wide" }
+'''
+
+
+def test_conditional_parameters_exist_only_when_their_condition_holds(db_url, tmp_path):
+    path = config(tmp_path, "conditional", "cd", target=12, space=CONDITIONAL_SPACE)
+    path.write_text(path.read_text().replace("[sampler]\n", "[sampler]\ngroup = true\n"))
+    tune("run", str(path), check=True)
+    trials = trials_of(db_url, "cd-AAA")
+    assert count(trials, TrialState.FAIL) == 0  # the backtest raises if a parameter is wrongly present
+    modes = {t.params["mode"] for t in trials}
+    assert modes == {"narrow", "wide"}
+    for t in trials:
+        assert ("width" in t.params) == (t.params["mode"] == "wide")
+
+
+def test_condition_on_an_unknown_parameter_is_a_config_error(tmp_path):
+    path = config(tmp_path, "conditional", "cx", space=CONDITIONAL_SPACE.replace("mode = \"wide\" }", "mood = \"wide\" }"))
+    with pytest.raises(ConfigError, match="names 'mood', which is not another parameter"):
+        load_config(path)

@@ -16,18 +16,25 @@ model sees each combination exactly once, with its real value. Telling the
 original's value instead would count that point twice (and toward the target
 of completed trials); telling "pruned" would mark the best region as bad,
 since that is where TPE proposes repeats.
+
+On a finite space, each duplicate is followed by one combination nobody has
+claimed yet, enqueued for the next trial (:meth:`ClaimBook.pick_unclaimed`),
+and the study ends by itself when none is left.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import random
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
-from .config import FloatParam, RunConfig, grid_size
+from .config import GRID_LIMIT, FloatParam, RunConfig, grid_size
 from .storage import Database, retry_on_disconnect
+from .study import grid_points
 
 MEMORY, DATABASE = "memory", "database"
 
@@ -58,6 +65,8 @@ class ClaimBook:
         self.db, self.cfg, self.study, self.worker_id = db, cfg, study, worker_id
         self.seen: dict[str, int] = {}
         self.space_size = None if any(p.when for p in cfg.space.values()) else grid_size(cfg)
+        self._combinations: list[dict[str, Any]] | None = None
+        self._keys: list[str] = []
 
     @retry_on_disconnect
     def claim(self, params: dict[str, Any], trial_number: int, trial_id: int) -> Duplicate | None:
@@ -100,15 +109,28 @@ class ClaimBook:
             )
 
     @retry_on_disconnect
-    def exhausted(self) -> bool:
-        """True when every combination of a finite space has been claimed."""
-        if self.space_size is None:
+    def pick_unclaimed(self, rng: random.Random) -> dict[str, Any] | None | bool:
+        """A random combination nobody has claimed yet; None when a finite space is used up;
+        False when the space is not enumerable (continuous, conditional or huge).
+
+        Why: a sampler is not told about duplicates (see the module docstring), so
+        on a small discrete space it keeps proposing the combinations it likes
+        best, which are all taken. After each duplicate the worker enqueues one
+        unclaimed combination instead, so every duplicate buys a new evaluation.
+        """
+        if self.space_size is None or self.space_size > GRID_LIMIT:
             return False
+        if self._combinations is None:
+            points = grid_points(self.cfg)
+            names = list(points)
+            self._combinations = [dict(zip(names, values)) for values in itertools.product(*points.values())]
+            self._keys = [param_key(self.cfg, c) for c in self._combinations]
         with self.db.engine.connect() as conn:
-            claimed = conn.execute(
-                sa.text("SELECT count(*) FROM tune_param_claims WHERE study = :s"), {"s": self.study}
-            ).scalar_one()
-        return claimed >= self.space_size
+            claimed = {
+                r[0] for r in conn.execute(sa.text("SELECT key FROM tune_param_claims WHERE study = :s"), {"s": self.study})
+            }
+        free = [i for i, key in enumerate(self._keys) if key not in claimed]
+        return self._combinations[rng.choice(free)] if free else None
 
 
 @retry_on_disconnect

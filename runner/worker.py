@@ -12,6 +12,7 @@ it. A paused worker waits on an event: no CPU, no open transaction.
 from __future__ import annotations
 
 import math
+import random
 import signal
 import socket
 import threading
@@ -28,7 +29,7 @@ import backtest
 from . import control, dedup
 from .config import RunConfig
 from .storage import Database, StorageError, quiet_optuna
-from .study import Objective, TrialPruned, open_study, search_space, suggest
+from .study import Objective, TrialPruned, open_study, search_space, suggest, worker_seed
 
 EXIT_OK, EXIT_CRASH, EXIT_BAD_INPUT = 0, 1, 2
 DUPLICATE = "duplicate"
@@ -64,6 +65,7 @@ class Worker:
         self.registration: control.WorkerRegistration | None = None
         self.conditional = any(p.when for p in cfg.space.values())
         self.claims = dedup.ClaimBook(db, cfg, self.study_name, self.id) if cfg.study.dedup else None
+        self.rng = random.Random(worker_seed(cfg, symbol, worker_index))
 
     # ------------------------------------------------------------- events
     def event(self, level: str, message: str) -> None:
@@ -167,11 +169,16 @@ class Worker:
                 s.changed.wait(timeout=0.5)
                 continue
             self._set_status("running")
-            if self._one_trial(study, storage, space, objective) == DUPLICATE and self.claims.exhausted():
+            if self._one_trial(study, storage, space, objective) != DUPLICATE:
+                continue
+            unclaimed = self.claims.pick_unclaimed(self.rng)
+            if unclaimed is None:
                 reason = f"space exhausted: all {self.claims.space_size} combinations evaluated"
                 control.set_ended(self.db, self.study_name, reason)
                 self.event("info", reason)
                 return reason
+            if unclaimed:  # the sampler is stuck on taken combinations: evaluate a free one next
+                study.enqueue_trial(unclaimed, skip_if_exists=False)
 
     def _set_status(self, status: str) -> None:
         self.shared.status = status

@@ -1,0 +1,54 @@
+"""What every benchmark needs: a fresh database on the chosen server, dropped afterwards."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import psycopg2
+from sqlalchemy.engine import make_url
+
+from runner.storage import mask_url, resolve_url, stop_embedded
+
+
+@dataclass(frozen=True)
+class BenchDatabase:
+    url: str  # the fresh database
+    server: str  # masked URL of the server
+    version: str  # PostgreSQL version
+    name: str
+
+
+@contextlib.contextmanager
+def bench_database(storage: str | None) -> Iterator[BenchDatabase]:
+    """``--storage URL``, else ``TUNE_STORAGE_URL``, else the embedded server (in a temporary
+    ``TUNE_HOME`` unless one is set, stopped and removed at the end). Yields a fresh
+    ``bench_<random>`` database on it and drops it on the way out."""
+    temp_home = None
+    if not storage and not os.environ.get("TUNE_STORAGE_URL") and not os.environ.get("TUNE_HOME"):
+        temp_home = os.environ["TUNE_HOME"] = tempfile.mkdtemp(prefix="bench-tune-home-")
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = None
+    try:
+        admin_url = resolve_url(storage)
+        admin = psycopg2.connect(admin_url)
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute("SHOW server_version")
+            version = cur.fetchone()[0]
+            cur.execute(f'CREATE DATABASE "{name}"')
+        url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        yield BenchDatabase(url=url, server=mask_url(admin_url), version=version, name=name)
+    finally:
+        if admin is not None:
+            with admin.cursor() as cur:
+                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.close()
+        if temp_home:
+            stop_embedded()
+            shutil.rmtree(temp_home, ignore_errors=True)

@@ -28,12 +28,8 @@ a fresh database bench_<random> on the URL's server, dropped at the end.
 
 import argparse
 import multiprocessing as mp
-import os
-import shutil
 import sys
-import tempfile
 import time
-import uuid
 import warnings
 from pathlib import Path
 
@@ -45,8 +41,9 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks._common import bench_database  # noqa: E402
 from runner import control  # noqa: E402
-from runner.storage import Database, mask_url, resolve_url, stop_embedded  # noqa: E402
+from runner.storage import Database  # noqa: E402
 
 SPACE = {"fast": IntDistribution(2, 50), "slow": IntDistribution(20, 200),
          "ma": CategoricalDistribution(["sma", "ema"]), "stop": FloatDistribution(0.005, 0.1, log=True)}
@@ -187,20 +184,14 @@ def main() -> None:
     quiet()
     count_round_trips()
 
-    temp_home = None
-    if not args.storage and not os.environ.get("TUNE_STORAGE_URL") and not os.environ.get("TUNE_HOME"):
-        temp_home = os.environ["TUNE_HOME"] = tempfile.mkdtemp(prefix="bench-tune-home-")
-    admin_url = resolve_url(args.storage)
-    bench = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(admin_url)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute("SHOW server_version")
-        version = cur.fetchone()[0]
-        cur.execute(f'CREATE DATABASE "{bench}"')
-    url = make_url(admin_url).set(database=bench).render_as_string(hide_password=False)
+    with bench_database(args.storage) as bench:
+        measure(args, bench)
+
+
+def measure(args, bench) -> None:
+    url, version = bench.url, bench.version
     n, cost = args.trials, args.cost_ms
-    print(f"server {mask_url(admin_url)} (PostgreSQL {version}), database {bench}; optuna {optuna.__version__}")
+    print(f"server {bench.server} (PostgreSQL {version}), database {bench.name}; optuna {optuna.__version__}")
     print(f"{n} trials per line, objective {cost:g} ms CPU, TPE seed 0, 4 params\n")
     print(f"{'storage':<16}{'trials/s':>10}{'ms/trial':>10}{'overhead':>10}{'round trips/trial':>19}")
     db = rdb = None
@@ -258,12 +249,6 @@ def main() -> None:
             db.dispose()
         if rdb is not None:
             rdb.engine.dispose()
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{bench}" WITH (FORCE)')
-        admin.close()
-        if temp_home:
-            stop_embedded()
-            shutil.rmtree(temp_home, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -25,31 +25,28 @@ bench_<random> on the URL's server, dropped at the end.
 """
 
 import argparse
-import os
-import shutil
 import statistics
 import sys
 import tempfile
 import time
-import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
 import optuna
-import psycopg2
 from optuna.distributions import IntDistribution, distribution_to_json
 from optuna.storages.journal._storage import JournalOperation
 from optuna.trial import TrialState
-from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench_overhead import quiet  # noqa: E402
+
+from benchmarks._common import bench_database  # noqa: E402
 from runner import control  # noqa: E402
 from runner.config import load_config  # noqa: E402
 from runner.monitor import Monitor  # noqa: E402
-from runner.storage import Database, PostgresJournalBackend, mask_url, resolve_url, stop_embedded  # noqa: E402
+from runner.storage import Database, PostgresJournalBackend  # noqa: E402
 from tui.widgets import convergence_plot, studies_table  # noqa: E402
 
 STUDIES, SIZES, CHUNK = 10, (100, 10_000), 5000
@@ -169,23 +166,10 @@ def main() -> None:
     args = ap.parse_args()
     quiet()
 
-    temp_home = None
-    if not args.storage and not os.environ.get("TUNE_STORAGE_URL") and not os.environ.get("TUNE_HOME"):
-        temp_home = os.environ["TUNE_HOME"] = tempfile.mkdtemp(prefix="bench-tune-home-")
-    work = tempfile.mkdtemp(prefix="bench-refresh-")
-    admin = None
-    try:
-        admin_url = resolve_url(args.storage)
-        bench = f"bench_{uuid.uuid4().hex[:10]}"
-        admin = psycopg2.connect(admin_url)
-        admin.autocommit = True
-        with admin.cursor() as cur:
-            cur.execute("SHOW server_version")
-            version = cur.fetchone()[0]
-            cur.execute(f'CREATE DATABASE "{bench}"')
-        url = make_url(admin_url).set(database=bench).render_as_string(hide_password=False)
+    with tempfile.TemporaryDirectory(prefix="bench-refresh-") as work, bench_database(args.storage) as bench:
+        url, version = bench.url, bench.version
         Database.open(url).dispose()  # schema
-        print(f"server {mask_url(admin_url)} (PostgreSQL {version}), database {bench}; optuna {optuna.__version__}")
+        print(f"server {bench.server} (PostgreSQL {version}), database {bench.name}; optuna {optuna.__version__}")
         print(f"{STUDIES} studies; per size: first poll, then {args.rounds} rounds of (+1 trial per study, "
               "one timed refresh)\n")
         print(f"{'studies x trials':<18}{'fill s':>8}{'first poll ms':>15}{'refresh ms':>12}{'p90':>8}"
@@ -208,15 +192,6 @@ def main() -> None:
               " (more points than 100 trials have, but bounded by the pane's width)")
         if big["poll"] > 1.5 * small["poll"]:
             print(f"poll: GROWS with N (x{big['poll'] / small['poll']:.2f}): a refresh is not reading only what is new")
-    finally:
-        if admin is not None:
-            with admin.cursor() as cur:
-                cur.execute(f'DROP DATABASE IF EXISTS "{bench}" WITH (FORCE)')
-            admin.close()
-        shutil.rmtree(work, ignore_errors=True)
-        if temp_home:
-            stop_embedded()
-            shutil.rmtree(temp_home, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import time
 import sqlalchemy as sa
 
 from . import control
-from .config import ConfigError, RunConfig, load_config
+from .config import ConfigError, load_config
 from .storage import ENV_URL, Database, StorageError, mask_url, quiet_optuna, resolve_url, stop_embedded
 from .monitor import Monitor
 from .status import StudyStatus, best_label, format_eta, study_statuses

@@ -25,8 +25,13 @@ HELP = """\
 
 **States**: *running* — live workers; *paused* — workers wait, using no CPU;
 *stopped* — workers exited after their trial; *done* — target reached;
-*capped* — attempt cap reached first; *failed* — workers could not start
+*capped* — attempt cap reached first; *exhausted* — every combination of a
+finite space evaluated; *failed* — workers could not start
 (see the log); *idle* — no live worker.
+
+**Best**: `!` marks a best trial that breaks the constraints (none satisfies
+them yet); `front N` is a multi-objective study's Pareto front size. **Dup**:
+trials skipped as duplicates of an evaluated combination.
 
 Pause, resume and stop are stored in the database: they work from any host
 and survive this app's restart (`tune pause/resume/stop` from a shell do the

@@ -62,6 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--all", action="store_true", help="every study in the database")
         _add_storage(p)
 
+    p = sub.add_parser("export", help="a study's best parameters and metadata (YAML/JSON), all trials (CSV)")
+    p.add_argument("study")
+    p.add_argument("--json", action="store_true", help="JSON instead of YAML")
+    p.add_argument("--output", "-o", metavar="FILE", help="write the summary here instead of stdout")
+    p.add_argument("--csv", metavar="FILE", help="also write every trial to this CSV file")
+    _add_storage(p)
+
     p = sub.add_parser("db", help="the database: show its URL (masked) or stop the embedded server")
     p.add_argument("action", choices=["url", "stop"])
     _add_storage(p)
@@ -139,6 +146,32 @@ def cmd_control(args) -> int:
     changed = control.set_control(db, names, target)
     for name in changed:
         print(f"{name}: {target}")
+    db.dispose()
+    return EXIT_OK
+
+
+def cmd_export(args) -> int:
+    from pathlib import Path
+
+    from .export import summary, trials_csv
+
+    db = Database.open(args.storage)
+    try:
+        data = summary(db, args.study)
+    except KeyError:
+        raise UsageError(f"no such study: {args.study} (see tune status)") from None
+    if args.json:
+        text = json.dumps(data, indent=2, default=str) + "\n"
+    else:
+        import yaml
+
+        text = yaml.safe_dump(json.loads(json.dumps(data, default=str)), sort_keys=False)
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    if args.csv:
+        Path(args.csv).write_text(trials_csv(db, args.study))
     db.dispose()
     return EXIT_OK
 
@@ -230,7 +263,7 @@ def cmd_run(args) -> int:
 
 
 COMMANDS = {"run": cmd_run, "worker": cmd_worker, "status": cmd_status, "pause": cmd_control,
-            "resume": cmd_control, "stop": cmd_control, "db": cmd_db}
+            "resume": cmd_control, "stop": cmd_control, "export": cmd_export, "db": cmd_db}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -69,13 +69,14 @@ class ClaimBook:
         self._keys: list[str] = []
 
     @retry_on_disconnect
-    def claim(self, params: dict[str, Any], trial_number: int, trial_id: int) -> Duplicate | None:
-        """Claim the combination for this trial (and record the trial in the worker's row,
-        in the same round trip); return the Duplicate if someone had it first."""
+    def claim(self, params: dict[str, Any], trial_number: int, trial_id: int,
+              registration) -> tuple[Duplicate | None, str | None]:
+        """Claim the combination for this trial, record the trial in the worker's row and
+        read the study's control state, in one round trip. Returns the Duplicate if
+        someone had the combination first, and the control state."""
         key = param_key(self.cfg, params)
         if key in self.seen:
-            self._claim_trial_only(trial_id)
-            return Duplicate(self.seen[key], MEMORY)
+            return Duplicate(self.seen[key], MEMORY), registration.set_trial(trial_id)
         with self.db.engine.begin() as conn:
             row = conn.execute(
                 sa.text(
@@ -88,25 +89,19 @@ class ClaimBook:
                         UPDATE tune_workers SET trial_id = :t, heartbeat_at = now() WHERE id = :w
                     )
                     SELECT (SELECT trial_number FROM mine),
-                           (SELECT trial_number FROM tune_param_claims WHERE study = :s AND key = :k)
+                           (SELECT trial_number FROM tune_param_claims WHERE study = :s AND key = :k),
+                           (SELECT control FROM tune_studies WHERE name = :s)
                     """
                 ),
                 {"s": self.study, "k": key, "n": trial_number, "w": self.worker_id, "t": trial_id},
             ).one()
-        mine, existing = row
+        mine, existing, control_state = row
         if mine is not None:
             self.seen[key] = trial_number
-            return None
+            return None, control_state
         if existing is not None:
             self.seen[key] = existing
-        return Duplicate(existing, DATABASE)
-
-    def _claim_trial_only(self, trial_id: int) -> None:
-        with self.db.engine.begin() as conn:
-            conn.execute(
-                sa.text("UPDATE tune_workers SET trial_id = :t, heartbeat_at = now() WHERE id = :w"),
-                {"t": trial_id, "w": self.worker_id},
-            )
+        return Duplicate(existing, DATABASE), control_state
 
     @retry_on_disconnect
     def pick_unclaimed(self, rng: random.Random) -> dict[str, Any] | None | bool:

@@ -47,6 +47,7 @@ class _Shared:
     trial_id: int | None = None
     trials_done: int = 0
     control: str = "running"
+    retire: bool = False  # more workers than wanted, and this one the youngest
     interrupted: bool = False
     in_objective: bool = False
     changed: threading.Event = field(default_factory=threading.Event)
@@ -84,14 +85,8 @@ class Worker:
             beats += 1
             try:
                 s = self.shared
-                new, retire = self.registration.heartbeat(s.status, s.trial_id, s.trials_done)
-                if new is None:
-                    new = "stopped"  # the study was deleted under us (a fresh start)
-                elif retire:
-                    new = "retire"
-                if new != s.control:
-                    s.control = new
-                    s.changed.set()
+                new, s.retire = self.registration.heartbeat(s.status, s.trial_id, s.trials_done)
+                self._set_control(new)
                 if beats % reap_every == 0:
                     control.reap_lost_workers(self.db, self.study_name)
             except Exception as exc:  # database away: keep trying, the loop keeps working
@@ -145,7 +140,7 @@ class Worker:
                 raise Interrupted()
             if s.control == "stopped":
                 return "stopped"
-            if s.control == "retire":
+            if s.retire:
                 return "retired (fewer workers wanted)"
             if s.control == "paused":
                 self._set_status("paused")
@@ -180,6 +175,13 @@ class Worker:
             if unclaimed:  # the sampler is stuck on taken combinations: evaluate a free one next
                 study.enqueue_trial(unclaimed, skip_if_exists=False)
 
+    def _set_control(self, state: str | None) -> None:
+        s = self.shared
+        state = state or "stopped"  # None: the study was deleted under us (a fresh start)
+        if state != s.control:
+            s.control = state
+            s.changed.set()
+
     def _set_status(self, status: str) -> None:
         self.shared.status = status
 
@@ -196,10 +198,10 @@ class Worker:
         trial, params = self._ask(study, space)
         s.trial_id = trial._trial_id
         if self.claims is not None:
-            duplicate = self.claims.claim(params, trial.number, trial._trial_id)
+            duplicate, state = self.claims.claim(params, trial.number, trial._trial_id, self.registration)
         else:
-            duplicate = None
-            self.registration.set_trial(trial._trial_id)
+            duplicate, state = None, self.registration.set_trial(trial._trial_id)
+        self._set_control(state)  # a pause or stop now applies after this trial
         if duplicate is not None:
             attrs = {"duplicate_of": duplicate.original, "duplicate_source": duplicate.source}
             self._finish(study, storage, trial, TrialState.FAIL, None, attrs)

@@ -14,7 +14,7 @@ import pytest
 from optuna.trial import TrialState
 
 from runner import control
-from runner.storage import Database
+from runner.storage import Database, mask_url
 from tests.conftest import ROOT, small_config, tune, wait_for
 
 USER_BACKTESTS = '''
@@ -233,3 +233,26 @@ def test_completed_trials_survive_a_database_restart(db, db_url, tmp_path, tune_
     trials = trials_of(db_url, "rs-AAA")
     assert count(trials, TrialState.COMPLETE) >= max(12, before)
     assert count(trials, TrialState.RUNNING) == 0
+
+
+def test_export_writes_best_parameters_with_metadata_and_every_trial(db_url, tmp_path):
+    import csv
+
+    config = small_config(tmp_path, name="ex", target=8)
+    tune("run", str(config), check=True)
+    out = tmp_path / "best.json"
+    trials_csv = tmp_path / "trials.csv"
+    tune("export", "ex-AAA", "--json", "-o", str(out), "--csv", str(trials_csv), check=True)
+    summary = json.loads(out.read_text())
+    trials = trials_of(db_url, "ex-AAA")
+    best = max((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.value)
+    assert summary["best_trial"] == best.number and summary["best_params"] == best.params
+    assert summary["best_metrics"]["sharpe"] == pytest.approx(best.value)
+    assert summary["trials"]["complete"] == count(trials, TrialState.COMPLETE)
+    assert summary["sampler"]["type"] == "tpe" and summary["objective"] == [{"metric": "sharpe", "direction": "maximize"}]
+    assert summary["storage"] == mask_url(db_url)
+    rows = list(csv.DictReader(trials_csv.open()))
+    assert [int(r["number"]) for r in rows] == [t.number for t in trials]
+    assert {"param_fast", "param_slow", "sharpe", "state"} <= set(rows[0])
+    yaml_text = tune("export", "ex-AAA", check=True).stdout
+    assert yaml_text.startswith("study: ex-AAA\n")

@@ -1,0 +1,97 @@
+"""``tune export``: a study's best parameters with their metadata, and all its trials.
+
+The summary (YAML or JSON) is what a person stages for deployment or hands to
+the next run: the best parameters, every metric of that trial, whether it
+satisfies the constraints, trial counts, elapsed time, and the sampler and
+pruner that found it. The CSV has one row per trial: state, values,
+parameters, metrics and reasons, for a spreadsheet or pandas.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime, timezone
+from typing import Any
+
+import optuna
+
+from .config import load_config
+from .monitor import Monitor, category
+from .storage import Database
+
+
+def summary(db: Database, study: str) -> dict[str, Any]:
+    """Best parameters and metadata of one study (KeyError if there is no such study)."""
+    snapshot = Monitor(db, [study]).poll()
+    if not snapshot.studies:
+        raise KeyError(study)
+    s = snapshot.studies[0].status
+    trials = _trials(db, study)
+    starts = [t.datetime_start for t in trials if t.datetime_start]
+    ends = [t.datetime_complete for t in trials if t.datetime_complete]
+    out: dict[str, Any] = {
+        "study": s.study, "symbol": s.symbol, "run": s.run,
+        "objective": [{"metric": m, "direction": d} for m, d in zip(s.metrics, s.directions)],
+        "best_trial": s.best_trial,
+        "best_value": s.best_value,
+        "best_params": s.best_params,
+        "best_metrics": s.best_metrics,
+    }
+    if s.best_feasible is not None:
+        out["constraints_satisfied"] = s.best_feasible
+        out["constraint_values"] = s.best_constraints
+    if len(s.metrics) > 1:
+        out["pareto_front"] = s.pareto_front
+    out["trials"] = {"complete": s.complete, "pruned": s.pruned, "failed": s.failed,
+                     "duplicate": s.duplicate, "running": s.running, "total": s.attempts}
+    out["elapsed_seconds"] = round((max(ends) - min(starts)).total_seconds(), 1) if starts and ends else None
+    out["state"] = s.state
+    out.update(_search_settings(s.config_path))
+    out["storage"] = db.masked_url
+    out["exported_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return out
+
+
+def _search_settings(config_path: str | None) -> dict[str, Any]:
+    """The sampler and pruner, from the study's config if this host can read it."""
+    if not config_path:
+        return {}
+    try:
+        cfg = load_config(config_path)
+    except Exception:
+        return {"config": config_path}
+    return {
+        "config": config_path,
+        "strategy": cfg.strategy.name,
+        "sampler": cfg.sampler.model_dump(),
+        "pruner": cfg.pruner.model_dump(),
+    }
+
+
+def trials_csv(db: Database, study: str) -> str:
+    trials = _trials(db, study)
+    params = sorted({k for t in trials for k in t.params})
+    attrs = sorted({k for t in trials for k in t.user_attrs})
+    n_values = max((len(t.values) for t in trials if t.values), default=1)
+    values = ["value"] if n_values == 1 else [f"value_{i}" for i in range(n_values)]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["number", "state", *values, "datetime_start", "datetime_complete",
+                     *(f"param_{p}" for p in params), *attrs])
+    for t in trials:
+        row_values = list(t.values) if t.values else [None] * n_values
+        writer.writerow([
+            t.number, category(t), *row_values,
+            t.datetime_start.isoformat() if t.datetime_start else "",
+            t.datetime_complete.isoformat() if t.datetime_complete else "",
+            *(t.params.get(p, "") for p in params), *(t.user_attrs.get(a, "") for a in attrs),
+        ])
+    return buffer.getvalue()
+
+
+def _trials(db: Database, study: str) -> list[optuna.trial.FrozenTrial]:
+    try:
+        return optuna.load_study(study_name=study, storage=db.optuna_storage(study)).get_trials(deepcopy=False)
+    except KeyError:
+        return []

@@ -225,18 +225,17 @@ class ConstraintSettings(_Strict):
 
     def values(self, metrics: dict[str, float]) -> dict[str, float]:
         """Optuna's convention: a trial is feasible when every value is <= 0."""
+        limits = (("max_drawdown", "max_drawdown", self.max_drawdown, 1),
+                  ("min_trades", "trades", self.min_trades, -1),
+                  ("max_volatility", "volatility", self.max_volatility, 1))
         out = {}
-        if self.max_drawdown is not None:
-            out["max_drawdown"] = metrics["max_drawdown"] - self.max_drawdown
-        if self.min_trades is not None:
-            out["min_trades"] = self.min_trades - metrics["trades"]
-        if self.max_volatility is not None:
-            out["max_volatility"] = metrics["volatility"] - self.max_volatility
+        for name, metric, limit, sign in limits:
+            if limit is None:
+                continue
+            if metric not in metrics:  # a user backtest that does not report it
+                raise ValueError(f"constraint {name} needs the backtest to return {metric!r}")
+            out[name] = sign * (metrics[metric] - limit)
         return out
-
-    @property
-    def any(self) -> bool:
-        return any(v is not None for v in (self.max_drawdown, self.min_trades, self.max_volatility))
 
 
 class RunConfig(_Strict):
@@ -283,10 +282,6 @@ class RunConfig(_Strict):
     def direction(self) -> str:
         """Direction of the first (for a single-objective study: the) metric."""
         return self.directions[0]
-
-    @property
-    def multi_objective(self) -> bool:
-        return len(self.study.metrics) > 1
 
     def study_name(self, symbol: str) -> str:
         return f"{self.study.name}-{symbol}"
@@ -345,7 +340,10 @@ def _check_semantics(cfg: RunConfig, path: Path) -> None:
     _check_sampler_available(cfg, path)
 
 
-GRID_LIMIT = 100_000
+GRID_LIMIT = 100_000  # combinations we enumerate (dedup picks a free one among them)
+# Optuna's GridSampler rescans every earlier trial after each one (quadratic):
+# 800 trials took 41 s in memory (benchmarks/bench_samplers.py). Beyond this, TPE.
+GRID_SAMPLER_LIMIT = 5_000
 
 
 def grid_size(cfg: RunConfig) -> int | None:
@@ -370,8 +368,9 @@ def _check_sampler_available(cfg: RunConfig, path: Path) -> None:
             raise ConfigError(path, "sampler.type", "grid cannot search conditional parameters: use tpe")
         if size is None:
             raise ConfigError(path, "sampler.type", "grid needs a discrete space: give every float a step")
-        if size > GRID_LIMIT:
-            raise ConfigError(path, "sampler.type", f"grid of {size:,} points is too large (limit {GRID_LIMIT:,}): use tpe")
+        if size > GRID_SAMPLER_LIMIT:
+            raise ConfigError(path, "sampler.type",
+                              f"grid of {size:,} points is too large (limit {GRID_SAMPLER_LIMIT:,}): use tpe")
     needs = {"cmaes": ("cmaes", "tune-tui[cmaes]"), "gp": ("torch", "tune-tui[gp]")}
     if cfg.sampler.type in needs:
         module, extra = needs[cfg.sampler.type]

@@ -72,7 +72,11 @@ def make_sampler(cfg: RunConfig, symbol: str, worker_index: int) -> optuna.sampl
     if kind == "qmc":
         # Every worker of a study walks the same low-discrepancy sequence from a
         # shared seed; QMCSampler hands out successive points by trial number.
-        return optuna.samplers.QMCSampler(qmc_type=cfg.sampler.qmc_type, seed=cfg.sampler.seed, warn_independent_sampling=False)
+        # scramble: with a seed, a different (still low-discrepancy) sequence per seed.
+        return optuna.samplers.QMCSampler(
+            qmc_type=cfg.sampler.qmc_type, scramble=cfg.sampler.seed is not None, seed=cfg.sampler.seed,
+            warn_independent_sampling=False,
+        )
     if kind == "grid":
         return optuna.samplers.GridSampler(grid_points(cfg), seed=seed)
     if kind == "cmaes":

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from . import control
 from .config import ConfigError, load_config
-from .storage import ENV_URL, Database, StorageError, mask_url, quiet_optuna, resolve_url, stop_embedded
+from .storage import ENV_URL, BadStorageURL, Database, StorageError, mask_url, quiet_optuna, resolve_url, stop_embedded
 from .monitor import Monitor
 from .status import StudyStatus, best_label, format_eta, study_statuses
 
@@ -91,6 +91,9 @@ def cmd_status(args) -> int:
     names = load_config(args.config).study_names() if args.config else None
     db = Database.open(args.storage)
     statuses = study_statuses(db, names)
+    if any(s.running and not s.workers_alive for s in statuses):
+        control.reap_orphaned(db, statuses)  # no worker is left to fail their trials
+        statuses = study_statuses(db, names)
     if args.json:
         print(json.dumps({"storage": db.masked_url, "studies": [s.to_json() for s in statuses]}, indent=2, default=str))
     else:
@@ -204,7 +207,7 @@ def cmd_run(args) -> int:
     db = Database.open(args.storage)
     console = Console(stderr=False)
     console.print(f"storage: {db.masked_url}")
-    for note in supervisor.prepare_studies(db, cfg):
+    for note in supervisor.prepare_studies(db, cfg, new_run=True):
         console.print(note)
     workers = supervisor.start_workers(db, cfg)
     names = cfg.study_names()
@@ -217,8 +220,7 @@ def cmd_run(args) -> int:
         nonlocal interrupted
         interrupted = True
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    signal.signal(signal.SIGTERM, on_sigint)
+    previous = signal.signal(signal.SIGINT, on_sigint), signal.signal(signal.SIGTERM, on_sigint)
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console,
@@ -244,11 +246,15 @@ def cmd_run(args) -> int:
                         break
                 time.sleep(0.5)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
         if interrupted:
             console.print("interrupted: stopping workers (their running trials are marked failed)…")
-            supervisor.terminate(workers)
-    statuses = monitor.poll(with_workers=False).statuses
+            supervisor.terminate(db, workers)
+    try:
+        statuses = monitor.poll(with_workers=False).statuses
+    except (sa.exc.OperationalError, StorageError) as exc:
+        raise StorageError(f"could not read the final results: {str(exc).splitlines()[0]}") from None
     console.print(status_table(statuses, final=True))
     crashed = [w for w in workers if w.process.returncode not in (0, None)]
     for w in crashed:
@@ -272,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except (ConfigError, UsageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BadStorageURL as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except StorageError as exc:

@@ -269,12 +269,13 @@ def list_workers(db: Database, studies: list[str] | None = None, live_only: bool
 def reap_lost_workers(db: Database, study: str) -> list[int]:
     """Fail the running trials of workers that stopped heart-beating; return their numbers.
 
-    Two kinds of orphans: the trial of a worker whose heartbeat is older than the
-    grace period, and a RUNNING trial that no live worker claims and that
-    started more than a grace period ago (its worker died between asking for it
-    and claiming it). Safe to run from several processes at once: the UPDATE
-    ... RETURNING hands each lost worker to exactly one reaper, and failing an
-    already finished trial is skipped.
+    Two kinds of orphans: the trial of a worker found lost now (heartbeat older
+    than the grace period, or declared dead by :func:`declare_dead`), failed at
+    once; and a RUNNING trial that no live worker claims and that started more
+    than a grace period ago (its worker died between asking for it and claiming
+    it). Safe to run from several processes at once: the UPDATE ... RETURNING
+    hands each lost worker to exactly one reaper, and failing an already
+    finished trial is skipped.
     """
     with db.engine.begin() as conn:
         grace = conn.execute(
@@ -282,17 +283,22 @@ def reap_lost_workers(db: Database, study: str) -> list[int]:
         ).scalar()
         if grace is None:
             return []
-        conn.execute(
-            sa.text(
-                """
-                UPDATE tune_workers SET status = 'lost',
-                    exit_reason = 'no heartbeat for ' || round(extract(epoch FROM now() - heartbeat_at)) || ' s'
-                WHERE study = :s AND status = ANY(:live)
-                  AND heartbeat_at < now() - make_interval(secs => :g)
-                """
-            ),
-            {"s": study, "live": list(LIVE_STATUSES), "g": grace},
-        )
+        of_lost = {
+            r[0]
+            for r in conn.execute(
+                sa.text(
+                    """
+                    UPDATE tune_workers SET status = 'lost',
+                        exit_reason = 'no heartbeat for ' || round(extract(epoch FROM now() - heartbeat_at)) || ' s'
+                    WHERE study = :s AND status = ANY(:live)
+                      AND heartbeat_at < now() - make_interval(secs => :g)
+                    RETURNING trial_id
+                    """
+                ),
+                {"s": study, "live": list(LIVE_STATUSES), "g": grace},
+            )
+            if r[0] is not None
+        }
         claimed = {
             r[0]
             for r in conn.execute(
@@ -311,12 +317,13 @@ def reap_lost_workers(db: Database, study: str) -> list[int]:
     for trial in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
         if trial._trial_id in claimed or trial.datetime_start is None:
             continue
-        # datetime_start is naive local time, as Optuna records it.
-        age = (datetime.now() - trial.datetime_start).total_seconds()
-        if age < grace:
-            continue
+        if trial._trial_id not in of_lost:
+            # An unclaimed trial: orphaned only once it is older than a claim can take.
+            # datetime_start is naive local time, as Optuna records it.
+            if (datetime.now() - trial.datetime_start).total_seconds() < grace:
+                continue
         try:
-            storage.set_trial_user_attr(trial._trial_id, "fail_reason", "worker lost (no heartbeat)")
+            storage.set_trial_attrs(trial._trial_id, {"fail_reason": "worker lost (no heartbeat)"})
             storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
         except UpdateFinishedTrialError:
             continue  # another reaper, or the worker itself, finished it first
@@ -327,3 +334,28 @@ def reap_lost_workers(db: Database, study: str) -> list[int]:
         dedup.release(db, study, failed)  # never evaluated: their combinations may be tried again
         add_event(db, study, None, "warning", f"failed trial(s) {failed} of lost worker(s)")
     return failed
+
+
+@retry_on_disconnect
+def declare_dead(db: Database, host: str, pids: list[int]) -> list[str]:
+    """Mark workers known to be dead (killed by us) as silent, so the next reap takes their
+    trials at once; returns their studies."""
+    with db.engine.begin() as conn:
+        return sorted({
+            r[0]
+            for r in conn.execute(
+                sa.text(
+                    "UPDATE tune_workers SET heartbeat_at = 'epoch' WHERE host = :h AND pid = ANY(:p)"
+                    " AND status = ANY(:live) RETURNING study"
+                ),
+                {"h": host, "p": list(pids), "live": list(LIVE_STATUSES)},
+            )
+        })
+
+
+def reap_orphaned(db: Database, statuses) -> None:
+    """For readers (tune status, the app): reap studies that show running trials but no
+    live worker — nobody else is left to do it."""
+    for s in statuses:
+        if s.running and not s.workers_alive:
+            reap_lost_workers(db, s.study)

@@ -124,8 +124,16 @@ class ClaimBook:
             claimed = {
                 r[0] for r in conn.execute(sa.text("SELECT key FROM tune_param_claims WHERE study = :s"), {"s": self.study})
             }
+        # Claims can be released (interrupted or lost trials): forget them here too, or
+        # this worker would call a free combination a duplicate forever.
+        self.seen = {k: n for k, n in self.seen.items() if k in claimed}
         free = [i for i, key in enumerate(self._keys) if key not in claimed]
         return self._combinations[rng.choice(free)] if free else None
+
+
+    def forget(self, params: dict[str, Any]) -> None:
+        """This worker's own claim was released: the combination is free again."""
+        self.seen.pop(param_key(self.cfg, params), None)
 
 
 @retry_on_disconnect

@@ -11,6 +11,7 @@ thousand; only the first poll replays history.
 
 from __future__ import annotations
 
+import bisect
 import collections
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -53,13 +54,21 @@ class StudyView:
     """Everything the app shows for one study."""
 
     status: StudyStatus
-    # Completed trials in order of completion: trial number, value, seconds since the study's first trial.
+    # Completed trials in order of completion: trial number, value, seconds since the
+    # study's first trial. The follower's own lists, which only grow: read the first
+    # ``completed`` entries (the poll thread may be appending to them meanwhile).
     numbers: list[int] = field(default_factory=list)
     values: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
+    completed: int = 0
     recent: list[TrialRow] = field(default_factory=list)
     events: list[EventRow] = field(default_factory=list)
-    version: int = 0  # grows whenever trials or events changed
+    version: int = 0  # grows whenever trials changed
+    events_version: int = 0  # grows whenever events arrived
+
+    def series(self) -> tuple[list[int], list[float], list[float]]:
+        n = self.completed
+        return self.numbers[:n], self.values[:n], self.seconds[:n]
 
 
 @dataclass
@@ -99,8 +108,9 @@ def dominates(a: list[float], b: list[float], signs: list[int]) -> bool:
 class _Follower:
     """Incremental state of one study."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, created_at: datetime) -> None:
         self.name = name
+        self.created_at = created_at  # a study started fresh is a new row: a new follower
         self.replay = JournalStorageReplayResult("monitor-")
         self.kinds: dict[int, str] = {}
         self.counts: collections.Counter[str] = collections.Counter()
@@ -108,7 +118,7 @@ class _Follower:
         self.best: FrozenTrial | None = None  # best feasible trial (any trial while none is feasible)
         self.constrained = False
         self.front: list[FrozenTrial] = []  # multi-objective: the Pareto front (of feasible trials)
-        self.finishes: collections.deque[datetime] = collections.deque()
+        self.finishes: list[datetime] = []  # recent finish times, sorted
         self.first_start: datetime | None = None
         self.numbers: list[int] = []
         self.values: list[float] = []
@@ -116,6 +126,7 @@ class _Follower:
         self.recent: collections.deque[TrialRow] = collections.deque(maxlen=RECENT_TRIALS)
         self.events: collections.deque[EventRow] = collections.deque(maxlen=EVENTS_KEPT)
         self.version = 0
+        self.events_version = 0
 
     @property
     def offset(self) -> int:
@@ -149,7 +160,8 @@ class _Follower:
 
     def _finished(self, trial: FrozenTrial, kind: str, signs: list[int]) -> None:
         if trial.datetime_complete:
-            self.finishes.append(trial.datetime_complete)
+            # Trials finish out of id order (workers, a late reap): keep the list sorted.
+            bisect.insort(self.finishes, trial.datetime_complete)
         attrs = trial.user_attrs
         if kind == "duplicate":
             self.duplicate_sources[attrs["duplicate_source"]] += 1
@@ -183,8 +195,7 @@ class _Follower:
         self.front = [f for f in self.front if not dominates(trial.values, f.values, signs)] + [trial]
 
     def trials_per_minute(self, now: datetime) -> float:
-        while self.finishes and now - self.finishes[0] > THROUGHPUT_WINDOW:
-            self.finishes.popleft()
+        del self.finishes[: bisect.bisect_left(self.finishes, now - THROUGHPUT_WINDOW)]
         if not self.finishes:
             return 0.0
         # Rate over the window, or over the study's life if that is shorter.
@@ -223,7 +234,9 @@ class Monitor:
         now = datetime.now()
         rows = control.list_studies(self.db, self.names)
         for row in rows:
-            self._followers.setdefault(row.name, _Follower(row.name))
+            f = self._followers.get(row.name)
+            if f is None or f.created_at != row.created_at:
+                self._followers[row.name] = _Follower(row.name, row.created_at)
         names = [r.name for r in rows]
         workers = control.list_workers(self.db, names) if rows else []
         new_records = self.db.read_journals({n: self._followers[n].offset for n in names})
@@ -255,7 +268,7 @@ class Monitor:
         for r in rows:
             f = self._followers[r.study]
             f.events.append(EventRow(r.id, r.at, r.level, r.worker, r.message))
-            f.version += 1
+            f.events_version += 1
             self._last_event_id = max(self._last_event_id, r.id)
 
     @staticmethod
@@ -293,8 +306,8 @@ class Monitor:
         s.state = derive_state(row.control, row.ended_reason, s)
         s.eta_seconds = _eta(s)
         return StudyView(
-            status=s, numbers=f.numbers, values=f.values, seconds=f.seconds,
-            recent=list(f.recent), events=list(f.events), version=f.version,
+            status=s, numbers=f.numbers, values=f.values, seconds=f.seconds, completed=len(f.values),
+            recent=list(f.recent), events=list(f.events), version=f.version, events_version=f.events_version,
         )
 
 

@@ -46,6 +46,10 @@ class StorageError(Exception):
     """The database cannot be reached or used; the message is safe to print."""
 
 
+class BadStorageURL(StorageError):
+    """The storage URL itself is wrong (bad input: exit 2)."""
+
+
 # --------------------------------------------------------------------------- URLs
 
 
@@ -58,8 +62,12 @@ def tune_home() -> Path:
     return Path(platformdirs.user_data_dir("tune-tui", appauthor=False))
 
 
+SECRET_QUERY_KEYS = ("password", "sslpassword")
+
+
 def mask_url(url: str) -> str:
-    """The URL with its password replaced by ``***`` (never print a URL otherwise)."""
+    """The URL with its password — in the user part or the query — shown as ``***``.
+    Never print a URL otherwise."""
     from urllib.parse import unquote
 
     try:
@@ -68,14 +76,21 @@ def mask_url(url: str) -> str:
         return "<unparseable storage URL>"
     if not u.password:
         u = u._replace(password=None)  # "user:@host" (no password) reads better as "user@host"
+    secrets = {k: "***" for k in u.query if k.lower() in SECRET_QUERY_KEYS}
+    if secrets:
+        u = u.update_query_dict(secrets)
     return unquote(u.render_as_string(hide_password=True))
 
 
 def _libpq_url(url: str) -> str:
-    """``postgresql+psycopg2://…`` → ``postgresql://…`` as libpq wants it."""
-    u = make_url(url)
-    if u.get_backend_name() != "postgresql":
-        raise StorageError(f"{mask_url(url)}: only PostgreSQL URLs are supported (postgresql://…)")
+    """``postgresql+psycopg2://…`` (or ``postgres://``) → ``postgresql://…`` as libpq wants it."""
+    try:
+        u = make_url(url)
+        u.port  # noqa: B018 - parsing the port raises for "host:notaport"
+    except Exception:
+        raise BadStorageURL(f"{mask_url(url)}: not a valid storage URL (postgresql://user:password@host:port/database)") from None
+    if u.get_backend_name() not in ("postgresql", "postgres"):
+        raise BadStorageURL(f"{mask_url(url)}: only PostgreSQL URLs are supported (postgresql://…)")
     return u.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
@@ -231,7 +246,7 @@ class PostgresJournalBackend(BaseJournalBackend):
         conn.autocommit = True
         return conn
 
-    def _execute(self, sql: str, args: tuple, fetch: bool = False, on_retry=None) -> list:
+    def _execute(self, sql: str, args, fetch: bool = False, on_retry=None, expect_rows: int | None = None) -> list:
         """Run one statement, reconnecting while the server is away (restart, network)."""
         deadline = time.monotonic() + self._RETRY_SECONDS
         delay = 0.2
@@ -244,6 +259,10 @@ class PostgresJournalBackend(BaseJournalBackend):
                     return []
                 with self._conn.cursor() as cur:
                     cur.execute(sql, args)
+                    if expect_rows is not None and cur.rowcount != expect_rows:
+                        # The stream's head row is gone: the study was deleted (a fresh
+                        # start) under this process. Writing on would corrupt the new one.
+                        raise StorageError(f"study {self._stream!r} was deleted while this process used it")
                     return cur.fetchall() if fetch else []
             except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
                 if self._conn is not None:
@@ -296,6 +315,7 @@ class PostgresJournalBackend(BaseJournalBackend):
             """,
             {"n": len(bodies), "s": self._stream, "bodies": bodies},
             on_retry=already_written,
+            expect_rows=len(bodies),
         )
 
     def close(self) -> None:
@@ -331,10 +351,6 @@ class TuneJournalStorage(JournalStorage):
 
     def set_trial_user_attrs(self, trial_id: int, attrs: dict[str, Any]) -> None:
         self.set_trial_attrs(trial_id, attrs)
-
-    @property
-    def journal_worker_prefix(self) -> str:
-        return self._worker_id_prefix
 
 
 # ----------------------------------------------------------------- database

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -52,22 +53,27 @@ def spawn_worker(cfg: RunConfig, symbol: str, index: int, storage_url: str) -> S
     return SpawnedWorker(study, symbol, index, process, log_path)
 
 
-def prepare_studies(db: Database, cfg: RunConfig) -> list[str]:
-    """Register the config's studies for a run; returns notes for the user.
+def prepare_studies(db: Database, cfg: RunConfig, *, new_run: bool) -> list[str]:
+    """Register the config's studies; returns notes for the user.
 
-    A fresh run (``resume = false``) deletes the study's old trials, unless
-    workers of it are alive somewhere: then the run attaches to them instead.
+    ``new_run`` (``tune run``): the config is run as written — control back to
+    running, the worker count to the config's, and with ``resume = false`` the
+    old trials deleted (unless workers of the study are alive somewhere: then it
+    attaches instead). Otherwise (the app): studies are attached to as they are,
+    paused or stopped ones included; nothing is deleted.
     """
     notes = []
     for symbol in cfg.data.symbols:
         name = cfg.study_name(symbol)
-        if not cfg.study.resume:
+        if new_run and not cfg.study.resume:
             live = control.list_workers(db, [name], live_only=True)
             if live:
                 notes.append(f"{name}: {len(live)} live worker(s); attaching instead of starting fresh")
             else:
                 db.delete_study_records(name)
-        control.register_study(db, cfg, symbol, reset_control=True)
+        control.register_study(db, cfg, symbol, reset_control=new_run)
+    if not new_run and not cfg.study.resume:
+        notes.append("resume = false: the app attaches to existing studies; tune run starts them fresh")
     return notes
 
 
@@ -77,14 +83,20 @@ def start_workers(db: Database, cfg: RunConfig) -> list[SpawnedWorker]:
     rows = {r.name: r for r in control.list_studies(db, cfg.study_names())}
     for symbol in cfg.data.symbols:
         name = cfg.study_name(symbol)
-        live = len(control.list_workers(db, [name], live_only=True))
-        for index in range(live, rows[name].desired_workers):
-            spawned.append(spawn_worker(cfg, symbol, index, db.url))
+        row = rows[name]
+        if row.control != "running":
+            continue  # paused or stopped: the user's decision stands until they resume
+        workers = control.list_workers(db, [name])
+        live = sum(w.alive for w in workers)
+        for n in range(live, row.desired_workers):
+            # A new index per worker ever started: a distinct sampler seed for each.
+            spawned.append(spawn_worker(cfg, symbol, len(workers) + n - live, db.url))
     return spawned
 
 
-def terminate(workers: list[SpawnedWorker], timeout: float = 15.0) -> None:
-    """SIGTERM every worker (each fails its running trial as interrupted), then wait; kill stragglers."""
+def terminate(db: Database, workers: list[SpawnedWorker], timeout: float = 15.0) -> None:
+    """SIGTERM every worker (each fails its running trial as interrupted), then wait; kill
+    stragglers and fail their trials at once (no worker may be left to notice)."""
     for w in workers:
         if w.process.poll() is None:
             try:
@@ -92,6 +104,7 @@ def terminate(workers: list[SpawnedWorker], timeout: float = 15.0) -> None:
             except ProcessLookupError:
                 pass
     deadline = time.monotonic() + timeout
+    killed: list[int] = []
     for w in workers:
         remaining = max(deadline - time.monotonic(), 0.1)
         try:
@@ -99,3 +112,7 @@ def terminate(workers: list[SpawnedWorker], timeout: float = 15.0) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(w.process.pid, signal.SIGKILL)
             w.process.wait()
+            killed.append(w.process.pid)
+    if killed:
+        for study in control.declare_dead(db, socket.gethostname(), killed):
+            control.reap_lost_workers(db, study)

@@ -12,10 +12,12 @@ it. A paused worker waits on an event: no CPU, no open transaction.
 from __future__ import annotations
 
 import math
+import os
 import random
 import signal
 import socket
 import threading
+import time
 import traceback
 import uuid
 from dataclasses import dataclass, field
@@ -64,7 +66,6 @@ class Worker:
         self.id = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         self.shared = _Shared()
         self.registration: control.WorkerRegistration | None = None
-        self.conditional = any(p.when for p in cfg.space.values())
         self.claims = dedup.ClaimBook(db, cfg, self.study_name, self.id) if cfg.study.dedup else None
         self.rng = random.Random(worker_seed(cfg, symbol, worker_index))
 
@@ -78,16 +79,24 @@ class Worker:
 
     # ---------------------------------------------------------- heartbeat
     def _heartbeat_loop(self) -> None:
-        interval = self.cfg.study.heartbeat_seconds
-        reap_every = max(1, int(self.cfg.study.grace_seconds / interval / 2))
+        interval, grace = self.cfg.study.heartbeat_seconds, self.cfg.study.grace_seconds
+        reap_every = max(1, int(grace / interval / 2))
         beats = 0
+        last_ok = time.monotonic()
+        reap_after = last_ok
         while not self.shared.stop.wait(0 if beats == 0 else interval):
             beats += 1
             try:
                 s = self.shared
                 new, s.retire = self.registration.heartbeat(s.status, s.trial_id, s.trials_done)
+                now = time.monotonic()
+                if now - last_ok > grace:
+                    # We were cut off ourselves (a database outage): the others' heartbeats
+                    # look as old as ours did. Give them a grace period to come back first.
+                    reap_after = now + grace
+                last_ok = now
                 self._set_control(new)
-                if beats % reap_every == 0:
+                if beats % reap_every == 0 and now >= reap_after:
                     control.reap_lost_workers(self.db, self.study_name)
             except Exception as exc:  # database away: keep trying, the loop keeps working
                 print(f"[{self.study_name}] heartbeat failed: {str(exc).splitlines()[0]}", flush=True)
@@ -104,9 +113,10 @@ class Worker:
             return EXIT_BAD_INPUT
         study = open_study(self.db, self.cfg, self.symbol, self.index)
         self.registration = control.WorkerRegistration(self.db, self.study_name, self.id)
+        control.reap_lost_workers(self.db, self.study_name)  # trials of workers that died while none ran
         beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         beat.start()
-        self.event("info", f"worker {self.id} (pid {_pid()}) started")
+        self.event("info", f"worker {self.id} (pid {os.getpid()}) started")
         reason, code = "crashed", EXIT_CRASH
         try:
             reason = self._loop(study, objective)
@@ -161,6 +171,7 @@ class Worker:
                 # Enough trials are in flight to reach the target: wait for them
                 # instead of overshooting; ask again if one of them fails.
                 self._set_status("waiting")
+                s.changed.clear()
                 s.changed.wait(timeout=0.5)
                 continue
             self._set_status("running")
@@ -186,7 +197,7 @@ class Worker:
         self.shared.status = status
 
     def _ask(self, study: optuna.Study, space) -> tuple[optuna.Trial, dict]:
-        if self.conditional:  # define-by-run: a parameter exists only when its condition holds
+        if any(p.when for p in self.cfg.space.values()):  # define-by-run: a parameter exists only when its condition holds
             trial = study.ask()
             return trial, suggest(trial, self.cfg, space)
         trial = study.ask(fixed_distributions=space)
@@ -209,29 +220,36 @@ class Worker:
             return DUPLICATE
         state, values, attrs, system = TrialState.COMPLETE, None, {}, {}
         try:
-            s.in_objective = True
-            if s.interrupted:
-                raise Interrupted()
-            evaluation = self._evaluate(trial, objective, params)
-            s.in_objective = False
+            evaluation = self._interruptible(self._evaluate, trial, objective, params)
             values, attrs = evaluation.values, _finite(evaluation.metrics)
             system = {f"constraints:{k}": v for k, v in self.cfg.constraints.values(evaluation.metrics).items()}
         except (TrialPruned, backtest.InvalidParams) as exc:
             state, attrs = TrialState.PRUNED, {"prune_reason": str(exc)}
         except Interrupted:
-            s.in_objective = False
             self._finish(study, storage, trial, TrialState.FAIL, None, {"fail_reason": "interrupted (worker stopped)"})
             dedup.release(self.db, self.study_name, [trial.number])  # never evaluated: free to retry
+            if self.claims is not None:
+                self.claims.forget(params)
             raise
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
             state, attrs = TrialState.FAIL, {"fail_reason": reason}
             self.event("warning", f"trial {trial.number} failed: {reason}")
-        finally:
-            s.in_objective = False
         self._finish(study, storage, trial, state, values, attrs, system)
         s.trials_done += 1
         return state.name.lower()
+
+    def _interruptible(self, fn, *args):
+        """Run the backtest where a signal may interrupt it (see install_signal_handlers);
+        everywhere else — database writes included — a signal only raises a flag."""
+        s = self.shared
+        s.in_objective = True
+        try:
+            if s.interrupted:
+                raise Interrupted()
+            return fn(*args)
+        finally:
+            s.in_objective = False
 
     def _evaluate(self, trial: optuna.Trial, objective: Objective, params: dict):
         """The full evaluation, or — with a pruner — growing slices until pruned or complete."""
@@ -266,12 +284,6 @@ class Worker:
 def _finite(metrics: dict[str, float]) -> dict[str, float | None]:
     # JSON (and so the journal) has no NaN/inf: store them as null.
     return {k: (v if isinstance(v, (int, float)) and math.isfinite(v) else None) for k, v in metrics.items()}
-
-
-def _pid() -> int:
-    import os
-
-    return os.getpid()
 
 
 def install_signal_handlers(shared: _Shared) -> None:

@@ -216,11 +216,16 @@ class TuneApp(App):
     def _quit_with(self, choice: str | None) -> None:
         if choice is None:
             return
-        if choice == STOP:
-            result = self.feed.set_control(None, "stopped")
-            self.exit(result.message)
-        else:
+        if choice != STOP:
             self.exit("workers left running; tune-tui attaches to them again, tune status shows them")
+            return
+
+        def stop_then_exit() -> None:  # off the UI thread: the database may be slow or away
+            result = self.feed.set_control(None, "stopped")
+            self.call_from_thread(self.exit, result.message)
+
+        self.notify("stopping every study shown…")
+        self.run_worker(stop_then_exit, thread=True, group="control")
 
     def on_unmount(self) -> None:
         self.feed.close()

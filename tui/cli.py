@@ -16,7 +16,7 @@ import os
 import sys
 
 from runner.config import ConfigError, load_config
-from runner.storage import ENV_URL, Database, StorageError, quiet_optuna
+from runner.storage import ENV_URL, BadStorageURL, Database, StorageError, quiet_optuna
 
 EXIT_USAGE = 2
 
@@ -46,7 +46,7 @@ def start(args) -> tuple[str, list[str] | None, list[str]]:
         raise ConfigError(cfg.source_path, "data", str(exc)) from None
     db = Database.open(args.storage)
     try:
-        notes = supervisor.prepare_studies(db, cfg)
+        notes = supervisor.prepare_studies(db, cfg, new_run=False)
         spawned = supervisor.start_workers(db, cfg)
     finally:
         db.dispose()
@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         url, names, notes = start(args)
     except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BadStorageURL as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except StorageError as exc:

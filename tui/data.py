@@ -20,6 +20,8 @@ from runner.monitor import Monitor, Snapshot
 from runner.storage import Database
 
 POLL_SECONDS = 1.0
+REAP_EVERY_POLLS = 5
+DONE_REASONS = ("target reached", "attempt cap reached")
 CONNECT_TIMEOUT_SECONDS = 3
 STATEMENT_TIMEOUT_MS = 5000
 
@@ -59,6 +61,8 @@ class StudyFeed:
         )
         self.names = names
         self.monitor = Monitor(self.db, names)
+        self._children: list = []  # workers this app started: waited for, so none lingers as a zombie
+        self._polls = 0
 
     @property
     def masked_url(self) -> str:
@@ -66,7 +70,13 @@ class StudyFeed:
 
     def poll(self) -> Message:
         try:
-            return SnapshotReady(self.monitor.poll())
+            snapshot = self.monitor.poll()
+            self._polls += 1
+            if self._polls % REAP_EVERY_POLLS == 0:
+                self._children = [p for p in self._children if p.poll() is None]
+                # Running trials with no live worker: nobody else is left to fail them.
+                control.reap_orphaned(self.db, snapshot.statuses)
+            return SnapshotReady(snapshot)
         except Exception as exc:  # any failure to read is shown in place, never raised into the UI
             return FeedError(_one_line(exc))
 
@@ -75,10 +85,24 @@ class StudyFeed:
         names = studies if studies is not None else self.names
         try:
             changed = control.set_control(self.db, names, state)
+            started = sum(self._start_missing(name) for name in changed) if state == "running" else 0
         except Exception as exc:
             return ControlResult(False, f"could not set {state}: {_one_line(exc)}")
         label = ", ".join(changed) if len(changed) <= 3 else f"{len(changed)} studies"
-        return ControlResult(True, f"{label}: {state}")
+        return ControlResult(True, f"{label}: {state}" + (f" (started {started} worker(s))" if started else ""))
+
+    def _start_missing(self, study: str) -> int:
+        """Resuming a study whose workers have exited (stopped earlier) starts them again here."""
+        row = control.list_studies(self.db, [study])[0]
+        workers = control.list_workers(self.db, [study])
+        live = sum(w.alive for w in workers)
+        missing = row.desired_workers - live
+        if missing <= 0 or not row.config_path or row.ended_reason in DONE_REASONS:
+            return 0
+        cfg = load_config(row.config_path)
+        for n in range(missing):
+            self._children.append(supervisor.spawn_worker(cfg, row.symbol, len(workers) + n, self.db.url).process)
+        return missing
 
     def add_worker(self, study: str) -> ControlResult:
         """One more worker for ``study``, started on this host from the study's config."""
@@ -93,8 +117,8 @@ class StudyFeed:
             desired = control.change_workers(self.db, study, +1)
             if row.control == "stopped":
                 control.set_control(self.db, [study], "running")
-            live = len(control.list_workers(self.db, [study], live_only=True))
-            supervisor.spawn_worker(cfg, row.symbol, live, self.db.url)
+            index = len(control.list_workers(self.db, [study]))  # a new index: a distinct sampler seed
+            self._children.append(supervisor.spawn_worker(cfg, row.symbol, index, self.db.url).process)
         except Exception as exc:
             return ControlResult(False, f"{study}: {_one_line(exc)}")
         return ControlResult(True, f"{study}: starting a worker ({desired} wanted)")

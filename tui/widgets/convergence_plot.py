@@ -42,11 +42,12 @@ def render(view: StudyView, width: int, height: int, by_time: bool) -> str:
     plt.clf()
     plt.plotsize(max(width, 20), max(height, 6))
     plt.theme("clear")  # terminal's own colours: readable on dark and light themes
-    if not view.values:
+    numbers, values, seconds = view.series()
+    if not values:
         plt.title(f"{s.study}: no completed trial yet")
         return plt.build()
-    x = np.asarray(view.seconds if by_time else view.numbers, dtype=float)
-    y = np.asarray(view.values, dtype=float)
+    x = np.asarray(seconds if by_time else numbers, dtype=float)
+    y = np.asarray(values, dtype=float)
     order = np.argsort(x, kind="stable")
     x, y = x[order], y[order]
     if by_time and x[-1] > 300:

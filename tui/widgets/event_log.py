@@ -20,7 +20,7 @@ class EventLog(Static):
         self._key: tuple | None = None
 
     def show(self, view: StudyView | None) -> None:
-        key = (view.status.study, view.version) if view else None
+        key = (view.status.study, view.events_version) if view else None
         if key == self._key:
             return
         self._key = key

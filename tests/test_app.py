@@ -120,6 +120,19 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def test_opening_the_app_leaves_a_paused_study_paused_and_starts_no_worker(db, db_url, tmp_path):
+    from runner import supervisor
+
+    config = user_config(tmp_path, "slow", name="keep", target=50)
+    cfg = load_config(config)
+    supervisor.prepare_studies(db, cfg, new_run=True)
+    control.set_control(db, ["keep-AAA"], "paused")
+    _, notes = start_app(config, db_url)
+    assert notes[-1] == "attached to the running workers"
+    assert control.list_studies(db, ["keep-AAA"])[0].control == "paused"
+    assert control.list_workers(db, ["keep-AAA"]) == []
+
+
 def test_plus_and_minus_change_the_worker_count(db, db_url, tmp_path):
     config = user_config(tmp_path, "slow", name="wk", target=2000)
     app, _ = start_app(config, db_url)

@@ -256,3 +256,21 @@ def test_export_writes_best_parameters_with_metadata_and_every_trial(db_url, tmp
     assert {"param_fast", "param_slow", "sharpe", "state"} <= set(rows[0])
     yaml_text = tune("export", "ex-AAA", check=True).stdout
     assert yaml_text.startswith("study: ex-AAA\n")
+
+
+def test_a_study_whose_only_worker_died_gets_its_trial_failed_by_tune_status(db, db_url, tmp_path):
+    config = user_config(tmp_path, "slow", name="solo", target=500)
+    run = start_run(config)
+    try:
+        victim = wait_for(lambda: next((w for w in live_workers(db, "solo-AAA") if w["trial_id"] is not None), None),
+                          message="the worker in a trial")
+        os.kill(victim["pid"], signal.SIGKILL)
+        # No worker is left to notice; once the grace period (3 s) has passed, a reader reaps.
+        wait_for(lambda: status_json(str(config))["solo-AAA"]["running"] == 0, timeout=20, interval=0.5,
+                 message="tune status to fail the dead worker's trial")
+        assert run.wait(30) == 1  # the run ended short of its target
+    finally:
+        if run.poll() is None:
+            run.kill()
+    killed = next(t for t in trials_of(db_url, "solo-AAA") if t._trial_id == victim["trial_id"])
+    assert killed.state == TrialState.FAIL and "worker lost" in killed.user_attrs["fail_reason"]

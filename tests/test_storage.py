@@ -83,3 +83,25 @@ def test_batched_user_attrs_are_one_append(db):
     assert len(after) == before + 2
     assert after[-1]["_t"] == after[-2]["_t"]  # one append carried both records
     assert study.trials[0].user_attrs == {"sharpe": 1.5, "trades": 12}
+
+
+def test_passwords_in_the_query_string_are_masked_too():
+    masked = mask_url("postgresql://bob@db.example/tune?password=s3cret&sslmode=require&sslpassword=k3y")
+    assert "s3cret" not in masked and "k3y" not in masked
+    assert "sslmode=require" in masked
+
+
+def test_a_malformed_url_is_bad_input():
+    from runner.storage import BadStorageURL
+
+    with pytest.raises(BadStorageURL, match="not a valid storage URL"):
+        resolve_url("postgresql://u:pw@host:notaport/db")
+    assert resolve_url("postgres://u:pw@h:5432/db") == "postgresql://u:pw@h:5432/db"
+
+
+def test_appending_to_a_study_deleted_meanwhile_is_an_error_not_a_silent_loss(db):
+    backend = PostgresJournalBackend(db.url, "gone")
+    backend.append_logs([{"op_code": 0, "n": 0}])
+    db.delete_study_records("gone")
+    with pytest.raises(StorageError, match="was deleted while this process used it"):
+        backend.append_logs([{"op_code": 0, "n": 1}])

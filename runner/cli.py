@@ -272,15 +272,12 @@ COMMANDS = {"run": cmd_run, "worker": cmd_worker, "status": cmd_status, "pause":
             "resume": cmd_control, "stop": cmd_control, "export": cmd_export, "db": cmd_db}
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    quiet_optuna()
+def run_reporting_errors(fn, *args):
+    """Run a command; bad input prints one line and gives 2, an unusable database 1.
+    Shared by ``tune`` and ``tune-tui``: no traceback for what the user can fix."""
     try:
-        return COMMANDS[args.command](args)
-    except (ConfigError, UsageError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except BadStorageURL as exc:
+        return fn(*args)
+    except (ConfigError, UsageError, BadStorageURL) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except StorageError as exc:
@@ -288,6 +285,12 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAIL
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    quiet_optuna()
+    return run_reporting_errors(COMMANDS[args.command], args)
 
 
 if __name__ == "__main__":

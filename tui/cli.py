@@ -15,10 +15,9 @@ import argparse
 import os
 import sys
 
+from runner.cli import run_reporting_errors
 from runner.config import ConfigError, load_config
-from runner.storage import ENV_URL, BadStorageURL, Database, StorageError, quiet_optuna
-
-EXIT_USAGE = 2
+from runner.storage import ENV_URL, Database, quiet_optuna
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,17 +56,11 @@ def start(args) -> tuple[str, list[str] | None, list[str]]:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     quiet_optuna()
-    try:
-        url, names, notes = start(args)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except BadStorageURL as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except StorageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    return run_reporting_errors(run_app, args)
+
+
+def run_app(args) -> int:
+    url, names, notes = start(args)  # bad input stops here, before the screen opens
     from .app import TuneApp
 
     result = TuneApp(url, names, notes).run()

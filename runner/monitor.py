@@ -28,6 +28,7 @@ from .storage import Database
 THROUGHPUT_WINDOW = timedelta(minutes=5)
 RECENT_TRIALS = 15
 EVENTS_KEPT = 60
+EVENT_ID_WINDOW = 50  # how far below the newest id a late-committing event is still picked up
 
 
 @dataclass(frozen=True)
@@ -229,6 +230,7 @@ class Monitor:
         self.names = names
         self._followers: dict[str, _Follower] = {}
         self._last_event_id: int | None = None
+        self._event_ids: collections.deque[int] = collections.deque(maxlen=4 * EVENT_ID_WINDOW)
 
     def poll(self, with_workers: bool = True) -> Snapshot:
         now = datetime.now()
@@ -258,14 +260,19 @@ class Monitor:
             if self._last_event_id is None:  # first poll: only the recent tail
                 floor = conn.execute(sa.text("SELECT coalesce(max(id), 0) FROM tune_events")).scalar()
                 self._last_event_id = max(floor - 20 * EVENTS_KEPT, 0)
+            # Ids come from a sequence, and concurrent inserts may commit out of id order:
+            # re-read a short window below the highest id seen, skipping ids already shown.
             rows = conn.execute(
                 sa.text(
                     "SELECT id, study, worker, at, level, message FROM tune_events"
                     " WHERE id > :last AND study = ANY(:names) ORDER BY id"
                 ),
-                {"last": self._last_event_id, "names": names},
+                {"last": max(self._last_event_id - EVENT_ID_WINDOW, 0), "names": names},
             ).all()
         for r in rows:
+            if r.id in self._event_ids:
+                continue
+            self._event_ids.append(r.id)
             f = self._followers[r.study]
             f.events.append(EventRow(r.id, r.at, r.level, r.worker, r.message))
             f.events_version += 1

@@ -110,6 +110,7 @@ def ask_tell_loop(study, storage, n: int, cost_ms: float, registration=None) -> 
         if registration is not None:
             storage.get_all_trials(study._study_id, deepcopy=False)  # the loop's target check
         trial = study.ask(fixed_distributions=SPACE)
+        storage.flush()  # the worker publishes the parameters at once (constant liar)
         if registration is not None:
             registration.set_trial(trial._trial_id)
         value, metrics = burn(trial.params, cost_ms)

@@ -324,12 +324,53 @@ class PostgresJournalBackend(BaseJournalBackend):
 
 
 class TuneJournalStorage(JournalStorage):
-    """Optuna's JournalStorage plus one batched write.
+    """Optuna's JournalStorage with fewer round trips per trial.
 
-    ``set_trial_attrs`` stores many user and system attributes (metrics,
-    constraint values) as one append and one read, instead of a round trip
-    pair per attribute: a trial's dozen metrics cost one database call, not a dozen.
+    * Parameters are written lazily: ``set_trial_param`` (called once per
+      parameter by ``study.ask``) queues its record, and the queue goes out with
+      the next journal write or read, or :meth:`flush` — one append for all of a
+      trial's parameters instead of an append and a read each.
+    * ``set_trial_attrs`` stores many user and system attributes (metrics,
+      constraint values) as one append and one read.
+
+    The records are exactly Optuna's, in the same order, so any JournalStorage
+    replays them. Only the moment of writing changes; a caller that wants other
+    processes to see the parameters at once (the worker, after ask: constant
+    liar) calls :meth:`flush`.
     """
+
+    def __init__(self, log_storage: BaseJournalBackend) -> None:
+        self._pending: list[dict[str, Any]] = []  # before super(): its __init__ syncs
+        super().__init__(log_storage)
+
+    def set_trial_param(self, trial_id: int, param_name: str, param_value_internal: float, distribution) -> None:
+        from optuna.distributions import distribution_to_json
+        from optuna.storages.journal._storage import JournalOperation
+
+        with self._thread_lock:
+            self._pending.append({
+                "op_code": JournalOperation.SET_TRIAL_PARAM, "worker_id": self._replay_result.worker_id,
+                "trial_id": trial_id, "param_name": param_name,
+                "param_value_internal": param_value_internal, "distribution": distribution_to_json(distribution),
+            })
+
+    def flush(self) -> None:
+        """Write queued records now (and read what others wrote)."""
+        with self._thread_lock:
+            self._sync_with_backend()
+
+    def _take_pending(self) -> list[dict[str, Any]]:
+        pending, self._pending = self._pending, []
+        return pending
+
+    def _write_log(self, op_code: int, extra_fields: dict[str, Any]) -> None:
+        record = {"op_code": op_code, "worker_id": self._replay_result.worker_id, **extra_fields}
+        self._backend.append_logs(self._take_pending() + [record])
+
+    def _sync_with_backend(self) -> None:
+        if self._pending:
+            self._backend.append_logs(self._take_pending())
+        super()._sync_with_backend()
 
     def set_trial_attrs(self, trial_id: int, user: dict[str, Any], system: dict[str, Any] | None = None) -> None:
         """User and system attributes of a trial in one append (one record each, as Optuna writes them)."""
@@ -346,8 +387,8 @@ class TuneJournalStorage(JournalStorage):
                  "trial_id": trial_id, "system_attr": {key: value}}
                 for key, value in (system or {}).items()
             ]
-            self._backend.append_logs(records)
-            self._sync_with_backend()
+            self._backend.append_logs(self._take_pending() + records)
+            super()._sync_with_backend()
 
     def set_trial_user_attrs(self, trial_id: int, attrs: dict[str, Any]) -> None:
         self.set_trial_attrs(trial_id, attrs)

@@ -199,9 +199,14 @@ class Worker:
     def _ask(self, study: optuna.Study, space) -> tuple[optuna.Trial, dict]:
         if any(p.when for p in self.cfg.space.values()):  # define-by-run: a parameter exists only when its condition holds
             trial = study.ask()
-            return trial, suggest(trial, self.cfg, space)
-        trial = study.ask(fixed_distributions=space)
-        return trial, trial.params
+            params = suggest(trial, self.cfg, space)
+        else:
+            trial = study.ask(fixed_distributions=space)
+            params = trial.params
+        # One append for all the parameters, now: other workers' samplers (constant
+        # liar) should see where this trial is while it runs.
+        study._storage.flush()
+        return trial, params
 
     def _one_trial(self, study, storage, space, objective: Objective) -> str:
         """Ask, claim, evaluate, tell; returns the outcome (complete, pruned, fail, duplicate)."""

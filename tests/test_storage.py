@@ -105,3 +105,23 @@ def test_appending_to_a_study_deleted_meanwhile_is_an_error_not_a_silent_loss(db
     db.delete_study_records("gone")
     with pytest.raises(StorageError, match="was deleted while this process used it"):
         backend.append_logs([{"op_code": 0, "n": 1}])
+
+
+def test_a_trials_parameters_go_out_in_one_append_and_others_see_them_before_tell(db):
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+
+    storage = db.optuna_storage("params")
+    study = optuna.create_study(storage=storage, study_name="params")
+    space = {"a": IntDistribution(1, 9), "b": IntDistribution(1, 9), "c": CategoricalDistribution(["x", "y"])}
+    trial = study.ask(fixed_distributions=space)
+    before = len(list(storage._backend.read_logs(0)))
+    storage.flush()
+    logs = list(storage._backend.read_logs(0))
+    params = [r for r in logs[before:] if r["op_code"] == 5]  # SET_TRIAL_PARAM
+    assert len(params) == 3 and len({r["_t"] for r in params}) == 1  # one append
+    other = Database(db.url)
+    seen = optuna.load_study(study_name="params", storage=other.optuna_storage("params")).trials[0]
+    assert seen.state == optuna.trial.TrialState.RUNNING and seen.params == trial.params
+    other.dispose()
+    study.tell(trial, 1.0)
+    assert study.trials[0].params == trial.params

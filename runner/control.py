@@ -164,6 +164,10 @@ class WorkerRegistration:
         self.study = study
         self.id = worker_id
         with db.engine.begin() as conn:
+            # One registration at a time per study: two workers starting together
+            # would each count the live workers without the other and set the
+            # desired count one too low (and the younger would retire at once).
+            conn.execute(sa.text("SELECT 1 FROM tune_studies WHERE name = :s FOR UPDATE"), {"s": study})
             conn.execute(
                 sa.text(
                     "INSERT INTO tune_workers (id, study, host, pid, status) VALUES (:id, :s, :h, :p, 'starting')"

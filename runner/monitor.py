@@ -77,6 +77,7 @@ class Snapshot:
     storage: str
     taken_at: datetime
     studies: list[StudyView]
+    catching_up: bool = False  # more history is waiting to be read (a bounded poll)
 
     @property
     def statuses(self) -> list[StudyStatus]:
@@ -232,7 +233,10 @@ class Monitor:
         self._last_event_id: int | None = None
         self._event_ids: collections.deque[int] = collections.deque(maxlen=4 * EVENT_ID_WINDOW)
 
-    def poll(self, with_workers: bool = True) -> Snapshot:
+    def poll(self, with_workers: bool = True, max_records: int | None = None) -> Snapshot:
+        """Read what is new. ``max_records`` bounds the journal records read per study, so
+        that the first poll of a long history returns quickly and the rest follows in
+        later polls (``Snapshot.catching_up``)."""
         now = datetime.now()
         rows = control.list_studies(self.db, self.names)
         for row in rows:
@@ -241,17 +245,19 @@ class Monitor:
                 self._followers[row.name] = _Follower(row.name, row.created_at)
         names = [r.name for r in rows]
         workers = control.list_workers(self.db, names) if rows else []
-        new_records = self.db.read_journals({n: self._followers[n].offset for n in names})
+        new_records = self.db.read_journals({n: self._followers[n].offset for n in names}, limit=max_records)
         by_name = {r.name: r for r in rows}
+        catching_up = False
         for name, records in new_records.items():
             self._followers[name].apply(records, by_name[name].direction.split(","))
+            catching_up = catching_up or (max_records is not None and len(records) >= max_records)
         self._read_events(names)
         views = []
         for row in rows:
             f = self._followers[row.name]
             mine = [w for w in workers if w.study == row.name]
             views.append(self._view(row, f, mine, now, with_workers))
-        return Snapshot(storage=self.db.masked_url, taken_at=now, studies=views)
+        return Snapshot(storage=self.db.masked_url, taken_at=now, studies=views, catching_up=catching_up)
 
     def _read_events(self, names: list[str]) -> None:
         if not names:

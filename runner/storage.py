@@ -462,8 +462,9 @@ class Database:
             self._storages[study] = TuneJournalStorage(PostgresJournalBackend(self.url, study))
         return self._storages[study]
 
-    def read_journals(self, offsets: dict[str, int]) -> dict[str, list[dict[str, Any]]]:
-        """New journal records of many studies in one query: ``{study: records from offset}``.
+    def read_journals(self, offsets: dict[str, int], limit: int | None = None) -> dict[str, list[dict[str, Any]]]:
+        """New journal records of many studies in one query: ``{study: records from offset}``,
+        at most ``limit`` per study.
 
         For followers (the app, ``tune status``) that replay records themselves;
         the cost depends on the number of new records only.
@@ -480,12 +481,13 @@ class Database:
                     CROSS JOIN LATERAL (
                         SELECT seq, body FROM tune_journal
                         WHERE stream = o.stream AND seq >= o.first
+                        ORDER BY seq LIMIT :limit
                         OFFSET 0  -- keeps the planner from flattening this into a scan of the whole table
                     ) AS j
                     ORDER BY o.stream, j.seq
                     """
                 ),
-                {"names": list(names), "starts": list(starts)},
+                {"names": list(names), "starts": list(starts), "limit": limit},
             ).all()
         out: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
         for stream, body in rows:

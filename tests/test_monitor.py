@@ -42,3 +42,17 @@ def test_a_study_started_fresh_under_a_running_monitor_is_followed_from_scratch(
     name, study = _study(db, tmp_path)
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
     assert monitor.poll().statuses[0].complete == 2
+
+
+def test_a_bounded_poll_reads_history_in_slices_and_ends_with_the_same_counts(db, tmp_path):
+    name, study = _study(db, tmp_path)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=20)
+    monitor = Monitor(db, [name])
+    first = monitor.poll(max_records=25)
+    assert first.catching_up and first.statuses[0].attempts < 20
+    polls = 1
+    while monitor.poll(max_records=25).catching_up:
+        polls += 1
+        assert polls < 50
+    assert polls > 1
+    assert monitor.poll(max_records=25).statuses[0].complete == 20 == Monitor(db, [name]).poll().statuses[0].complete

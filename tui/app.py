@@ -102,7 +102,10 @@ class TuneApp(App):
         """Poll about once a second, or at once after a control action."""
         worker = get_current_worker()
         while not worker.is_cancelled:
-            self.post_message(self.feed.poll())
+            message = self.feed.poll()
+            self.post_message(message)
+            if isinstance(message, SnapshotReady) and message.snapshot.catching_up:
+                continue  # more history to read: no pause
             self._wake.wait(POLL_SECONDS)
             self._wake.clear()
 
@@ -149,6 +152,8 @@ class TuneApp(App):
             rate = sum(s.trials_per_minute for s in statuses)
             workers = sum(s.workers_alive for s in statuses)
             text.append(f" {len(statuses)} studies │ {rate:,.0f} trials/min │ {workers} workers alive │")
+            if self.snapshot.catching_up:
+                text.append(" reading history… │", style="bold yellow")
         else:
             text.append(" reading… │")
         text.append(f" {self.feed.masked_url}", style="dim")

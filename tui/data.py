@@ -21,6 +21,9 @@ from runner.storage import Database
 
 POLL_SECONDS = 1.0
 REAP_EVERY_POLLS = 5
+# A study's history is read in slices of this many journal records per poll
+# (about 0.3 s): the rows appear at once and fill in while the app stays live.
+HISTORY_RECORDS_PER_POLL = 20_000
 DONE_REASONS = ("target reached", "attempt cap reached")
 CONNECT_TIMEOUT_SECONDS = 3
 STATEMENT_TIMEOUT_MS = 5000
@@ -70,7 +73,7 @@ class StudyFeed:
 
     def poll(self) -> Message:
         try:
-            snapshot = self.monitor.poll()
+            snapshot = self.monitor.poll(max_records=HISTORY_RECORDS_PER_POLL)
             self._polls += 1
             if self._polls % REAP_EVERY_POLLS == 0:
                 self._children = [p for p in self._children if p.poll() is None]

@@ -212,20 +212,13 @@ class WorkerRegistration:
         return control_state, desired is not None and older_live >= desired
 
     @retry_on_disconnect
-    def set_trial(self, trial_id: int | None) -> str | None:
-        """Claim the running trial at once, so that no reaper takes it for an orphan.
-
-        Returns the study's control state, read in the same round trip: a pause
-        takes effect after the trial being started, not at the next heartbeat.
-        """
+    def set_trial(self, trial_id: int | None) -> None:
+        """Claim the running trial at once, so that no reaper takes it for an orphan."""
         with self.db.engine.begin() as conn:
-            return conn.execute(
-                sa.text(
-                    "UPDATE tune_workers SET trial_id = :t, heartbeat_at = now() WHERE id = :id"
-                    " RETURNING (SELECT control FROM tune_studies WHERE name = :s)"
-                ),
-                {"t": trial_id, "id": self.id, "s": self.study},
-            ).scalar()
+            conn.execute(
+                sa.text("UPDATE tune_workers SET trial_id = :t, heartbeat_at = now() WHERE id = :id"),
+                {"t": trial_id, "id": self.id},
+            )
 
     @retry_on_disconnect
     def exit(self, reason: str, status: str = "exited") -> None:

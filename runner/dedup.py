@@ -69,14 +69,13 @@ class ClaimBook:
         self._keys: list[str] = []
 
     @retry_on_disconnect
-    def claim(self, params: dict[str, Any], trial_number: int, trial_id: int,
-              registration) -> tuple[Duplicate | None, str | None]:
-        """Claim the combination for this trial, record the trial in the worker's row and
-        read the study's control state, in one round trip. Returns the Duplicate if
-        someone had the combination first, and the control state."""
+    def claim(self, params: dict[str, Any], trial_number: int, trial_id: int, registration) -> Duplicate | None:
+        """Claim the combination for this trial and record the trial in the worker's row,
+        in one round trip; return the Duplicate if someone had the combination first."""
         key = param_key(self.cfg, params)
         if key in self.seen:
-            return Duplicate(self.seen[key], MEMORY), registration.set_trial(trial_id)
+            registration.set_trial(trial_id)
+            return Duplicate(self.seen[key], MEMORY)
         with self.db.engine.begin() as conn:
             row = conn.execute(
                 sa.text(
@@ -89,19 +88,18 @@ class ClaimBook:
                         UPDATE tune_workers SET trial_id = :t, heartbeat_at = now() WHERE id = :w
                     )
                     SELECT (SELECT trial_number FROM mine),
-                           (SELECT trial_number FROM tune_param_claims WHERE study = :s AND key = :k),
-                           (SELECT control FROM tune_studies WHERE name = :s)
+                           (SELECT trial_number FROM tune_param_claims WHERE study = :s AND key = :k)
                     """
                 ),
                 {"s": self.study, "k": key, "n": trial_number, "w": self.worker_id, "t": trial_id},
             ).one()
-        mine, existing, control_state = row
+        mine, existing = row
         if mine is not None:
             self.seen[key] = trial_number
-            return None, control_state
+            return None
         if existing is not None:
             self.seen[key] = existing
-        return Duplicate(existing, DATABASE), control_state
+        return Duplicate(existing, DATABASE)
 
     @retry_on_disconnect
     def pick_unclaimed(self, rng: random.Random) -> dict[str, Any] | None | bool:

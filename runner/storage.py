@@ -318,6 +318,12 @@ class PostgresJournalBackend(BaseJournalBackend):
             expect_rows=len(bodies),
         )
 
+    def read_control(self) -> str | None:
+        """The study's control state (running/paused/stopped) on this connection: one round
+        trip, none of the pool's extra ones. None if the study has no control row."""
+        rows = self._execute("SELECT control FROM tune_studies WHERE name = %s", (self._stream,), fetch=True)
+        return rows[0][0] if rows else None
+
     def close(self) -> None:
         if self._conn is not None and not self._conn.closed:
             self._conn.close()
@@ -353,6 +359,9 @@ class TuneJournalStorage(JournalStorage):
                 "trial_id": trial_id, "param_name": param_name,
                 "param_value_internal": param_value_internal, "distribution": distribution_to_json(distribution),
             })
+
+    def read_control(self) -> str | None:
+        return self._backend.read_control()
 
     def flush(self) -> None:
         """Write queued records now (and read what others wrote)."""

@@ -148,6 +148,9 @@ class Worker:
         while True:
             if s.interrupted:
                 raise Interrupted()
+            # Read between trials (one round trip), so a pause or stop applies before
+            # the next trial is asked for; the heartbeat thread keeps it fresh while paused.
+            self._set_control(storage.read_control())
             if s.control == "stopped":
                 return "stopped"
             if s.retire:
@@ -214,10 +217,10 @@ class Worker:
         trial, params = self._ask(study, space)
         s.trial_id = trial._trial_id
         if self.claims is not None:
-            duplicate, state = self.claims.claim(params, trial.number, trial._trial_id, self.registration)
+            duplicate = self.claims.claim(params, trial.number, trial._trial_id, self.registration)
         else:
-            duplicate, state = None, self.registration.set_trial(trial._trial_id)
-        self._set_control(state)  # a pause or stop now applies after this trial
+            duplicate = None
+            self.registration.set_trial(trial._trial_id)
         if duplicate is not None:
             attrs = {"duplicate_of": duplicate.original, "duplicate_source": duplicate.source}
             self._finish(study, storage, trial, TrialState.FAIL, None, attrs)

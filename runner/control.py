@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from optuna.storages.journal._storage import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
-from .storage import Database, retry_on_disconnect
+from .storage import Database, StorageError, retry_on_disconnect
 
 CONTROLS = ("running", "paused", "stopped")
 LIVE_STATUSES = ("starting", "running", "paused", "waiting")
@@ -263,23 +263,40 @@ def list_workers(db: Database, studies: list[str] | None = None, live_only: bool
     return [w for w in workers if w.alive] if live_only else workers
 
 
-def reap_lost_workers(db: Database, study: str) -> list[int]:
+# Readers (the app, tune status, a worker starting) see no heartbeat of their own
+# being cut off, so they wait longer before calling a silent worker lost, and not
+# at all right after the server started (everyone's heartbeat is old then).
+READER_GRACE_FACTOR = 3
+
+
+def reap_lost_workers(db: Database, study: str, reader: bool = False) -> list[int]:
     """Fail the running trials of workers that stopped heart-beating; return their numbers.
 
     Two kinds of orphans: the trial of a worker found lost now (heartbeat older
     than the grace period, or declared dead by :func:`declare_dead`), failed at
     once; and a RUNNING trial that no live worker claims and that started more
-    than a grace period ago (its worker died between asking for it and claiming
-    it). Safe to run from several processes at once: the UPDATE ... RETURNING
-    hands each lost worker to exactly one reaper, and failing an already
-    finished trial is skipped.
+    than three grace periods ago (its worker died between asking for it and
+    claiming it; a slow sampler's ask must not look like that). Safe to run from
+    several processes at once: the UPDATE ... RETURNING hands each lost worker to
+    exactly one reaper, and failing an already finished trial is skipped.
+    ``reader``: see READER_GRACE_FACTOR.
     """
     with db.engine.begin() as conn:
-        grace = conn.execute(
-            sa.text("SELECT grace_seconds FROM tune_studies WHERE name = :s"), {"s": study}
-        ).scalar()
-        if grace is None:
+        row = conn.execute(
+            sa.text(
+                "SELECT grace_seconds, extract(epoch FROM now() - pg_postmaster_start_time())"
+                " FROM tune_studies WHERE name = :s"
+            ),
+            {"s": study},
+        ).first()
+        if row is None:
             return []
+        grace, server_up = row
+        orphan_age = READER_GRACE_FACTOR * grace
+        if reader:
+            grace = orphan_age
+            if server_up < grace:
+                return []
         of_lost = {
             r[0]
             for r in conn.execute(
@@ -305,6 +322,15 @@ def reap_lost_workers(db: Database, study: str) -> list[int]:
                 {"s": study, "live": list(LIVE_STATUSES)},
             )
         }
+    try:
+        return _fail_orphans(db, study, of_lost, claimed, orphan_age)
+    except StorageError:
+        # Our cached replay belongs to a study since deleted and started fresh.
+        db.forget_storage(study)
+        return _fail_orphans(db, study, of_lost, claimed, orphan_age)
+
+
+def _fail_orphans(db: Database, study: str, of_lost: set[int], claimed: set[int], orphan_age: float) -> list[int]:
     storage = db.optuna_storage(study)
     try:
         study_id = storage.get_study_id_from_name(study)
@@ -315,9 +341,9 @@ def reap_lost_workers(db: Database, study: str) -> list[int]:
         if trial._trial_id in claimed or trial.datetime_start is None:
             continue
         if trial._trial_id not in of_lost:
-            # An unclaimed trial: orphaned only once it is older than a claim can take.
+            # Unclaimed: an orphan only once older than any ask can take.
             # datetime_start is naive local time, as Optuna records it.
-            if (datetime.now() - trial.datetime_start).total_seconds() < grace:
+            if (datetime.now() - trial.datetime_start).total_seconds() < orphan_age:
                 continue
         try:
             storage.set_trial_attrs(trial._trial_id, {"fail_reason": "worker lost (no heartbeat)"})
@@ -355,4 +381,4 @@ def reap_orphaned(db: Database, statuses) -> None:
     live worker — nobody else is left to do it."""
     for s in statuses:
         if s.running and not s.workers_alive:
-            reap_lost_workers(db, s.study)
+            reap_lost_workers(db, s.study, reader=True)

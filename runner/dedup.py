@@ -59,7 +59,8 @@ class Duplicate:
 
 
 class ClaimBook:
-    """One worker's claims: its own memory first, then the database's unique key."""
+    """One worker's claims. The database's unique key decides; the worker's memory of the
+    combinations it met only says where a duplicate was caught (memory or database)."""
 
     def __init__(self, db: Database, cfg: RunConfig, study: str, worker_id: str) -> None:
         self.db, self.cfg, self.study, self.worker_id = db, cfg, study, worker_id
@@ -69,13 +70,13 @@ class ClaimBook:
         self._keys: list[str] = []
 
     @retry_on_disconnect
-    def claim(self, params: dict[str, Any], trial_number: int, trial_id: int, registration) -> Duplicate | None:
+    def claim(self, params: dict[str, Any], trial_number: int, trial_id: int) -> Duplicate | None:
         """Claim the combination for this trial and record the trial in the worker's row,
         in one round trip; return the Duplicate if someone had the combination first."""
         key = param_key(self.cfg, params)
-        if key in self.seen:
-            registration.set_trial(trial_id)
-            return Duplicate(self.seen[key], MEMORY)
+        # The database decides, always: a claim this worker remembers may have been
+        # released since (an interrupted or lost trial). Memory only names the source.
+        remembered = key in self.seen
         with self.db.engine.begin() as conn:
             row = conn.execute(
                 sa.text(
@@ -99,7 +100,7 @@ class ClaimBook:
             return None
         if existing is not None:
             self.seen[key] = existing
-        return Duplicate(existing, DATABASE)
+        return Duplicate(existing, MEMORY if remembered else DATABASE)
 
     @retry_on_disconnect
     def pick_unclaimed(self, rng: random.Random) -> dict[str, Any] | None | bool:
@@ -122,16 +123,9 @@ class ClaimBook:
             claimed = {
                 r[0] for r in conn.execute(sa.text("SELECT key FROM tune_param_claims WHERE study = :s"), {"s": self.study})
             }
-        # Claims can be released (interrupted or lost trials): forget them here too, or
-        # this worker would call a free combination a duplicate forever.
-        self.seen = {k: n for k, n in self.seen.items() if k in claimed}
         free = [i for i, key in enumerate(self._keys) if key not in claimed]
         return self._combinations[rng.choice(free)] if free else None
 
-
-    def forget(self, params: dict[str, Any]) -> None:
-        """This worker's own claim was released: the combination is free again."""
-        self.seen.pop(param_key(self.cfg, params), None)
 
 
 @retry_on_disconnect

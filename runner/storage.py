@@ -169,9 +169,11 @@ CREATE TABLE IF NOT EXISTS tune_journal (
     PRIMARY KEY (stream, seq)
 );
 CREATE TABLE IF NOT EXISTS tune_streams (
-    stream   text PRIMARY KEY,
-    next_seq bigint NOT NULL DEFAULT 0
+    stream     text PRIMARY KEY,
+    next_seq   bigint NOT NULL DEFAULT 0,
+    generation text NOT NULL DEFAULT md5(random()::text)  -- a new one when a study starts fresh
 );
+ALTER TABLE tune_streams ADD COLUMN IF NOT EXISTS generation text NOT NULL DEFAULT md5(random()::text);
 CREATE TABLE IF NOT EXISTS tune_studies (
     name            text PRIMARY KEY,
     run_name        text NOT NULL,
@@ -235,16 +237,25 @@ class PostgresJournalBackend(BaseJournalBackend):
 
     _RETRY_SECONDS = 60.0  # as RECONNECT_SECONDS below
 
-    def __init__(self, url: str, stream: str) -> None:
+    def __init__(self, url: str, stream: str, connect_args: dict[str, Any] | None = None) -> None:
         self._url = url
         self._stream = stream
+        self._connect_args = connect_args or {}
         self._conn: Any = None
         self._execute("INSERT INTO tune_streams (stream) VALUES (%s) ON CONFLICT DO NOTHING", (stream,))
+        # The stream's generation: if the study is deleted and started fresh under
+        # this process, its reads and writes fail instead of mixing two studies.
+        self._generation = self._execute(
+            "SELECT generation FROM tune_streams WHERE stream = %s", (stream,), fetch=True
+        )[0][0]
 
     def _connect(self) -> Any:
-        conn = psycopg2.connect(self._url)
+        conn = psycopg2.connect(self._url, **self._connect_args)
         conn.autocommit = True
         return conn
+
+    def _gone(self) -> StorageError:
+        return StorageError(f"study {self._stream!r} was deleted while this process used it")
 
     def _execute(self, sql: str, args, fetch: bool = False, on_retry=None, expect_rows: int | None = None) -> list:
         """Run one statement, reconnecting while the server is away (restart, network)."""
@@ -260,9 +271,10 @@ class PostgresJournalBackend(BaseJournalBackend):
                 with self._conn.cursor() as cur:
                     cur.execute(sql, args)
                     if expect_rows is not None and cur.rowcount != expect_rows:
-                        # The stream's head row is gone: the study was deleted (a fresh
-                        # start) under this process. Writing on would corrupt the new one.
-                        raise StorageError(f"study {self._stream!r} was deleted while this process used it")
+                        # The stream's head row is gone or of another generation: the study
+                        # was deleted (a fresh start) under this process. Writing on would
+                        # corrupt the new one.
+                        raise self._gone()
                     return cur.fetchall() if fetch else []
             except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
                 if self._conn is not None:
@@ -279,12 +291,22 @@ class PostgresJournalBackend(BaseJournalBackend):
                 retried = True
 
     def read_logs(self, log_number_from: int) -> Iterable[dict[str, Any]]:
+        # The head row comes with the records: no row, or another generation, means
+        # the study was deleted under us (the records would belong to another study).
         rows = self._execute(
-            "SELECT body FROM tune_journal WHERE stream = %s AND seq >= %s ORDER BY seq",
-            (self._stream, log_number_from),
+            """
+            SELECT h.generation, j.body FROM tune_streams h
+            LEFT JOIN LATERAL (
+                SELECT seq, body FROM tune_journal WHERE stream = h.stream AND seq >= %s ORDER BY seq
+            ) j ON true
+            WHERE h.stream = %s ORDER BY j.seq
+            """,
+            (log_number_from, self._stream),
             fetch=True,
         )
-        return [row[0] for row in rows]
+        if not rows or rows[0][0] != self._generation:
+            raise self._gone()
+        return [body for _, body in rows if body is not None]
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
         if not logs:
@@ -307,13 +329,13 @@ class PostgresJournalBackend(BaseJournalBackend):
             """
             WITH head AS (
                 UPDATE tune_streams SET next_seq = next_seq + %(n)s
-                WHERE stream = %(s)s RETURNING next_seq - %(n)s AS first
+                WHERE stream = %(s)s AND generation = %(g)s RETURNING next_seq - %(n)s AS first
             )
             INSERT INTO tune_journal (stream, seq, body)
             SELECT %(s)s, head.first + b.ord - 1, b.body::jsonb
             FROM head, unnest(%(bodies)s::text[]) WITH ORDINALITY AS b(body, ord)
             """,
-            {"n": len(bodies), "s": self._stream, "bodies": bodies},
+            {"n": len(bodies), "s": self._stream, "g": self._generation, "bodies": bodies},
             on_retry=already_written,
             expect_rows=len(bodies),
         )
@@ -361,24 +383,25 @@ class TuneJournalStorage(JournalStorage):
             })
 
     def read_control(self) -> str | None:
-        return self._backend.read_control()
+        with self._thread_lock:  # the connection is shared with the heartbeat thread's reads
+            return self._backend.read_control()
 
     def flush(self) -> None:
         """Write queued records now (and read what others wrote)."""
         with self._thread_lock:
             self._sync_with_backend()
 
-    def _take_pending(self) -> list[dict[str, Any]]:
-        pending, self._pending = self._pending, []
-        return pending
+    def _append(self, records: list[dict[str, Any]]) -> None:
+        """Queued records first, then these; the queue empties only once written."""
+        self._backend.append_logs(self._pending + records)
+        self._pending = []
 
     def _write_log(self, op_code: int, extra_fields: dict[str, Any]) -> None:
-        record = {"op_code": op_code, "worker_id": self._replay_result.worker_id, **extra_fields}
-        self._backend.append_logs(self._take_pending() + [record])
+        self._append([{"op_code": op_code, "worker_id": self._replay_result.worker_id, **extra_fields}])
 
     def _sync_with_backend(self) -> None:
         if self._pending:
-            self._backend.append_logs(self._take_pending())
+            self._append([])
         super()._sync_with_backend()
 
     def set_trial_attrs(self, trial_id: int, user: dict[str, Any], system: dict[str, Any] | None = None) -> None:
@@ -396,7 +419,7 @@ class TuneJournalStorage(JournalStorage):
                  "trial_id": trial_id, "system_attr": {key: value}}
                 for key, value in (system or {}).items()
             ]
-            self._backend.append_logs(self._take_pending() + records)
+            self._append(records)
             super()._sync_with_backend()
 
     def set_trial_user_attrs(self, trial_id: int, attrs: dict[str, Any]) -> None:
@@ -443,8 +466,9 @@ class Database:
         self.masked_url = mask_url(url)
         sa_url = make_url(url).set(drivername="postgresql+psycopg2")
         # pool_pre_ping: a connection that died with a server restart is replaced, not used.
+        self.connect_args = connect_args or {}
         self.engine = sa.create_engine(
-            sa_url, pool_pre_ping=True, pool_size=2, max_overflow=4, connect_args=connect_args or {}
+            sa_url, pool_pre_ping=True, pool_size=2, max_overflow=4, connect_args=self.connect_args
         )
         self._storages: dict[str, TuneJournalStorage] = {}
 
@@ -468,7 +492,7 @@ class Database:
     def optuna_storage(self, study: str) -> TuneJournalStorage:
         """The Optuna storage holding ``study`` (cached: replays only new records)."""
         if study not in self._storages:
-            self._storages[study] = TuneJournalStorage(PostgresJournalBackend(self.url, study))
+            self._storages[study] = TuneJournalStorage(PostgresJournalBackend(self.url, study, self.connect_args))
         return self._storages[study]
 
     def read_journals(self, offsets: dict[str, int], limit: int | None = None) -> dict[str, list[dict[str, Any]]]:

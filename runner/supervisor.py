@@ -110,7 +110,10 @@ def terminate(db: Database, workers: list[SpawnedWorker], timeout: float = 15.0)
         try:
             w.process.wait(remaining)
         except subprocess.TimeoutExpired:
-            os.killpg(w.process.pid, signal.SIGKILL)
+            try:
+                os.killpg(w.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass  # it ended just now
             w.process.wait()
             killed.append(w.process.pid)
     if killed:

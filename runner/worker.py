@@ -113,7 +113,7 @@ class Worker:
             return EXIT_BAD_INPUT
         study = open_study(self.db, self.cfg, self.symbol, self.index)
         self.registration = control.WorkerRegistration(self.db, self.study_name, self.id)
-        control.reap_lost_workers(self.db, self.study_name)  # trials of workers that died while none ran
+        control.reap_lost_workers(self.db, self.study_name, reader=True)  # workers that died while none ran
         beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         beat.start()
         self.event("info", f"worker {self.id} (pid {os.getpid()}) started")
@@ -214,10 +214,16 @@ class Worker:
     def _one_trial(self, study, storage, space, objective: Objective) -> str:
         """Ask, claim, evaluate, tell; returns the outcome (complete, pruned, fail, duplicate)."""
         s = self.shared
-        trial, params = self._ask(study, space)
+        try:
+            trial, params = self._ask(study, space)
+        except UpdateFinishedTrialError:
+            # Our new trial was failed before we could claim it (a reaper took a very
+            # slow ask for an orphan): nothing was evaluated, ask again.
+            self.event("warning", "a trial was failed by another process before it started")
+            return "lost"
         s.trial_id = trial._trial_id
         if self.claims is not None:
-            duplicate = self.claims.claim(params, trial.number, trial._trial_id, self.registration)
+            duplicate = self.claims.claim(params, trial.number, trial._trial_id)
         else:
             duplicate = None
             self.registration.set_trial(trial._trial_id)
@@ -236,8 +242,6 @@ class Worker:
         except Interrupted:
             self._finish(study, storage, trial, TrialState.FAIL, None, {"fail_reason": "interrupted (worker stopped)"})
             dedup.release(self.db, self.study_name, [trial.number])  # never evaluated: free to retry
-            if self.claims is not None:
-                self.claims.forget(params)
             raise
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
@@ -249,7 +253,9 @@ class Worker:
 
     def _interruptible(self, fn, *args):
         """Run the backtest where a signal may interrupt it (see install_signal_handlers);
-        everywhere else — database writes included — a signal only raises a flag."""
+        everywhere else a signal only raises a flag. With a pruner, the reports of
+        intermediate values happen in here too: an interrupted report leaves a
+        RUNNING trial that the Interrupted handler then fails, as for the backtest."""
         s = self.shared
         s.in_objective = True
         try:

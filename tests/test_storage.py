@@ -125,3 +125,39 @@ def test_a_trials_parameters_go_out_in_one_append_and_others_see_them_before_tel
     other.dispose()
     study.tell(trial, 1.0)
     assert study.trials[0].params == trial.params
+
+
+def test_a_study_started_fresh_under_an_old_handle_is_never_mixed_with_the_old_one(db):
+    old = PostgresJournalBackend(db.url, "again")
+    old.append_logs([{"op_code": 0, "n": 0}])
+    db.delete_study_records("again")
+    new = PostgresJournalBackend(db.url, "again")  # the fresh run's first worker
+    new.append_logs([{"op_code": 0, "n": 1}])
+    with pytest.raises(StorageError, match="was deleted"):
+        old.append_logs([{"op_code": 0, "n": 2}])
+    with pytest.raises(StorageError, match="was deleted"):
+        old.read_logs(0)
+    assert [r["n"] for r in new.read_logs(0)] == [1]
+
+
+def test_queued_parameters_survive_a_failed_append(db, monkeypatch):
+    from optuna.distributions import IntDistribution
+
+    storage = db.optuna_storage("queued")
+    study = optuna.create_study(storage=storage, study_name="queued")
+    trial = study.ask(fixed_distributions={"a": IntDistribution(1, 9)})
+    real = storage._backend.append_logs
+    calls = []
+
+    def failing_once(logs):
+        calls.append(len(logs))
+        if len(calls) == 1:
+            raise StorageError("database unreachable")
+        return real(logs)
+
+    monkeypatch.setattr(storage._backend, "append_logs", failing_once)
+    with pytest.raises(StorageError):
+        storage.flush()
+    storage.flush()  # the queue was kept: written now
+    study.tell(trial, 1.0)
+    assert study.trials[0].params == {"a": trial.params["a"]}

@@ -108,6 +108,7 @@ def ask_tell_loop(study, storage, n: int, cost_ms: float, registration=None) -> 
     """runner/worker.py's _one_trial, without its error handling; with registration, its _loop too."""
     for _ in range(n):
         if registration is not None:
+            storage.read_control()  # the loop's pause/stop check
             storage.get_all_trials(study._study_id, deepcopy=False)  # the loop's target check
         trial = study.ask(fixed_distributions=SPACE)
         storage.flush()  # the worker publishes the parameters at once (constant liar)

@@ -12,7 +12,7 @@ Trials are stored as an Optuna *journal* in a PostgreSQL table, one stream of
 log records per study (:class:`PostgresJournalBackend`), replayed by Optuna's
 own :class:`~optuna.storages.JournalStorage`. Measured on this kind of machine,
 the worker's overhead per trial is about a quarter of Optuna's RDBStorage's
-(``benchmarks/bench_overhead.py``: 11.8 against 43 ms), and a reader can follow a study by reading
+(``benchmarks/bench_overhead.py``: 12 against 43 ms), and a reader can follow a study by reading
 only the records it has not seen yet.
 """
 

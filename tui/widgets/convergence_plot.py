@@ -72,7 +72,10 @@ def render(view: StudyView, width: int, height: int, by_time: bool) -> str:
         plt.xlabel(f"{unit} · {s.metric} {'↑' if maximize else '↓'} (first of {len(s.metrics)} objectives){clipped}")
         return plt.build()
     plt.plot(bx.tolist(), by.tolist(), marker="braille", color="green")
-    plt.xlabel(f"{unit} · {s.metric} {'↑' if maximize else '↓'} · line: best so far{clipped}")
+    label = f"{unit} · {s.metric} {'↑' if maximize else '↓'} · line: best so far{clipped}"
+    if len(label) > width - 8:  # plotext drops a label that does not fit: keep the essentials
+        label = f"{unit} · {s.metric} {'↑' if maximize else '↓'} · line: best"
+    plt.xlabel(label)
     return plt.build()
 
 

@@ -20,7 +20,7 @@ COLUMNS = (
 )
 
 
-def progress_bar(done: int, target: int, width: int = 8) -> Text:
+def progress_bar(done: int, target: int, width: int = 5) -> Text:
     share = min(done / target, 1.0) if target else 0.0
     filled = round(share * width)
     bar = Text("█" * filled, style="green") + Text("░" * (width - filled), style="dim")

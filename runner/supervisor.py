@@ -77,20 +77,32 @@ def prepare_studies(db: Database, cfg: RunConfig, *, new_run: bool) -> list[str]
     return notes
 
 
+# A study that ended this way needs no more workers until a new run resets it.
+ENDED = ("target reached", "attempt cap reached")
+
+
+def spawn_missing(db: Database, cfg: RunConfig, study: control.StudyRow) -> list[SpawnedWorker]:
+    """Start, on this host, the workers the study lacks (desired minus live, anywhere).
+
+    Each gets a new index — one per worker ever registered — so a distinct sampler seed.
+    """
+    if study.ended_reason in ENDED:
+        return []
+    workers = control.list_workers(db, [study.name])
+    live = sum(w.alive for w in workers)
+    return [
+        spawn_worker(cfg, study.symbol, len(workers) + n, db.url)
+        for n in range(max(study.desired_workers - live, 0))
+    ]
+
+
 def start_workers(db: Database, cfg: RunConfig) -> list[SpawnedWorker]:
-    """Start the workers each study still lacks (live workers elsewhere count)."""
+    """Start the workers each running study still lacks (live workers elsewhere count);
+    paused or stopped studies stay as the user left them."""
     spawned = []
-    rows = {r.name: r for r in control.list_studies(db, cfg.study_names())}
-    for symbol in cfg.data.symbols:
-        name = cfg.study_name(symbol)
-        row = rows[name]
-        if row.control != "running":
-            continue  # paused or stopped: the user's decision stands until they resume
-        workers = control.list_workers(db, [name])
-        live = sum(w.alive for w in workers)
-        for n in range(live, row.desired_workers):
-            # A new index per worker ever started: a distinct sampler seed for each.
-            spawned.append(spawn_worker(cfg, symbol, len(workers) + n - live, db.url))
+    for row in control.list_studies(db, cfg.study_names()):
+        if row.control == "running":
+            spawned += spawn_missing(db, cfg, row)
     return spawned
 
 

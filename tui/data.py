@@ -24,7 +24,6 @@ REAP_EVERY_POLLS = 5
 # A study's history is read in slices of this many journal records per poll
 # (about 0.3 s): the rows appear at once and fill in while the app stays live.
 HISTORY_RECORDS_PER_POLL = 20_000
-DONE_REASONS = ("target reached", "attempt cap reached")
 CONNECT_TIMEOUT_SECONDS = 3
 STATEMENT_TIMEOUT_MS = 5000
 
@@ -88,42 +87,32 @@ class StudyFeed:
         names = studies if studies is not None else self.names
         try:
             changed = control.set_control(self.db, names, state)
-            started = sum(self._start_missing(name) for name in changed) if state == "running" else 0
+            started = sum(map(self._start_missing, control.list_studies(self.db, changed))) if state == "running" else 0
         except Exception as exc:
             return ControlResult(False, f"could not set {state}: {_one_line(exc)}")
         label = ", ".join(changed) if len(changed) <= 3 else f"{len(changed)} studies"
         return ControlResult(True, f"{label}: {state}" + (f" (started {started} worker(s))" if started else ""))
 
-    def _start_missing(self, study: str) -> int:
-        """Resuming a study whose workers have exited (stopped earlier) starts them again here."""
-        row = control.list_studies(self.db, [study])[0]
-        workers = control.list_workers(self.db, [study])
-        live = sum(w.alive for w in workers)
-        missing = row.desired_workers - live
-        if missing <= 0 or not row.config_path or row.ended_reason in DONE_REASONS:
+    def _start_missing(self, row) -> int:
+        """Start, here, the workers a study lacks: after a resume of a study whose workers had
+        exited, or a "+". Returns how many (none without a config recorded)."""
+        if not row.config_path:
             return 0
-        cfg = load_config(row.config_path)
-        for n in range(missing):
-            self._children.append(supervisor.spawn_worker(cfg, row.symbol, len(workers) + n, self.db.url).process)
-        return missing
+        spawned = supervisor.spawn_missing(self.db, load_config(row.config_path), row)
+        self._children += [w.process for w in spawned]
+        return len(spawned)
 
     def add_worker(self, study: str) -> ControlResult:
         """One more worker for ``study``, started on this host from the study's config."""
         try:
-            row = control.list_studies(self.db, [study])[0]
-            if not row.config_path:
-                return ControlResult(False, f"{study}: no config recorded; start workers with tune worker")
-            try:
-                cfg = load_config(row.config_path)
-            except Exception as exc:
-                return ControlResult(False, f"{study}: cannot start a worker here: {_one_line(exc)}")
             desired = control.change_workers(self.db, study, +1)
-            if row.control == "stopped":
+            row = control.list_studies(self.db, [study])[0]
+            if row.control == "stopped":  # a "+" on a stopped study runs it again; a paused one stays paused
                 control.set_control(self.db, [study], "running")
-            index = len(control.list_workers(self.db, [study]))  # a new index: a distinct sampler seed
-            self._children.append(supervisor.spawn_worker(cfg, row.symbol, index, self.db.url).process)
+            if not self._start_missing(row):
+                return ControlResult(False, f"{study}: no worker started here (no config recorded, or the study has ended)")
         except Exception as exc:
-            return ControlResult(False, f"{study}: {_one_line(exc)}")
+            return ControlResult(False, f"{study}: cannot start a worker here: {_one_line(exc)}")
         return ControlResult(True, f"{study}: starting a worker ({desired} wanted)")
 
     def remove_worker(self, study: str) -> ControlResult:

@@ -13,7 +13,7 @@ minus that cost, i.e. sampler plus storage.
   RDBStorage     plain study.optimize on Optuna's RDBStorage (what most people use)
   ours/optimize  plain study.optimize on Database(url).optuna_storage(name)
   ours/ask-tell  the worker's trial: ask(fixed_distributions), one batched
-                 set_trial_user_attrs of 12 metrics, tell
+                 set_trial_attrs of 12 metrics, tell
   ours/worker    ask-tell plus the rest of runner/worker.py's per-trial work:
                  the trial-count read and the claim in tune_workers
 
@@ -115,7 +115,7 @@ def ask_tell_loop(study, storage, n: int, cost_ms: float, registration=None) -> 
         if registration is not None:
             registration.set_trial(trial._trial_id)
         value, metrics = burn(trial.params, cost_ms)
-        storage.set_trial_user_attrs(trial._trial_id, metrics)
+        storage.set_trial_attrs(trial._trial_id, metrics)
         study.tell(trial, value)
 
 

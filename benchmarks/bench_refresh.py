@@ -12,7 +12,7 @@ template: one CREATE_TRIAL record per trial; no optimizer runs. Then:
                to grow with N, printed once.
   refresh      --rounds times: each study gets ONE new trial the way
                runner/worker.py writes it (ask with fixed distributions, one
-               batched set_trial_user_attrs, tell), then one refresh is timed:
+               batched set_trial_attrs, tell), then one refresh is timed:
                poll = Monitor.poll(); render = convergence_plot.render() of the
                first study (100x20, by trial number) plus studies_table.cells()
                of the 10 statuses. Median and p90 of refresh, medians of the parts.
@@ -115,7 +115,7 @@ def add_one_trial(study) -> None:
     """runner/worker.py's _one_trial: ask(fixed space), one batched user-attrs write, tell."""
     trial = study.ask(fixed_distributions=SPACE)
     value = -((trial.params["fast"] - 12) ** 2 + 0.1 * (trial.params["slow"] - 50) ** 2)
-    study._storage.set_trial_user_attrs(trial._trial_id, metrics(value, trial.number))
+    study._storage.set_trial_attrs(trial._trial_id, metrics(value, trial.number))
     study.tell(trial, value)
 
 

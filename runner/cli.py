@@ -20,7 +20,7 @@ from . import control
 from .config import ConfigError, load_config
 from .storage import ENV_URL, BadStorageURL, Database, StorageError, mask_url, quiet_optuna, resolve_url, stop_embedded
 from .monitor import Monitor
-from .status import StudyStatus, best_label, format_eta, study_statuses
+from .status import StudyStatus, best_label, format_eta
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -90,10 +90,10 @@ def cmd_worker(args) -> int:
 def cmd_status(args) -> int:
     names = load_config(args.config).study_names() if args.config else None
     db = Database.open(args.storage)
-    statuses = study_statuses(db, names)
-    if any(s.running and not s.workers_alive for s in statuses):
-        control.reap_orphaned(db, statuses)  # no worker is left to fail their trials
-        statuses = study_statuses(db, names)
+    monitor = Monitor(db, names)
+    statuses = monitor.poll().statuses
+    if control.reap_orphaned(db, statuses):  # no worker was left to fail those trials
+        statuses = monitor.poll().statuses  # reads only the new records
     if args.json:
         print(json.dumps({"storage": db.masked_url, "studies": [s.to_json() for s in statuses]}, indent=2, default=str))
     else:
@@ -156,11 +156,12 @@ def cmd_control(args) -> int:
 def cmd_export(args) -> int:
     from pathlib import Path
 
-    from .export import summary, trials_csv
+    from .export import load_trials, summary, trials_csv
 
     db = Database.open(args.storage)
+    trials = load_trials(db, args.study)  # once, for the summary and the CSV
     try:
-        data = summary(db, args.study)
+        data = summary(db, args.study, trials)
     except KeyError:
         raise UsageError(f"no such study: {args.study} (see tune status)") from None
     if args.json:
@@ -174,7 +175,7 @@ def cmd_export(args) -> int:
     else:
         sys.stdout.write(text)
     if args.csv:
-        Path(args.csv).write_text(trials_csv(db, args.study))
+        Path(args.csv).write_text(trials_csv(trials))
     db.dispose()
     return EXIT_OK
 

@@ -376,9 +376,11 @@ def declare_dead(db: Database, host: str, pids: list[int]) -> list[str]:
         })
 
 
-def reap_orphaned(db: Database, statuses) -> None:
+def reap_orphaned(db: Database, statuses) -> bool:
     """For readers (tune status, the app): reap studies that show running trials but no
-    live worker — nobody else is left to do it."""
+    live worker — nobody else is left to do it. True if a trial was failed."""
+    failed = False
     for s in statuses:
         if s.running and not s.workers_alive:
-            reap_lost_workers(db, s.study, reader=True)
+            failed = bool(reap_lost_workers(db, s.study, reader=True)) or failed
+    return failed

@@ -64,7 +64,7 @@ class ClaimBook:
 
     def __init__(self, db: Database, cfg: RunConfig, study: str, worker_id: str) -> None:
         self.db, self.cfg, self.study, self.worker_id = db, cfg, study, worker_id
-        self.seen: dict[str, int] = {}
+        self.seen: set[str] = set()  # keys this worker met (claimed, or found claimed)
         self.space_size = None if any(p.when for p in cfg.space.values()) else grid_size(cfg)
         self._combinations: list[dict[str, Any]] | None = None
         self._keys: list[str] = []
@@ -95,11 +95,9 @@ class ClaimBook:
                 {"s": self.study, "k": key, "n": trial_number, "w": self.worker_id, "t": trial_id},
             ).one()
         mine, existing = row
+        self.seen.add(key)
         if mine is not None:
-            self.seen[key] = trial_number
             return None
-        if existing is not None:
-            self.seen[key] = existing
         return Duplicate(existing, MEMORY if remembered else DATABASE)
 
     @retry_on_disconnect

@@ -21,13 +21,13 @@ from .monitor import Monitor, category
 from .storage import Database
 
 
-def summary(db: Database, study: str) -> dict[str, Any]:
-    """Best parameters and metadata of one study (KeyError if there is no such study)."""
+def summary(db: Database, study: str, trials: list[optuna.trial.FrozenTrial]) -> dict[str, Any]:
+    """Best parameters and metadata of one study (KeyError if there is no such study);
+    ``trials`` are the study's (:func:`load_trials`)."""
     snapshot = Monitor(db, [study]).poll()
     if not snapshot.studies:
         raise KeyError(study)
     s = snapshot.studies[0].status
-    trials = _trials(db, study)
     starts = [t.datetime_start for t in trials if t.datetime_start]
     ends = [t.datetime_complete for t in trials if t.datetime_complete]
     out: dict[str, Any] = {
@@ -69,8 +69,7 @@ def _search_settings(config_path: str | None) -> dict[str, Any]:
     }
 
 
-def trials_csv(db: Database, study: str) -> str:
-    trials = _trials(db, study)
+def trials_csv(trials: list[optuna.trial.FrozenTrial]) -> str:
     params = sorted({k for t in trials for k in t.params})
     attrs = sorted({k for t in trials for k in t.user_attrs})
     n_values = max((len(t.values) for t in trials if t.values), default=1)
@@ -90,7 +89,7 @@ def trials_csv(db: Database, study: str) -> str:
     return buffer.getvalue()
 
 
-def _trials(db: Database, study: str) -> list[optuna.trial.FrozenTrial]:
+def load_trials(db: Database, study: str) -> list[optuna.trial.FrozenTrial]:
     try:
         return optuna.load_study(study_name=study, storage=db.optuna_storage(study)).get_trials(deepcopy=False)
     except KeyError:

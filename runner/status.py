@@ -10,7 +10,6 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .storage import Database
 
 
 @dataclass
@@ -69,13 +68,6 @@ def derive_state(control: str, ended_reason: str | None, s: StudyStatus) -> str:
     if (ended_reason or "").startswith("error"):
         return "failed"
     return "idle"
-
-
-def study_statuses(db: Database, names: list[str] | None = None, with_workers: bool = True) -> list[StudyStatus]:
-    """A one-off reading (``tune status``); the app keeps a Monitor and polls it instead."""
-    from .monitor import Monitor
-
-    return Monitor(db, names).poll(with_workers=with_workers).statuses
 
 
 def best_label(s: StudyStatus) -> str:

@@ -422,9 +422,6 @@ class TuneJournalStorage(JournalStorage):
             self._append(records)
             super()._sync_with_backend()
 
-    def set_trial_user_attrs(self, trial_id: int, attrs: dict[str, Any]) -> None:
-        self.set_trial_attrs(trial_id, attrs)
-
 
 # ----------------------------------------------------------------- database
 

@@ -78,7 +78,7 @@ def test_batched_user_attrs_are_one_append(db):
     study = optuna.create_study(storage=storage, study_name="attrs")
     trial = study.ask()
     before = len(list(storage._backend.read_logs(0)))
-    storage.set_trial_user_attrs(trial._trial_id, {"sharpe": 1.5, "trades": 12})
+    storage.set_trial_attrs(trial._trial_id, {"sharpe": 1.5, "trades": 12})
     after = list(storage._backend.read_logs(0))
     assert len(after) == before + 2
     assert after[-1]["_t"] == after[-2]["_t"]  # one append carried both records

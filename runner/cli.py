@@ -196,15 +196,10 @@ def cmd_run(args) -> int:
 
     from . import supervisor
 
-    import backtest
-
     from .study import check_data
 
     cfg = load_config(args.config)
-    try:
-        check_data(cfg)
-    except backtest.DataError as exc:
-        raise UsageError(f"{cfg.source_path}: data: {exc}") from None
+    check_data(cfg)
     db = Database.open(args.storage)
     console = Console(stderr=False)
     console.print(f"storage: {db.masked_url}")

@@ -17,7 +17,7 @@ from optuna.distributions import (
 
 import backtest
 
-from .config import CategoricalParam, FloatParam, IntParam, RunConfig
+from .config import CategoricalParam, ConfigError, FloatParam, IntParam, RunConfig, SyntheticData
 from .storage import Database
 
 
@@ -106,7 +106,7 @@ def load_frame(cfg: RunConfig, symbol: str):
         return backtest.load_ohlcv(
             cfg.data.path, symbol, start=cfg.data.start, end=cfg.data.end, base_dir=cfg.base_dir
         )
-    syn = cfg.data.synthetic or _default_synthetic()
+    syn = cfg.data.synthetic or SyntheticData()
     frame = backtest.synthetic_ohlcv(symbol, seed=syn.seed, bars=syn.bars, freq=syn.freq, start=syn.start)
     if cfg.data.start or cfg.data.end:
         frame = frame.loc[cfg.data.start : cfg.data.end]
@@ -116,7 +116,14 @@ def load_frame(cfg: RunConfig, symbol: str):
 
 def check_data(cfg: RunConfig) -> None:
     """Load every symbol's data once, before any worker starts: bad data is reported
-    at once (symbol and row) instead of in each worker's log. Raises DataError."""
+    at once (symbol and row) instead of in each worker's log. Raises ConfigError."""
+    try:
+        _check_data(cfg)
+    except backtest.DataError as exc:
+        raise ConfigError(cfg.source_path or "config", "data", str(exc)) from None
+
+
+def _check_data(cfg: RunConfig) -> None:
     strategy = None if cfg.strategy.is_user_backtest else backtest.get_strategy(cfg.strategy.name)
     for symbol in cfg.data.symbols:
         frame = load_frame(cfg, symbol)
@@ -131,12 +138,6 @@ def check_data(cfg: RunConfig) -> None:
             except (backtest.InvalidParams, TypeError, ValueError):
                 continue
             backtest.validate_ohlcv(frame, symbol, min_bars=needed)
-
-
-def _default_synthetic():
-    from .config import SyntheticData
-
-    return SyntheticData()
 
 
 class TrialPruned(Exception):

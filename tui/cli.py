@@ -16,7 +16,7 @@ import os
 import sys
 
 from runner.cli import run_reporting_errors
-from runner.config import ConfigError, load_config
+from runner.config import load_config
 from runner.storage import ENV_URL, Database, quiet_optuna
 
 
@@ -29,7 +29,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def start(args) -> tuple[str, list[str] | None, list[str]]:
     """Prepare the run; return (url, study names or None for all, notes for the screen)."""
-    import backtest
     from runner import supervisor
     from runner.study import check_data
 
@@ -39,10 +38,7 @@ def start(args) -> tuple[str, list[str] | None, list[str]]:
         db.dispose()
         return db.url, None, [f"attached to every study in {db.masked_url}"]
     cfg = load_config(args.config)
-    try:
-        check_data(cfg)
-    except backtest.DataError as exc:
-        raise ConfigError(cfg.source_path, "data", str(exc)) from None
+    check_data(cfg)
     db = Database.open(args.storage)
     try:
         notes = supervisor.prepare_studies(db, cfg, new_run=False)

@@ -156,7 +156,7 @@ class Worker:
             if s.retire:
                 return "retired (fewer workers wanted)"
             if s.control == "paused":
-                self._set_status("paused")
+                s.status = "paused"
                 s.changed.clear()
                 while s.control == "paused" and not s.interrupted:
                     s.changed.wait(timeout=1.0)
@@ -173,11 +173,11 @@ class Worker:
             if complete + running >= target:
                 # Enough trials are in flight to reach the target: wait for them
                 # instead of overshooting; ask again if one of them fails.
-                self._set_status("waiting")
+                s.status = "waiting"
                 s.changed.clear()
                 s.changed.wait(timeout=0.5)
                 continue
-            self._set_status("running")
+            s.status = "running"
             if self._one_trial(study, storage, space, objective) != DUPLICATE:
                 continue
             unclaimed = self.claims.pick_unclaimed(self.rng)
@@ -195,9 +195,6 @@ class Worker:
         if state != s.control:
             s.control = state
             s.changed.set()
-
-    def _set_status(self, status: str) -> None:
-        self.shared.status = status
 
     def _ask(self, study: optuna.Study, space) -> tuple[optuna.Trial, dict]:
         if any(p.when for p in self.cfg.space.values()):  # define-by-run: a parameter exists only when its condition holds

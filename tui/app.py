@@ -9,6 +9,7 @@ key press.
 from __future__ import annotations
 
 import threading
+from functools import partial
 from collections.abc import Callable, Iterable
 
 from rich.text import Text
@@ -237,12 +238,7 @@ class TuneApp(App):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        yield SystemCommand("Pause study", "Pause the selected study (p)", self.action_pause)
-        yield SystemCommand("Resume study", "Resume the selected study (r)", self.action_resume)
-        yield SystemCommand("Pause all", "Pause every study shown (P)", self.action_pause_all)
-        yield SystemCommand("Resume all", "Resume every study shown (R)", self.action_resume_all)
-        yield SystemCommand("Stop study", "Stop the selected study (s)", self.action_stop)
-        yield SystemCommand("Stop all", "Stop every study shown (S)", self.action_stop_all)
-        yield SystemCommand("Add worker", "One more worker for the selected study (+)", self.action_add_worker)
-        yield SystemCommand("Remove worker", "One worker fewer for the selected study (-)", self.action_remove_worker)
-        yield SystemCommand("Toggle plot axis", "Trial number or time (t)", self.action_toggle_axis)
+        # Every key's action, found by name in the palette (from BINDINGS: one list to keep).
+        for binding in self.BINDINGS:
+            if binding.action not in ("help", "quit_app"):
+                yield SystemCommand(binding.description, f"key {binding.key}", partial(self.run_action, binding.action))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import datetime, timezone
 from typing import Any
 
@@ -69,7 +70,39 @@ def _search_settings(config_path: str | None) -> dict[str, Any]:
     }
 
 
+# ANSI escape sequences: CSI (ESC [ or the one-byte C1 CSI), OSC (ESC ] … BEL or ST),
+# and the two-character ESC sequences.
+_ANSI = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"
+    r"|(?:\x1b\]|\x9d)[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
+    r"|\x1b[ -/]*[0-~]"
+)
+_LINE_BREAKS = re.compile(r"[\t\n\r\x0b\x0c]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def plain_text(value: object) -> str:
+    """A CSV cell's text without control characters (see :func:`trials_csv`)."""
+    text = value if isinstance(value, str) else str(value)
+    return _CONTROL.sub("", _LINE_BREAKS.sub(" ", _ANSI.sub("", text)))
+
+
+def _cell(value: object) -> object:
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return plain_text(value)
+
+
 def trials_csv(trials: list[optuna.trial.FrozenTrial]) -> str:
+    """Every trial as CSV: number, state, value(s), times, ``param_*`` columns, then one
+    column per user attribute (metrics, fail/prune reasons, duplicates).
+
+    Text in it — parameter names and categorical values, metric names, reasons taken
+    from a backtest's exception — is plain text: ANSI escape sequences (colours from an
+    exception message) are removed, as they are formatting, not content; tabs and line
+    breaks become spaces, so every trial stays on one line; any other control character
+    (C0, DEL, C1) is removed. Numbers are written as they are.
+    """
     params = sorted({k for t in trials for k in t.params})
     attrs = sorted({k for t in trials for k in t.user_attrs})
     n_values = max((len(t.values) for t in trials if t.values), default=1)
@@ -77,14 +110,14 @@ def trials_csv(trials: list[optuna.trial.FrozenTrial]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["number", "state", *values, "datetime_start", "datetime_complete",
-                     *(f"param_{p}" for p in params), *attrs])
+                     *(plain_text(f"param_{p}") for p in params), *map(plain_text, attrs)])
     for t in trials:
         row_values = list(t.values) if t.values else [None] * n_values
         writer.writerow([
             t.number, category(t), *row_values,
             t.datetime_start.isoformat() if t.datetime_start else "",
             t.datetime_complete.isoformat() if t.datetime_complete else "",
-            *(t.params.get(p, "") for p in params), *(t.user_attrs.get(a, "") for a in attrs),
+            *(_cell(t.params.get(p, "")) for p in params), *(_cell(t.user_attrs.get(a, "")) for a in attrs),
         ])
     return buffer.getvalue()
 

@@ -9,10 +9,13 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 
+from runner.status import printable
+
 
 class ChoiceDialog(ModalScreen):
     """Dismisses with the answer of the pressed button (or of ``action_choose``).
 
+    ``question`` is plain text, shown as it is (it may hold a study name): never markup.
     ``choices``: (button label markup, variant, answer); the first one has the focus.
     """
 
@@ -32,7 +35,7 @@ class ChoiceDialog(ModalScreen):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(self.question)
+            yield Label(printable(self.question), markup=False)
             with Horizontal():
                 for i, (label, variant, _) in enumerate(self.choices):
                     yield Button(label, id=f"choice-{i}", variant=variant)

@@ -7,13 +7,14 @@ from rich.text import Text
 from textual.widgets import Static
 
 from runner.monitor import StudyView
-from runner.status import format_value
+from runner.status import format_value, printable
 
 KEY_METRICS = ("sharpe", "total_return", "max_drawdown", "trades", "win_rate", "profit_factor")
 
 
-def _fmt(value) -> str:
-    return format_value(value) if isinstance(value, float) else str(value)
+def _fmt(value) -> Text:
+    """A value or a name as a cell: text from a config or a backtest is shown as is, never as markup."""
+    return Text(format_value(value) if isinstance(value, float) else printable(value))
 
 
 class BestPanel(Static):
@@ -37,24 +38,24 @@ class BestPanel(Static):
                 table.add_row("front", f"{s.front_size} trials")
                 table.add_row("compromise", Text(f"trial {s.best_trial}", style="bold green"))
                 for name, value in zip(s.metrics, s.compromise_trial["values"]):
-                    table.add_row(name, Text(format_value(value), style="bold green"))
+                    table.add_row(_fmt(name), Text(format_value(value), style="bold green"))
             else:
                 table.add_row("best", Text(f"{format_value(s.best_value)}  (trial {s.best_trial})", style="bold green"))
             if s.best_feasible is not None:
                 table.add_row("feasible", Text("yes", style="green") if s.best_feasible else Text("no", style="bold red"))
             for name, value in s.best_params.items():
-                table.add_row(name, _fmt(value))
+                table.add_row(_fmt(name), _fmt(value))
             shown = [m for m in KEY_METRICS if m in s.best_metrics and m not in s.metrics]
             for name in shown[: 3 if multi else 5]:
                 table.add_row(Text(name, style="dim"), _fmt(s.best_metrics[name]))
         if s.duplicate:
             sources = ", ".join(f"{n} {src}" for src, n in sorted(s.duplicate_sources.items()))
-            table.add_row("duplicates", sources)
+            table.add_row("duplicates", _fmt(sources))
         table.add_row("", "")
         table.add_row("workers", f"{s.workers_alive} alive / {s.desired_workers}")
-        hosts = sorted({w["host"] for w in s.workers if w["alive"]})
+        hosts = sorted({str(w["host"]) for w in s.workers if w["alive"]})
         if hosts:
-            table.add_row("hosts", ", ".join(hosts))
+            table.add_row("hosts", _fmt(", ".join(hosts)))
         if s.ended_reason:
-            table.add_row("ended", s.ended_reason)
+            table.add_row("ended", _fmt(s.ended_reason))
         self.update(table)

@@ -12,6 +12,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from runner.monitor import StudyView
+from runner.status import printable
 
 
 def downsample(x: np.ndarray, y: np.ndarray, columns: int) -> tuple[np.ndarray, np.ndarray]:
@@ -39,12 +40,14 @@ def render(view: StudyView, width: int, height: int, by_time: bool) -> str:
     import plotext as plt
 
     s = view.status
+    # The drawing is read back with Text.from_ansi: names go in with their control characters escaped.
+    study, metric = printable(s.study), printable(s.metric)
     plt.clf()
     plt.plotsize(max(width, 20), max(height, 6))
     plt.theme("clear")  # terminal's own colours: readable on dark and light themes
     numbers, values, seconds = view.series()
     if not values:
-        plt.title(f"{s.study}: no completed trial yet")
+        plt.title(f"{study}: no completed trial yet")
         return plt.build()
     x = np.asarray(seconds if by_time else numbers, dtype=float)
     y = np.asarray(values, dtype=float)
@@ -69,12 +72,12 @@ def render(view: StudyView, width: int, height: int, by_time: bool) -> str:
     px, py = downsample(x, y, columns)
     plt.scatter(px.tolist(), py.tolist(), marker="dot")
     if len(s.metrics) > 1:  # no single "best so far" with several objectives
-        plt.xlabel(f"{unit} · {s.metric} {'↑' if maximize else '↓'} (first of {len(s.metrics)} objectives){clipped}")
+        plt.xlabel(f"{unit} · {metric} {'↑' if maximize else '↓'} (first of {len(s.metrics)} objectives){clipped}")
         return plt.build()
     plt.plot(bx.tolist(), by.tolist(), marker="braille", color="green")
-    label = f"{unit} · {s.metric} {'↑' if maximize else '↓'} · line: best so far{clipped}"
+    label = f"{unit} · {metric} {'↑' if maximize else '↓'} · line: best so far{clipped}"
     if len(label) > width - 8:  # plotext drops a label that does not fit: keep the essentials
-        label = f"{unit} · {s.metric} {'↑' if maximize else '↓'} · line: best"
+        label = f"{unit} · {metric} {'↑' if maximize else '↓'} · line: best"
     plt.xlabel(label)
     return plt.build()
 

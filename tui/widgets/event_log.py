@@ -6,6 +6,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from runner.monitor import StudyView
+from runner.status import printable
 
 LEVEL_STYLES = {"error": "bold red", "warning": "yellow", "info": "dim"}
 
@@ -31,7 +32,7 @@ class EventLog(Static):
         rows = max(self.content_size.height, 5)
         for e in view.events[-rows:]:
             lines.append(e.at.astimezone().strftime("%H:%M:%S "), style="dim")
-            lines.append(e.message, style=LEVEL_STYLES.get(e.level, ""))
+            lines.append(printable(e.message), style=LEVEL_STYLES.get(e.level, ""))  # one line, shown as is
             lines.append("\n")
         lines.rstrip()
         self.update(lines)

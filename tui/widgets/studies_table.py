@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import DataTable
 
-from runner.status import StudyStatus, best_label, format_eta
+from runner.status import StudyStatus, best_label, format_eta, printable
 
 STATE_STYLES = {
     "running": "bold green", "paused": "bold yellow", "stopped": "bold red", "done": "bold cyan",
@@ -30,7 +30,7 @@ def progress_bar(done: int, target: int, width: int = 5) -> Text:
 def cells(s: StudyStatus) -> dict[str, object]:
     right = lambda v: Text(str(v), justify="right")  # noqa: E731
     return {
-        "study": s.study,
+        "study": Text(printable(s.study)),  # a str cell would be read as markup
         "state": Text(s.state, style=STATE_STYLES.get(s.state, "")),
         "progress": progress_bar(s.complete, s.target),
         "rate": right(f"{s.trials_per_minute:.0f}"),

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import DataTable
 
 from runner.monitor import StudyView
-from runner.status import format_value
+from runner.status import format_value, printable
 
 STATE_STYLES = {"complete": "green", "pruned": "yellow", "failed": "red", "duplicate": "magenta"}
 COLUMNS = ("#", "state", "value", "params / reason")
@@ -29,14 +30,14 @@ class TrialsTable(DataTable):
         rows = []
         for t in reversed(view.recent if view else []):
             detail = t.note or " ".join(f"{k}={format_value(v) if isinstance(v, float) else v}" for k, v in t.params.items())
-            rows.append((str(t.number), t.state, format_value(t.value), detail))
+            rows.append((str(t.number), t.state, format_value(t.value), printable(detail)))
         # Columns sized from the rows themselves: a table refilled in place keeps stale widths otherwise.
-        widths = [max([len(label)] + [len(r[i]) for r in rows]) for i, label in enumerate(COLUMNS)]
+        widths = [max([cell_len(label)] + [cell_len(r[i]) for r in rows]) for i, label in enumerate(COLUMNS)]
         self.clear(columns=True)
         for label, width in zip(COLUMNS, widths):
             self.add_column(label, width=width)
         for number, state, value, detail in rows:
             self.add_row(
                 Text(number, justify="right"), Text(state, style=STATE_STYLES.get(state, "")),
-                Text(value, justify="right"), detail,
+                Text(value, justify="right"), Text(detail),  # reasons and values are text, not markup
             )

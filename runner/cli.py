@@ -8,19 +8,22 @@ study) prints one line to stderr and exits 2; no traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
 import sys
+import threading
 import time
 
 import sqlalchemy as sa
 
-from . import control
+from . import connection, control, spool
 from .config import ConfigError, load_config
+from .embedded import EmbeddedError, HomeError
 from .storage import ENV_URL, BadStorageURL, Database, StorageError, mask_url, quiet_optuna, resolve_url, stop_embedded
 from .monitor import Monitor
-from .status import StudyStatus, best_label, format_eta
+from .status import StudyStatus, best_label, format_eta, printable
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -47,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker", help="one optimizer process for one symbol (what run starts; what other hosts run)")
     p.add_argument("config")
     p.add_argument("--symbol", required=True)
-    p.add_argument("--index", type=int, default=0, help="worker number within the study (seeds the sampler)")
+    p.add_argument("--worker-id", help=argparse.SUPPRESS)  # the row a launcher claimed for this process
     _add_storage(p)
 
     p = sub.add_parser("status", help="one row per study")
@@ -84,12 +87,13 @@ def cmd_worker(args) -> int:
     cfg = load_config(args.config)
     if args.symbol not in cfg.data.symbols:
         raise UsageError(f"{args.config}: symbol {args.symbol!r} is not in data.symbols ({', '.join(cfg.data.symbols)})")
-    return run_worker(cfg, args.symbol, args.storage, args.index)
+    return run_worker(cfg, args.symbol, args.storage, args.worker_id)
 
 
 def cmd_status(args) -> int:
     names = load_config(args.config).study_names() if args.config else None
     db = Database.open(args.storage)
+    spool.deliver_all(db)  # results kept on disk by workers that exited during an outage
     monitor = Monitor(db, names)
     statuses = monitor.poll().statuses
     if control.reap_orphaned(db, statuses):  # no worker was left to fail those trials
@@ -100,7 +104,7 @@ def cmd_status(args) -> int:
         from rich.console import Console
 
         console = Console()
-        console.print(f"storage: {db.masked_url}")
+        console.print(f"storage: {printable(db.masked_url)}", markup=False)
         if not statuses:
             console.print("no studies")
         else:
@@ -110,8 +114,11 @@ def cmd_status(args) -> int:
 
 
 def status_table(statuses: list[StudyStatus], final: bool = False):
-    """The status table; ``final`` (the end of ``tune run``) trades live columns for best params."""
+    """The status table; ``final`` (the end of ``tune run``) trades live columns for best params.
+
+    Every cell is a ``Text``: names and parameter values are shown literally, never as markup."""
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(box=None, pad_edge=False)
     live = ("running", "/min", "workers", "eta")
@@ -126,13 +133,14 @@ def status_table(statuses: list[StudyStatus], final: bool = False):
             row += [str(s.running), f"{s.trials_per_minute:.0f}", str(s.workers_alive), format_eta(s.eta_seconds)]
         row.append(best_label(s))
         if final:
-            row.append(" ".join(f"{k}={_short(v)}" for k, v in s.best_params.items()))
-        table.add_row(*row)
+            row.append(" ".join(f"{_short(k)}={_short(v)}" for k, v in s.best_params.items()))
+        table.add_row(*(Text(printable(cell)) for cell in row))
     return table
 
 
 def _short(v) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
+    """A parameter name or value for a table cell: floats shortened, control characters escaped."""
+    return f"{v:.4g}" if isinstance(v, float) else printable(v)
 
 
 def cmd_control(args) -> int:
@@ -201,13 +209,15 @@ def cmd_run(args) -> int:
     cfg = load_config(args.config)
     check_data(cfg)
     db = Database.open(args.storage)
+    spool.deliver_all(db)
     console = Console(stderr=False)
-    console.print(f"storage: {db.masked_url}")
+    console.print(f"storage: {printable(db.masked_url)}", markup=False)
     for note in supervisor.prepare_studies(db, cfg, new_run=True):
-        console.print(note)
+        console.print(printable(note), markup=False)
     workers = supervisor.start_workers(db, cfg)
     names = cfg.study_names()
-    console.print(f"started {len(workers)} worker(s) for {len(names)} studies; logs in {supervisor.log_dir()}")
+    console.print(printable(f"started {len(workers)} worker(s) for {len(names)} studies; logs in {supervisor.log_dir()}"),
+                  markup=False)
 
     monitor = Monitor(db, names)  # one follower for the whole run: each poll reads only what is new
     interrupted = False
@@ -218,8 +228,8 @@ def cmd_run(args) -> int:
 
     previous = signal.signal(signal.SIGINT, on_sigint), signal.signal(signal.SIGTERM, on_sigint)
     progress = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console,
+        TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}", markup=False), TimeElapsedColumn(), console=console,
     )
     try:
         with progress:
@@ -254,7 +264,8 @@ def cmd_run(args) -> int:
     console.print(status_table(statuses, final=True))
     crashed = [w for w in workers if w.process.returncode not in (0, None)]
     for w in crashed:
-        console.print(f"[red]worker {w.index} of {w.study} exited with code {w.process.returncode}; log: {w.log_path}[/red]")
+        console.print(printable(f"worker {w.index} of {w.study} exited with code {w.process.returncode}; log: {w.log_path}"),
+                      style="red", markup=False, highlight=False)
     db.dispose()
     if interrupted:
         return EXIT_INTERRUPTED
@@ -268,25 +279,66 @@ COMMANDS = {"run": cmd_run, "worker": cmd_worker, "status": cmd_status, "pause":
             "resume": cmd_control, "stop": cmd_control, "export": cmd_export, "db": cmd_db}
 
 
+class CommandTimeout(StorageError):
+    """A short command ran past its overall deadline (the database too slow or frozen)."""
+
+
+# A command that reads or changes a little (status, pause, export, …) gives up after
+# this long in all, and any one round trip to the database after IO_TIMEOUT_SECONDS.
+COMMAND_DEADLINE_SECONDS = 60
+IO_TIMEOUT_SECONDS = 15.0
+PATIENCE_SECONDS = 15.0  # how long a command retries a lost connection
+
+
+@contextlib.contextmanager
+def deadline(seconds: int | None, what: str):
+    """Raise :class:`CommandTimeout` in the main thread after ``seconds`` (None: no deadline)."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expired(signum, frame):
+        raise CommandTimeout(f"gave up after {seconds} s waiting for {what}")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def run_reporting_errors(fn, *args):
     """Run a command; bad input prints one line and gives 2, an unusable database 1.
     Shared by ``tune`` and ``tune-tui``: no traceback for what the user can fix."""
     try:
         return fn(*args)
-    except (ConfigError, UsageError, BadStorageURL) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (ConfigError, UsageError, BadStorageURL, HomeError) as exc:
+        print(f"error: {printable(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
-    except StorageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (StorageError, EmbeddedError) as exc:
+        print(f"error: {printable(str(exc))}", file=sys.stderr)
         return EXIT_FAIL
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
 
 
+# Commands that run until their work is done; the others are short and get a deadline.
+LONG_RUNNING = ("run", "worker")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     quiet_optuna()
-    return run_reporting_errors(COMMANDS[args.command], args)
+    if args.command not in LONG_RUNNING:
+        connection.configure(io_timeout=IO_TIMEOUT_SECONDS, patience=PATIENCE_SECONDS)
+        limit = COMMAND_DEADLINE_SECONDS
+    else:
+        limit = None
+    what = f"the database ({mask_url(args.storage)})" if getattr(args, "storage", None) else "the database"
+    with deadline(limit, what):
+        return run_reporting_errors(COMMANDS[args.command], args)
 
 
 if __name__ == "__main__":

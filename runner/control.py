@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -51,6 +52,7 @@ class StudyRow:
     ended_reason: str | None
     created_at: datetime
     updated_at: datetime
+    next_worker_index: int = 0
 
 
 @retry_on_disconnect
@@ -156,24 +158,50 @@ def add_event(db: Database, study: str, worker: str | None, level: str, message:
 
 
 class WorkerRegistration:
-    """A worker's row in ``tune_workers`` and the queries on it."""
+    """A worker's row in ``tune_workers`` and the queries on it.
+
+    ``launch_id``: the row a launcher claimed for this process (:func:`claim_launches`),
+    adopted here; without one (a worker started by hand), or if that row was given up
+    meanwhile, a new row. Either way the worker gets an index no other worker of the
+    study ever had (:attr:`index`: its sampler seed).
+    """
 
     @retry_on_disconnect
-    def __init__(self, db: Database, study: str, worker_id: str) -> None:
+    def __init__(self, db: Database, study: str, launch_id: str | None = None) -> None:
         self.db = db
         self.study = study
-        self.id = worker_id
+        host, pid = socket.gethostname(), os.getpid()
         with db.engine.begin() as conn:
             # One registration at a time per study: two workers starting together
             # would each count the live workers without the other and set the
             # desired count one too low (and the younger would retire at once).
             conn.execute(sa.text("SELECT 1 FROM tune_studies WHERE name = :s FOR UPDATE"), {"s": study})
-            conn.execute(
-                sa.text(
-                    "INSERT INTO tune_workers (id, study, host, pid, status) VALUES (:id, :s, :h, :p, 'starting')"
-                ),
-                {"id": worker_id, "s": study, "h": socket.gethostname(), "p": os.getpid()},
-            )
+            row = None
+            if launch_id is not None:
+                row = conn.execute(
+                    sa.text(
+                        "UPDATE tune_workers SET host = :h, pid = :p, heartbeat_at = now()"
+                        " WHERE id = :id AND study = :s AND status = 'starting' RETURNING id, worker_index"
+                    ),
+                    {"id": launch_id, "s": study, "h": host, "p": pid},
+                ).first()
+            if row is None:
+                row = conn.execute(
+                    sa.text(
+                        """
+                        WITH ix AS (
+                            UPDATE tune_studies SET next_worker_index = next_worker_index + 1
+                            WHERE name = :s RETURNING next_worker_index - 1 AS i
+                        )
+                        INSERT INTO tune_workers (id, study, host, pid, status, worker_index)
+                        SELECT :id, :s, :h, :p, 'starting', ix.i FROM ix RETURNING id, worker_index
+                        """
+                    ),
+                    {"id": f"{host}-{uuid.uuid4().hex[:8]}", "s": study, "h": host, "p": pid},
+                ).one()
+            self.id, self.index = row
+            if self.id == launch_id:
+                return  # a launcher counted this worker when it claimed the row
             # A worker that joins (say, started by hand on another host) is wanted:
             # raise the desired count to include it, so it is not retired at once.
             conn.execute(
@@ -232,6 +260,63 @@ class WorkerRegistration:
             )
 
 
+# A study that ended this way needs no more workers until a new run resets it.
+ENDED = ("target reached", "attempt cap reached")
+
+
+@retry_on_disconnect
+def claim_launches(db: Database, study: str, host: str) -> list[tuple[str, int]]:
+    """Decide and claim, atomically, the workers ``study`` lacks: returns (worker id, index)
+    per worker the caller must now start.
+
+    Under the study row's lock, the missing count (desired minus live, anywhere) is
+    taken as rows in ``tune_workers`` (status ``starting``) before any process
+    exists, so two launchers at once — ``tune run`` and ``tune-tui``, or two hosts —
+    never both start the same worker, and no two workers share an index. A claimed
+    row whose process never comes is reaped like any silent worker.
+    """
+    with db.engine.begin() as conn:
+        row = conn.execute(
+            sa.text("SELECT desired_workers, ended_reason FROM tune_studies WHERE name = :s FOR UPDATE"),
+            {"s": study},
+        ).first()
+        if row is None or row.ended_reason in ENDED:
+            return []
+        live = conn.execute(sa.text(_LIVE_COUNT), {"s": study, "live": list(LIVE_STATUSES)}).scalar_one()
+        missing = max(row.desired_workers - live, 0)
+        if not missing:
+            return []
+        first = conn.execute(
+            sa.text("UPDATE tune_studies SET next_worker_index = next_worker_index + :n WHERE name = :s"
+                    " RETURNING next_worker_index - :n"),
+            {"s": study, "n": missing},
+        ).scalar_one()
+        launches = [(f"{host}-{uuid.uuid4().hex[:8]}", first + k) for k in range(missing)]
+        conn.execute(
+            sa.text("INSERT INTO tune_workers (id, study, host, pid, status, worker_index)"
+                    " VALUES (:id, :s, :h, 0, 'starting', :i)"),
+            [{"id": wid, "s": study, "h": host, "i": index} for wid, index in launches],
+        )
+    return launches
+
+
+@retry_on_disconnect
+def set_launched_pid(db: Database, worker_id: str, pid: int) -> None:
+    """The process started for a claimed row (so it can be found and signalled before it registers)."""
+    with db.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE tune_workers SET pid = :p WHERE id = :id AND pid = 0"), {"p": pid, "id": worker_id})
+
+
+@retry_on_disconnect
+def record_exit(db: Database, worker_id: str, reason: str, status: str) -> None:
+    """A worker's exit reason, written late (it exited while the database was away)."""
+    with db.engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE tune_workers SET status = :st, exit_reason = :r, trial_id = NULL WHERE id = :id"),
+            {"st": status, "r": reason[:2000], "id": worker_id},
+        )
+
+
 @dataclass(frozen=True)
 class WorkerRow:
     id: str
@@ -244,6 +329,7 @@ class WorkerRow:
     trial_id: int | None
     trials_done: int
     exit_reason: str | None
+    worker_index: int
     alive: bool
 
 

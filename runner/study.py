@@ -121,6 +121,9 @@ def check_data(cfg: RunConfig) -> None:
         _check_data(cfg)
     except backtest.DataError as exc:
         raise ConfigError(cfg.source_path or "config", "data", str(exc)) from None
+    except (MemoryError, OSError, ValueError, TypeError, OverflowError) as exc:
+        # Not a data error we know: still one line naming the file, never a traceback.
+        raise ConfigError(cfg.source_path or "config", "data", f"{type(exc).__name__}: {exc}") from None
 
 
 def _check_data(cfg: RunConfig) -> None:

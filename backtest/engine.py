@@ -13,19 +13,41 @@ rather than at the signal bar, keeps every bar's return a function of data up
 to that bar only, so the metrics of a prefix equal those of a backtest run on
 that prefix alone. Equity is floored at zero (a short can lose more than 100 %
 in one bar; the account is then ruined and stays at zero).
+
+Implementation: positions are piecewise constant, so the engine works on
+their *runs* (start bar and position of each stretch of equal positions,
+a few thousand for a million bars) wherever it can: shifting the signal,
+the stop-loss, costs, trades and exposure are computed per run, and only
+returns and equity are computed per bar, each in as few passes over the
+arrays as numpy allows. The arithmetic per bar is unchanged, so results are
+bit for bit those of the straightforward per-bar formulas.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
 
+from .cache import scratch_buffer
 from .data import DataError, PriceData
 from .strategies import InvalidParams, Strategy, get_strategy
+
+
+@dataclass(frozen=True)
+class Runs:
+    """Runs of constant position: run i holds ``values[i]`` over bars
+    ``starts[i]`` up to the next start (the last up to the end). ``starts[0]``
+    is 0 and neighbouring values differ. ``growth[i]`` is the product of the
+    run's bar growth factors before costs (``max(1 + position * return, 0)``).
+    """
+
+    starts: np.ndarray
+    values: np.ndarray
+    growth: np.ndarray
 
 
 @dataclass(frozen=True, eq=False)
@@ -35,6 +57,8 @@ class BacktestResult:
     ``positions[t]`` is held over bar t; ``asset_returns[t]`` is the close-to-
     close return of bar t; ``returns[t]`` is the strategy's return over bar t
     net of costs; ``equity`` starts at 1.0 and compounds ``returns``.
+    ``runs`` (optional) describes ``positions`` run by run; without it, it is
+    derived from ``positions`` when needed.
     """
 
     timestamps: np.ndarray
@@ -44,11 +68,36 @@ class BacktestResult:
     equity: np.ndarray
     cost_rate: float
     bars_per_year: float
+    runs: Runs | None = field(default=None, repr=False)
 
     @cached_property
     def trades(self) -> np.ndarray:
         """Net return of every round trip over the whole backtest."""
         return self.trade_returns()
+
+    @cached_property
+    def _runs(self) -> Runs:
+        if self.runs is not None:
+            return self.runs
+        starts, values = runs_of(self.positions)
+        return Runs(starts, values, _run_growth(self.positions, self.asset_returns, starts))
+
+    def runs_upto(self, upto: int | None = None) -> Runs:
+        """The runs of ``positions[:upto]`` (the last one cut at ``upto``)."""
+        runs = self._runs
+        bars = len(self.positions[:upto])
+        if bars == len(self.positions):
+            return runs
+        if bars == 0:
+            return Runs(np.empty(0, dtype=np.int64), np.empty(0), np.empty(0))
+        count = int(np.searchsorted(runs.starts, bars))
+        growth = runs.growth[:count]
+        last = int(runs.starts[count - 1])
+        end = int(runs.starts[count]) if count < runs.starts.size else len(self.positions)
+        if end > bars:  # the last run is cut: its growth so far, computed as for a run ending here
+            growth = growth.copy()
+            growth[-1] = _run_growth(self.positions[last:bars], self.asset_returns[last:bars], [0])[0]
+        return Runs(runs.starts[:count], runs.values[:count], growth)
 
     def trade_returns(self, upto: int | None = None) -> np.ndarray:
         """Net return of each trade in the first ``upto`` bars (default: all).
@@ -59,20 +108,45 @@ class BacktestResult:
         cost; a trade still open at the end is valued at the last close
         without an exit cost, matching the equity curve.
         """
-        held = self.positions[:upto]
-        if held.size == 0:
+        runs = self.runs_upto(upto)
+        if runs.starts.size == 0:
             return np.empty(0)
-        run_starts = np.flatnonzero(np.diff(held, prepend=0.0))
-        if run_starts.size == 0:
-            return np.empty(0)
-        bar_growth = np.maximum(1.0 + held * self.asset_returns[:upto], 0.0)
-        run_growth = np.multiply.reduceat(bar_growth, run_starts)
-        run_sizes = np.abs(held[run_starts])
-        closed = np.append(run_starts[1:], held.size) < held.size
-        unit_cost_factor = 1.0 - self.cost_rate
-        costs = unit_cost_factor ** (run_sizes * np.where(closed, 2.0, 1.0))
-        is_trade = run_sizes > 0
-        return run_growth[is_trade] * costs[is_trade] - 1.0
+        sizes = np.abs(runs.values)
+        closed = np.ones(sizes.size)
+        closed[:-1] = 2.0  # every run but the last ends inside the period
+        costs = (1.0 - self.cost_rate) ** (sizes * closed)
+        is_trade = sizes > 0
+        return runs.growth[is_trade] * costs[is_trade] - 1.0
+
+    def held_bars(self, upto: int | None = None) -> int:
+        """How many of bars 1 .. upto-1 hold a non-zero position."""
+        runs = self.runs_upto(upto)
+        bars = len(self.positions[:upto])
+        if bars < 2:
+            return 0
+        ends = np.append(runs.starts[1:], bars)
+        lengths = ends - np.maximum(runs.starts, 1)
+        return int(lengths[runs.values != 0].sum())
+
+
+def runs_of(signal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Starts and float64 values of the runs of equal values in ``signal``
+    (any numeric or bool array; -0.0 equals 0.0)."""
+    if signal.size == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0)
+    changes = np.flatnonzero(signal[1:] != signal[:-1])
+    starts = np.empty(changes.size + 1, dtype=np.int64)
+    starts[0] = 0
+    np.add(changes, 1, out=starts[1:])
+    return starts, signal[starts].astype(np.float64)
+
+
+def _run_growth(held: np.ndarray, asset_returns: np.ndarray, starts) -> np.ndarray:
+    """Product of each run's bar growth before costs (max(1 + held * r, 0))."""
+    growth = np.multiply(held, asset_returns)
+    growth += 1.0
+    np.maximum(growth, 0.0, out=growth)
+    return np.multiply.reduceat(growth, starts)
 
 
 def run_backtest(
@@ -92,60 +166,147 @@ def run_backtest(
     closed at that close and the strategy stays flat until its signal changes
     (goes flat, flips, or re-enters after going flat).
     """
+    return simulate(data, strategy, params, fees_bps, slippage_bps, stop_loss, reuse_buffers=False)
+
+
+def simulate(
+    data: PriceData,
+    strategy: str | Strategy,
+    params: Mapping[str, object] | None,
+    fees_bps: float,
+    slippage_bps: float,
+    stop_loss: float | None,
+    *,
+    reuse_buffers: bool,
+) -> BacktestResult:
+    """``run_backtest``; with ``reuse_buffers`` the per-bar arrays of the
+    result live in this thread's scratch buffers (see cache.scratch_buffer)
+    and stay valid only until the next such call: for callers that reduce
+    the result to metrics at once. ``positions`` may then be int8."""
     chosen = get_strategy(strategy) if isinstance(strategy, str) else strategy
     resolved = chosen.resolve_params(params)
-    signal = np.asarray(chosen.signal_fn(data, **resolved), dtype=np.float64)
     bars = len(data)
+    if chosen.levels_fn is not None:
+        signal = np.asarray(chosen.levels_fn(data, **resolved))
+    else:
+        signal = np.asarray(chosen.signal_fn(data, **resolved), dtype=np.float64)
     needed = chosen.min_bars(resolved)
     if bars < needed:
         raise DataError(data.symbol, f"only {bars} bars, the parameters need at least {needed}")
-    if signal.shape != (bars,) or not np.isfinite(signal).all():
+    integers = signal.dtype.kind in "biu"  # finite by construction
+    if signal.shape != (bars,) or not (integers or np.isfinite(signal).all()):
         raise ValueError(
             f"strategy {chosen.name} must return {bars} finite positions, got shape {signal.shape}"
         )
     cost_rate = _cost_rate(fees_bps, slippage_bps)
 
-    held = np.empty(bars)
-    held[0] = 0.0
-    held[1:] = signal[:-1]
+    starts, values = _held_runs(*runs_of(signal), bars)
     if stop_loss is not None:
-        held = _apply_stop_loss(held, data.close, _stop_fraction(stop_loss))
+        starts, values = _apply_stop_loss(starts, values, data.close, _stop_fraction(stop_loss))
 
-    growth = np.maximum(1.0 + held * data.close_returns, 0.0)
-    if cost_rate > 0.0:
-        units_traded = np.abs(np.diff(held, prepend=0.0))
-        growth *= (1.0 - cost_rate) ** units_traded
+    lengths = np.diff(starts, append=bars)
+    if reuse_buffers and _small_integers(values):
+        held = np.repeat(values.astype(np.int8), lengths)  # a byte a bar; exact in the products below
+        growth = np.multiply(held, data.close_returns, out=scratch_buffer("growth", bars))
+    else:
+        held = np.repeat(values, lengths)
+        growth = np.multiply(held, data.close_returns)
+    growth += 1.0
+    if _may_lose_everything(values, data):
+        np.maximum(growth, 0.0, out=growth)
+    run_growth = np.multiply.reduceat(growth, starts)
+    if cost_rate > 0.0 and starts.size > 1:
+        # (1 - cost) ** units traded, at the first bar of each new position
+        # (a factor of exactly 1 everywhere else).
+        growth[starts[1:]] *= (1.0 - cost_rate) ** np.abs(np.diff(values))
+    equity = np.cumprod(growth, out=scratch_buffer("equity", bars) if reuse_buffers else None)
+    returns = np.subtract(growth, 1.0, out=growth)
     return BacktestResult(
         timestamps=data.timestamps,
         positions=held,
         asset_returns=data.close_returns,
-        returns=growth - 1.0,
-        equity=np.cumprod(growth),
+        returns=returns,
+        equity=equity,
         cost_rate=cost_rate,
         bars_per_year=data.bars_per_year,
+        runs=Runs(starts, values, run_growth),
     )
 
 
-def _apply_stop_loss(held: np.ndarray, close: np.ndarray, stop_loss: float) -> np.ndarray:
+def _held_runs(starts: np.ndarray, values: np.ndarray, bars: int) -> tuple[np.ndarray, np.ndarray]:
+    """Runs of the held positions from the runs of the signal: the signal of
+    bar t is held over bar t+1, and the first bar is flat."""
+    if values[0] == 0.0:  # the flat first bar joins the signal's first run
+        held_starts = starts + 1
+        held_starts[0] = 0
+        held_values = values
+    else:
+        held_starts = np.concatenate(([0], starts + 1))
+        held_values = np.concatenate(([0.0], values))
+    if held_starts[-1] >= bars:  # the signal of the last bar is never held
+        held_starts, held_values = held_starts[:-1], held_values[:-1]
+    return held_starts, held_values
+
+
+def _small_integers(values: np.ndarray) -> bool:
+    """Whether every value is an integer that int8 holds."""
+    return bool(np.all(np.abs(values) <= 127.0) and np.all(values == np.round(values)))
+
+
+def _may_lose_everything(values: np.ndarray, data: PriceData) -> bool:
+    """Whether 1 + position * return can fall below zero on some bar: only
+    then does the floor at zero need a pass over the bars. Decided from the
+    extreme positions and the extreme returns of the whole data (which bound
+    those of any prefix)."""
+    low, high = data.return_range()
+    smallest = min(values.min() * low, values.min() * high, values.max() * low, values.max() * high)
+    return not smallest >= -1.0
+
+
+def _apply_stop_loss(
+    starts: np.ndarray, values: np.ndarray, close: np.ndarray, stop_loss: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Flatten each trade from the bar after its loss first reaches ``stop_loss``.
 
-    Vectorised per bar: every bar knows where its run of constant position
-    started (a running maximum of run-start indices), hence the entry close
-    (the close of the bar before the run, where the entry traded). A bar is
-    flattened if any earlier bar of the same run hit the stop, counted as a
-    difference of a running count of hits. Runs are those of the strategy's
-    own positions, so after a stop the position stays flat until the
-    strategy's signal changes.
+    A trade's entry close is the close of the bar before its run (where the
+    entry traded). Its loss at each bar's close is checked per bar; the first
+    bar at or past the stop, found per run with one search in the sorted hit
+    bars, splits the run into the part held and a flat rest. Runs are those
+    of the strategy's own positions, so after a stop the position stays flat
+    until the strategy's signal changes.
     """
-    bar = np.arange(held.size)
-    run_start = np.maximum.accumulate(np.where(np.diff(held, prepend=0.0) != 0.0, bar, 0))
-    entry_close = close[np.maximum(run_start - 1, 0)]
-    loss = np.sign(held) * (1.0 - close / entry_close)
-    hit = (held != 0.0) & (loss >= stop_loss)
-    hits_before = np.zeros(held.size, dtype=np.int64)
-    np.cumsum(hit[:-1], out=hits_before[1:])
-    stopped = hits_before > hits_before[run_start]
-    return np.where(stopped, 0.0, held)
+    lengths = np.diff(starts, append=close.size)
+    active = np.flatnonzero(values != 0.0)
+    if active.size == 0:
+        return starts, values
+    loss = np.repeat(close[np.maximum(starts - 1, 0)], lengths)  # each bar's entry close
+    np.divide(close, loss, out=loss)
+    np.subtract(1.0, loss, out=loss)  # the loss of a long; a short's is its negative
+    side = np.repeat(np.sign(values).astype(np.int8), lengths)
+    hit = np.greater_equal(loss, stop_loss)
+    hit &= side > 0
+    short_hit = np.less_equal(loss, -stop_loss)
+    short_hit &= side < 0
+    hit |= short_hit
+    hits = np.flatnonzero(hit)
+    if hits.size == 0:
+        return starts, values
+    first = np.searchsorted(hits, starts[active])
+    found = first < hits.size
+    active, first_hit = active[found], hits[first[found]]
+    flat_from = first_hit + 1
+    ends = starts[active] + lengths[active]
+    stopped = flat_from < ends
+    if not stopped.any():
+        return starts, values
+    flat_from = flat_from[stopped]
+    new_starts = np.concatenate((starts, flat_from))
+    new_values = np.concatenate((values, np.zeros(flat_from.size)))
+    order = np.argsort(new_starts, kind="stable")
+    new_starts, new_values = new_starts[order], new_values[order]
+    keep = np.ones(new_values.size, dtype=bool)
+    keep[1:] = new_values[1:] != new_values[:-1]  # a flat rest joins a flat run after it
+    return new_starts[keep], new_values[keep]
 
 
 def _cost_rate(fees_bps: float, slippage_bps: float) -> float:

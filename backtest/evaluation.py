@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from .data import PriceData
-from .engine import run_backtest
+from .engine import simulate
 from .metrics import compute_metrics
 from .strategies import Strategy
 
@@ -19,7 +19,7 @@ def evaluate(
     stop_loss: float | None = None,
 ) -> dict[str, float]:
     """Backtest over the whole period and return its metrics (see metrics.METRICS)."""
-    result = run_backtest(data, strategy, params, fees_bps, slippage_bps, stop_loss)
+    result = simulate(data, strategy, params, fees_bps, slippage_bps, stop_loss, reuse_buffers=True)
     return compute_metrics(result)
 
 
@@ -41,6 +41,6 @@ def evaluate_partial(
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
-    result = run_backtest(data, strategy, params, fees_bps, slippage_bps, stop_loss)
+    result = simulate(data, strategy, params, fees_bps, slippage_bps, stop_loss, reuse_buffers=True)
     bars = len(data)
     return [compute_metrics(result, upto=max(2, bars * k // steps)) for k in range(1, steps + 1)]

@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .cache import scratch_buffer
+
 if TYPE_CHECKING:
     from .engine import BacktestResult
 
@@ -83,10 +85,21 @@ def compute_metrics(result: BacktestResult, upto: int | None = None) -> dict[str
         cagr = 0.0
 
     if bar_returns.size:
-        mean = float(bar_returns.mean())
-        deviation = float(bar_returns.std(ddof=1)) if bar_returns.size > 1 else 0.0
-        downside = float(np.sqrt(np.mean(np.minimum(bar_returns, 0.0) ** 2)))
-        exposure = float(np.count_nonzero(result.positions[1:bars]) / bar_returns.size)
+        # np.mean, np.std(ddof=1) and np.sqrt(np.mean(np.minimum(r, 0) ** 2)),
+        # step by step as numpy computes them (same results), in one scratch buffer.
+        count = bar_returns.size
+        scratch = scratch_buffer("metrics", count)
+        mean = float(np.add.reduce(bar_returns)) / count
+        if count > 1:
+            np.subtract(bar_returns, mean, out=scratch)
+            np.multiply(scratch, scratch, out=scratch)
+            deviation = math.sqrt(float(np.add.reduce(scratch)) / (count - 1))
+        else:
+            deviation = 0.0
+        np.minimum(bar_returns, 0.0, out=scratch)
+        np.multiply(scratch, scratch, out=scratch)
+        downside = math.sqrt(float(np.add.reduce(scratch)) / count)
+        exposure = result.held_bars(bars) / count
     else:
         mean = deviation = downside = exposure = 0.0
     annualiser = math.sqrt(bars_per_year)
@@ -98,8 +111,7 @@ def compute_metrics(result: BacktestResult, upto: int | None = None) -> dict[str
     else:
         sortino = RATIO_CAP if mean > 0.0 else 0.0
 
-    peaks = np.maximum.accumulate(equity)
-    max_drawdown = float(np.max(1.0 - equity / peaks))
+    max_drawdown = _max_drawdown(equity)
     risk = max(max_drawdown, DRAWDOWN_FLOOR)
 
     wins = trade_returns[trade_returns > 0.0]
@@ -125,6 +137,62 @@ def compute_metrics(result: BacktestResult, upto: int | None = None) -> dict[str
         "return_on_risk": _clip(total_return / risk),
     }
     return {name: _finite(value) for name, value in metrics.items()}
+
+
+# Bars per block of the drawdown search (see _max_drawdown).
+_DRAWDOWN_BLOCK = 2048
+
+
+def _max_drawdown(equity: np.ndarray) -> float:
+    """max(1 - equity / running peak), exactly, without a running maximum over
+    every bar (a sequential scan, the slowest pass of all).
+
+    The equity is cut into blocks; one vectorised pass each finds every
+    block's highest and lowest value, hence the peak before each block. A
+    block that makes no new high has its drawdown at its lowest value, the
+    peak being the one before it; for the others that value is a lower bound
+    and the lowest value against the block's own high an upper bound. Only
+    blocks whose upper bound beats the best value found are scanned bar by
+    bar. Each value is the same expression of the same two numbers as in the
+    per-bar formula (rounding is monotonic, so the bounds hold for the
+    rounded values too): the result is identical.
+    """
+    blocks = equity.size // _DRAWDOWN_BLOCK
+    if blocks < 4:
+        return _block_drawdown(equity, None)
+    body = equity[: blocks * _DRAWDOWN_BLOCK].reshape(blocks, _DRAWDOWN_BLOCK)
+    tail = equity[blocks * _DRAWDOWN_BLOCK :]
+    highs = body.max(axis=1)
+    lows = body.min(axis=1)
+    if tail.size:
+        highs = np.append(highs, tail.max())
+        lows = np.append(lows, tail.min())
+    if not (np.isfinite(highs).all() and np.isfinite(lows).all() and highs[0] > 0.0):
+        return _block_drawdown(equity, None)  # overflow or ruin from the start: the plain formula
+    peaks_before = np.maximum.accumulate(highs)[:-1]  # of blocks 1, 2, ...
+    later_highs, later_lows = highs[1:], lows[1:]
+    lower = 1.0 - later_lows / peaks_before
+    upper = 1.0 - later_lows / np.maximum(peaks_before, later_highs)
+    best = max(_block_drawdown(equity[:_DRAWDOWN_BLOCK], None), float(lower.max()))
+    candidates = np.flatnonzero((upper > best) & (later_highs > peaks_before))
+    for index in candidates[np.argsort(-upper[candidates], kind="stable")].tolist():
+        if upper[index] <= best:
+            break
+        first = (index + 1) * _DRAWDOWN_BLOCK
+        block = equity[first : first + _DRAWDOWN_BLOCK]
+        best = max(best, _block_drawdown(block, float(peaks_before[index])))
+    return best
+
+
+def _block_drawdown(equity: np.ndarray, peak_before: float | None) -> float:
+    """max(1 - equity / running peak) over ``equity``, the running peak
+    starting from ``peak_before`` (None: from the first value)."""
+    peaks = np.maximum.accumulate(equity)
+    if peak_before is not None:
+        np.maximum(peaks, peak_before, out=peaks)
+    np.divide(equity, peaks, out=peaks)
+    np.subtract(1.0, peaks, out=peaks)
+    return float(np.max(peaks))
 
 
 def _clip(value: float) -> float:

@@ -7,9 +7,15 @@ an indicator is defined, are flat.
 
 Entry/exit rules ("enter when X, stay in until Y") are stateful, but for one
 direction the state at t is simply "the latest entry event is more recent
-than the latest exit event", which ``_in_position`` computes with running
-maxima of event indices instead of a loop. Long and short legs are computed
-independently and added.
+than the latest exit event", which ``_in_position`` computes from the first
+bars of the runs of entry and exit conditions instead of a loop. Long and
+short legs are computed independently and added.
+
+Each built-in strategy also has a ``levels_fn``: the same signal as a compact
+bool or int8 array (one byte a bar instead of eight), which the engine turns
+into runs of constant position without a pass over float64 arrays. Indicators
+come from the data's cache (``PriceData.sma`` etc.), so a window that an
+optimizer proposes again costs nothing to recompute.
 """
 
 from __future__ import annotations
@@ -20,7 +26,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from .data import PriceData
-from .indicators import ema, previous_max, previous_min, sma, wilder_rsi
 
 
 class InvalidParams(ValueError):
@@ -34,6 +39,11 @@ class Strategy:
     ``min_bars(params)`` is the number of bars the parameters need for a
     position to be held over at least one bar (warm-up + signal bar + one
     bar to hold it); the engine rejects shorter data with a DataError.
+
+    ``levels_fn`` (optional, same arguments as ``signal_fn``) returns the same
+    signal as an integer array (bool or int8: -1, 0, 1); the engine uses it
+    instead of ``signal_fn`` when present. ``signal_fn`` may return any
+    finite floats (fractional or leveraged positions).
     """
 
     name: str
@@ -41,6 +51,7 @@ class Strategy:
     defaults: Mapping[str, object]
     min_bars: Callable[[Mapping[str, object]], int]
     doc: str
+    levels_fn: Callable[..., np.ndarray] | None = None
 
     def resolve_params(self, params: Mapping[str, object] | None) -> dict[str, object]:
         """Defaults overlaid with ``params``; unknown names raise InvalidParams."""
@@ -84,18 +95,38 @@ def _number(name: str, value: object) -> float:
 def _in_position(enter: np.ndarray, leave: np.ndarray) -> np.ndarray:
     """True from each ``enter`` event until the next ``leave`` event.
 
-    A bar with both events leaves (the exit rule wins).
+    A bar with both events leaves (the exit rule wins). Once such bars count
+    as exits only, entry and exit bars never coincide, so the latest event up
+    to bar t is of the kind whose latest run of consecutive event bars started
+    last: the first bars of those runs, which are few, decide every switch.
+    Between switches the state is filled in with one ``np.repeat``.
     """
-    bar = np.arange(enter.size)
-    last_enter = np.maximum.accumulate(np.where(enter, bar, -1))
-    last_leave = np.maximum.accumulate(np.where(leave, bar, -1))
-    return last_enter > last_leave
+    bars = enter.size
+    enter = enter & ~leave
+    if bars == 0:
+        return enter
+    enter_starts = enter.copy()
+    enter_starts[1:] &= ~enter[:-1]
+    leave_starts = leave.copy()
+    leave_starts[1:] &= ~leave[:-1]
+    events = np.flatnonzero(enter_starts | leave_starts)
+    entering = enter_starts[events]
+    # The state after an event is `entering`; it switches where that differs
+    # from the previous event (flat before the first one).
+    switches = events[entering != np.concatenate(([False], entering[:-1]))]
+    lengths = np.diff(np.concatenate(([0], switches, [bars])))
+    return np.repeat(np.arange(lengths.size) % 2 == 1, lengths)
+
+
+def _net(long: np.ndarray, short: np.ndarray) -> np.ndarray:
+    """long - short as int8 (-1, 0, 1) from two bool legs."""
+    return np.subtract(long.view(np.int8), short.view(np.int8))
 
 
 # ------------------------------------------------------------------ MA crossover
 
 
-def ma_crossover(
+def _ma_crossover_levels(
     data: PriceData, fast: int, slow: int, ma_type: str = "sma", allow_short: bool = False
 ) -> np.ndarray:
     fast = _positive_int("fast", fast)
@@ -106,16 +137,22 @@ def ma_crossover(
     if ma_type not in ("sma", "ema"):
         raise InvalidParams(f"ma_type must be 'sma' or 'ema', got {ma_type!r}")
 
-    average = sma if ma_type == "sma" else ema
-    fast_ma = average(data.close, fast)
-    slow_ma = average(data.close, slow)
-    signal = (fast_ma > slow_ma).astype(np.float64)
+    average = data.sma if ma_type == "sma" else data.ema
+    fast_ma = average(fast)
+    slow_ma = average(slow)
+    levels = np.greater(fast_ma, slow_ma)
     if allow_short:
-        signal -= fast_ma < slow_ma
+        levels = _net(levels, np.less(fast_ma, slow_ma))
     # An EMA is defined from the first bar but is only a fair "slow" average
     # once `slow` bars went into it; flat until then, like the SMA's NaNs.
-    signal[: slow - 1] = 0.0
-    return signal
+    levels[: slow - 1] = 0
+    return levels
+
+
+def ma_crossover(
+    data: PriceData, fast: int, slow: int, ma_type: str = "sma", allow_short: bool = False
+) -> np.ndarray:
+    return _ma_crossover_levels(data, fast, slow, ma_type, allow_short).astype(np.float64)
 
 
 def _ma_crossover_min_bars(params: Mapping[str, object]) -> int:
@@ -125,7 +162,7 @@ def _ma_crossover_min_bars(params: Mapping[str, object]) -> int:
 # ------------------------------------------------------------------ RSI reversion
 
 
-def rsi_reversion(
+def _rsi_reversion_levels(
     data: PriceData,
     period: int = 14,
     lower: float = 30.0,
@@ -141,13 +178,24 @@ def rsi_reversion(
     if not 0.0 <= lower < exit < upper <= 100.0:
         raise InvalidParams(f"need 0 <= lower ({lower}) < exit ({exit}) < upper ({upper}) <= 100")
 
-    rsi = wilder_rsi(data.close, period)  # NaN compares False: warm-up bars make no events
-    signal = _in_position(rsi < lower, rsi > exit).astype(np.float64)
+    rsi = data.rsi(period)  # NaN compares False: warm-up bars make no events
+    levels = _in_position(rsi < lower, rsi > exit)
     if allow_short:
         # Never overlaps the long leg: a long opened below `lower` is closed by
         # any RSI above `exit`, which a short entry (above `upper`) implies.
-        signal -= _in_position(rsi > upper, rsi < exit)
-    return signal
+        levels = _net(levels, _in_position(rsi > upper, rsi < exit))
+    return levels
+
+
+def rsi_reversion(
+    data: PriceData,
+    period: int = 14,
+    lower: float = 30.0,
+    upper: float = 70.0,
+    exit: float = 50.0,
+    allow_short: bool = False,
+) -> np.ndarray:
+    return _rsi_reversion_levels(data, period, lower, upper, exit, allow_short).astype(np.float64)
 
 
 def _rsi_reversion_min_bars(params: Mapping[str, object]) -> int:
@@ -157,7 +205,7 @@ def _rsi_reversion_min_bars(params: Mapping[str, object]) -> int:
 # ------------------------------------------------------------------ channel breakout
 
 
-def channel_breakout(
+def _channel_breakout_levels(
     data: PriceData, lookback: int = 20, exit_lookback: int = 10, allow_short: bool = False
 ) -> np.ndarray:
     lookback = _positive_int("lookback", lookback)
@@ -171,15 +219,23 @@ def channel_breakout(
         enter[:warm_up] = False
         return _in_position(enter, leave)
 
-    signal = leg(close > previous_max(data.high, lookback), close < previous_min(data.low, exit_lookback))
-    signal = signal.astype(np.float64)
+    levels = leg(
+        close > data.previous_max("high", lookback), close < data.previous_min("low", exit_lookback)
+    )
     if allow_short:
         # With exit_lookback > lookback both legs can be open at once; they then
         # net to flat rather than one silently overriding the other.
-        signal -= leg(
-            close < previous_min(data.low, lookback), close > previous_max(data.high, exit_lookback)
+        levels = _net(
+            levels,
+            leg(close < data.previous_min("low", lookback), close > data.previous_max("high", exit_lookback)),
         )
-    return signal
+    return levels
+
+
+def channel_breakout(
+    data: PriceData, lookback: int = 20, exit_lookback: int = 10, allow_short: bool = False
+) -> np.ndarray:
+    return _channel_breakout_levels(data, lookback, exit_lookback, allow_short).astype(np.float64)
 
 
 def _channel_breakout_min_bars(params: Mapping[str, object]) -> int:
@@ -198,6 +254,7 @@ STRATEGIES: dict[str, Strategy] = {
             signal_fn=ma_crossover,
             defaults={"fast": 20, "slow": 50, "ma_type": "sma", "allow_short": False},
             min_bars=_ma_crossover_min_bars,
+            levels_fn=_ma_crossover_levels,
             doc="Long while the fast moving average is above the slow one "
             "(short while below if allow_short). ma_type: 'sma' or 'ema'; fast < slow.",
         ),
@@ -206,6 +263,7 @@ STRATEGIES: dict[str, Strategy] = {
             signal_fn=rsi_reversion,
             defaults={"period": 14, "lower": 30.0, "upper": 70.0, "exit": 50.0, "allow_short": False},
             min_bars=_rsi_reversion_min_bars,
+            levels_fn=_rsi_reversion_levels,
             doc="Wilder RSI mean reversion: long when RSI < lower until RSI > exit; "
             "short when RSI > upper until RSI < exit (if allow_short). lower < exit < upper.",
         ),
@@ -214,6 +272,7 @@ STRATEGIES: dict[str, Strategy] = {
             signal_fn=channel_breakout,
             defaults={"lookback": 20, "exit_lookback": 10, "allow_short": False},
             min_bars=_channel_breakout_min_bars,
+            levels_fn=_channel_breakout_levels,
             doc="Donchian breakout: long when the close breaks above the highest high of the "
             "previous `lookback` bars, out when it breaks below the lowest low of the previous "
             "`exit_lookback` bars; mirrored for shorts if allow_short.",

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from optuna.trial import TrialState  # noqa: E402
 
-from runner import embedded  # noqa: E402
+from runner.storage import embedded  # noqa: E402
 from runner.storage import StorageError  # noqa: E402
 from tests.conftest import tune, wait_for  # noqa: E402
 from tests.test_faults import (  # noqa: E402

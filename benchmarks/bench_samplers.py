@@ -50,7 +50,8 @@ from optuna.distributions import CategoricalDistribution  # noqa: E402
 
 import backtest  # noqa: E402
 from runner.config import load_config  # noqa: E402
-from runner.study import Objective, grid_points, make_sampler, search_space  # noqa: E402
+from runner.space import distributions as search_space, grid_points  # noqa: E402
+from runner.study import Objective, make_sampler  # noqa: E402
 
 SYMBOLS = ("AAA", "BBB", "CCC")
 CONFIG = """

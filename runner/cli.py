@@ -18,10 +18,11 @@ import time
 
 import sqlalchemy as sa
 
-from . import connection, control, spool
+from . import control, spool
+from .states import FINISHED_WELL, Control
 from .config import ConfigError, load_config
-from .embedded import EmbeddedError, HomeError
-from .storage import ENV_URL, BadStorageURL, Database, StorageError, mask_url, quiet_optuna, resolve_url, stop_embedded
+from .storage import (ENV_URL, BadStorageURL, Database, EmbeddedError, HomeError, StorageError, connection, mask_url,
+                      quiet_optuna, resolve_url, stop_embedded)
 from .monitor import Monitor
 from .status import StudyStatus, best_label, format_eta, printable
 
@@ -147,7 +148,7 @@ def cmd_control(args) -> int:
     if not args.studies and not args.all:
         raise UsageError(f"tune {args.command}: name one or more studies, or --all")
     db = Database.open(args.storage)
-    target = {"pause": "paused", "resume": "running", "stop": "stopped"}[args.command]
+    target = {"pause": Control.PAUSED, "resume": Control.RUNNING, "stop": Control.STOPPED}[args.command]
     names = None if args.all else args.studies
     if names:
         known = {r.name for r in control.list_studies(db, names)}
@@ -272,7 +273,7 @@ def cmd_run(args) -> int:
     if crashed and any(w.process.returncode == 2 for w in crashed):
         return EXIT_USAGE
     # A study whose finite space is used up has ended as well as it can.
-    return EXIT_OK if all(s.state in ("done", "exhausted") for s in statuses) else EXIT_FAIL
+    return EXIT_OK if all(s.state in FINISHED_WELL for s in statuses) else EXIT_FAIL
 
 
 COMMANDS = {"run": cmd_run, "worker": cmd_worker, "status": cmd_status, "pause": cmd_control,

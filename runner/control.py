@@ -18,14 +18,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from optuna.storages.journal._storage import UpdateFinishedTrialError
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
+from .states import LIVE_WORKER_STATUSES, NEEDS_NO_WORKERS, Control, EndCode, WorkerStatus
 from .storage import Database, StorageError, retry_on_disconnect
 
-CONTROLS = ("running", "paused", "stopped")
-LIVE_STATUSES = ("starting", "running", "paused", "waiting")
-DEAD_STATUSES = ("exited", "crashed", "lost")
+LIVE_STATUSES = [str(s) for s in LIVE_WORKER_STATUSES]  # as bound query parameters
 
 
 # Live workers of study :s (heartbeat within the study's grace), as a subquery.
@@ -42,13 +41,14 @@ class StudyRow:
     run_name: str
     symbol: str
     config_path: str | None
-    metric: str
-    direction: str
+    metric: list[str]  # one per objective
+    direction: list[str]
     target_trials: int
     max_attempts: int
     desired_workers: int
     grace_seconds: float
-    control: str
+    control: Control
+    ended_code: EndCode | None
     ended_reason: str | None
     created_at: datetime
     updated_at: datetime
@@ -65,13 +65,12 @@ def register_study(db: Database, cfg, symbol: str, *, reset_control: bool) -> No
     values = {
         "name": cfg.study_name(symbol), "run_name": cfg.study.name, "symbol": symbol,
         "config_path": str(cfg.source_path) if cfg.source_path else None,
-        # Several objectives are stored comma-separated ("sharpe,max_drawdown").
-        "metric": ",".join(cfg.study.metrics), "direction": ",".join(cfg.directions),
+        "metric": list(cfg.study.metrics), "direction": list(cfg.directions),
         "target_trials": cfg.study.target_trials, "max_attempts": cfg.study.attempt_cap,
         "desired_workers": cfg.study.workers_per_symbol, "grace_seconds": cfg.study.grace_seconds,
     }
     # An explicit run (tune run, the app) means "run this config as written".
-    reset = (", control = 'running', ended_reason = NULL, desired_workers = EXCLUDED.desired_workers"
+    reset = (", control = 'running', ended_code = NULL, ended_reason = NULL, desired_workers = EXCLUDED.desired_workers"
              if reset_control else "")
     with db.engine.begin() as conn:
         conn.execute(
@@ -99,19 +98,22 @@ def list_studies(db: Database, names: list[str] | None = None) -> list[StudyRow]
         params["names"] = list(names)
     with db.engine.connect() as conn:
         rows = conn.execute(sa.text(sql + " ORDER BY name"), params).mappings().all()
-    return [StudyRow(**row) for row in rows]
+    return [
+        StudyRow(**{**row, "control": Control(row["control"]),
+                    "ended_code": EndCode(row["ended_code"]) if row["ended_code"] else None})
+        for row in rows
+    ]
 
 
 @retry_on_disconnect
-def set_control(db: Database, names: list[str] | None, control: str) -> list[str]:
+def set_control(db: Database, names: list[str] | None, control: Control | str) -> list[str]:
     """Set pause/resume/stop for the named studies (all when ``names`` is None).
 
     Returns the names that exist. A stopped study is stopped for good until a
     new ``tune run`` or app start resets it.
     """
-    assert control in CONTROLS
     sql = "UPDATE tune_studies SET control = :c, updated_at = now()"
-    params: dict = {"c": control}
+    params: dict = {"c": str(Control(control))}
     if names is not None:
         sql += " WHERE name = ANY(:names)"
         params["names"] = list(names)
@@ -137,11 +139,12 @@ def change_workers(db: Database, study: str, delta: int) -> int:
 
 
 @retry_on_disconnect
-def set_ended(db: Database, study: str, reason: str) -> None:
+def set_ended(db: Database, study: str, code: EndCode, reason: str) -> None:
+    """Record why the study's workers stopped for good: a code to act on, a message to read."""
     with db.engine.begin() as conn:
         conn.execute(
-            sa.text("UPDATE tune_studies SET ended_reason = :r, updated_at = now() WHERE name = :s"),
-            {"r": reason, "s": study},
+            sa.text("UPDATE tune_studies SET ended_code = :c, ended_reason = :r, updated_at = now() WHERE name = :s"),
+            {"c": str(code), "r": reason, "s": study},
         )
 
 
@@ -249,7 +252,7 @@ class WorkerRegistration:
             )
 
     @retry_on_disconnect
-    def exit(self, reason: str, status: str = "exited") -> None:
+    def exit(self, reason: str, status: WorkerStatus = WorkerStatus.EXITED) -> None:
         with self.db.engine.begin() as conn:
             conn.execute(
                 sa.text(
@@ -258,10 +261,6 @@ class WorkerRegistration:
                 ),
                 {"st": status, "r": reason[:2000], "id": self.id},
             )
-
-
-# A study that ended this way needs no more workers until a new run resets it.
-ENDED = ("target reached", "attempt cap reached")
 
 
 @retry_on_disconnect
@@ -277,10 +276,10 @@ def claim_launches(db: Database, study: str, host: str) -> list[tuple[str, int]]
     """
     with db.engine.begin() as conn:
         row = conn.execute(
-            sa.text("SELECT desired_workers, ended_reason FROM tune_studies WHERE name = :s FOR UPDATE"),
+            sa.text("SELECT desired_workers, ended_code FROM tune_studies WHERE name = :s FOR UPDATE"),
             {"s": study},
         ).first()
-        if row is None or row.ended_reason in ENDED:
+        if row is None or row.ended_code in NEEDS_NO_WORKERS:
             return []
         live = conn.execute(sa.text(_LIVE_COUNT), {"s": study, "live": list(LIVE_STATUSES)}).scalar_one()
         missing = max(row.desired_workers - live, 0)

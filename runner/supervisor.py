@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import control
+from .states import Control
 from .config import RunConfig
-from .embedded import private_dir
+from .storage.embedded import private_dir
 from .storage import ENV_URL, Database, tune_home
 
 
@@ -102,7 +103,7 @@ def start_workers(db: Database, cfg: RunConfig) -> list[SpawnedWorker]:
     paused or stopped studies stay as the user left them."""
     spawned = []
     for row in control.list_studies(db, cfg.study_names()):
-        if row.control == "running":
+        if row.control == Control.RUNNING:
             spawned += spawn_missing(db, cfg, row)
     return spawned
 

@@ -22,15 +22,18 @@ import time
 from dataclasses import dataclass, field
 
 import optuna
-from optuna.storages.journal._storage import UpdateFinishedTrialError
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 import backtest
 
-from . import connection, control, dedup, spool
+from . import control, dedup, spool
+from .storage import connection
 from .config import RunConfig
 from .storage import Database, StorageError, quiet_optuna
-from .study import Objective, TrialPruned, open_study, search_space, suggest, worker_seed
+from .states import Control, EndCode, WorkerStatus
+from .space import distributions, is_conditional, param_key, suggest
+from .study import Objective, TrialPruned, open_study, worker_seed
 
 EXIT_OK, EXIT_CRASH, EXIT_BAD_INPUT = 0, 1, 2
 DUPLICATE = "duplicate"
@@ -46,10 +49,10 @@ class Interrupted(BaseException):
 class _Shared:
     """State shared between the trial loop and the heartbeat thread."""
 
-    status: str = "starting"
+    status: WorkerStatus = WorkerStatus.STARTING
     trial_id: int | None = None
     trials_done: int = 0
-    control: str = "running"
+    control: Control = Control.RUNNING
     retire: bool = False  # more workers than wanted, and this one the youngest
     interrupted: bool = False
     in_objective: bool = False
@@ -121,7 +124,7 @@ class Worker:
                 objective = Objective(self.cfg, self.symbol)
             except (backtest.DataError, ValueError, ImportError) as exc:
                 self.event("error", f"cannot load data: {exc}")
-                control.set_ended(self.db, self.study_name, f"error: {exc}")
+                control.set_ended(self.db, self.study_name, EndCode.DATA_ERROR, f"cannot load data: {exc}")
                 reason, code = f"cannot load data: {exc}", EXIT_BAD_INPUT
                 return code
             study = open_study(self.db, self.cfg, self.symbol, self.index)
@@ -143,7 +146,7 @@ class Worker:
         finally:
             self.shared.stop.set()
             beat.join(timeout=5)
-            self._record_exit(reason, "exited" if code in (EXIT_OK, EXIT_BAD_INPUT) else "crashed", code)
+            self._record_exit(reason, WorkerStatus.EXITED if code in (EXIT_OK, EXIT_BAD_INPUT) else WorkerStatus.CRASHED, code)
         return code
 
     def _record_exit(self, reason: str, status: str, code: int) -> None:
@@ -163,7 +166,7 @@ class Worker:
             pass
 
     def _loop(self, study: optuna.Study, objective: Objective) -> str:
-        space = search_space(self.cfg)
+        space = distributions(self.cfg)
         storage = self.db.optuna_storage(self.study_name)
         target = self.cfg.study.target_trials
         cap = self.cfg.study.attempt_cap
@@ -174,39 +177,39 @@ class Worker:
             # Read between trials (one round trip), so a pause or stop applies before
             # the next trial is asked for; the heartbeat thread keeps it fresh while paused.
             self._set_control(storage.read_control())
-            if s.control == "stopped":
+            if s.control == Control.STOPPED:
                 return "stopped"
             if s.retire:
                 return "retired (fewer workers wanted)"
-            if s.control == "paused":
-                s.status = "paused"
+            if s.control == Control.PAUSED:
+                s.status = WorkerStatus.PAUSED
                 s.changed.clear()
-                while s.control == "paused" and not s.interrupted:
+                while s.control == Control.PAUSED and not s.interrupted:
                     s.changed.wait(timeout=1.0)
                 continue
             trials = storage.get_all_trials(study._study_id, deepcopy=False)
             complete = sum(t.state == TrialState.COMPLETE for t in trials)
             running = sum(t.state == TrialState.RUNNING for t in trials)
             if complete >= target:
-                control.set_ended(self.db, self.study_name, "target reached")
+                control.set_ended(self.db, self.study_name, EndCode.TARGET_REACHED, f"target reached ({complete} complete)")
                 return f"target reached ({complete} complete)"
             if len(trials) >= cap:
-                control.set_ended(self.db, self.study_name, "attempt cap reached")
+                control.set_ended(self.db, self.study_name, EndCode.ATTEMPT_CAP, f"attempt cap reached ({len(trials)} trials)")
                 return f"attempt cap reached ({len(trials)} trials)"
             if complete + running >= target:
                 # Enough trials are in flight to reach the target: wait for them
                 # instead of overshooting; ask again if one of them fails.
-                s.status = "waiting"
+                s.status = WorkerStatus.WAITING
                 s.changed.clear()
                 s.changed.wait(timeout=0.5)
                 continue
-            s.status = "running"
+            s.status = WorkerStatus.RUNNING
             if self._one_trial(study, storage, space, objective) != DUPLICATE:
                 continue
             unclaimed = self.claims.pick_unclaimed(self.rng)
             if unclaimed is None:
                 reason = f"space exhausted: all {self.claims.space_size} combinations evaluated"
-                control.set_ended(self.db, self.study_name, reason)
+                control.set_ended(self.db, self.study_name, EndCode.SPACE_EXHAUSTED, reason)
                 self.event("info", reason)
                 return reason
             if unclaimed:  # the sampler is stuck on taken combinations: evaluate a free one next
@@ -214,13 +217,14 @@ class Worker:
 
     def _set_control(self, state: str | None) -> None:
         s = self.shared
-        state = state or "stopped"  # None: the study was deleted under us (a fresh start)
-        if state != s.control:
-            s.control = state
+        # None: the study was deleted under us (a fresh start).
+        new = Control(state) if state is not None else Control.STOPPED
+        if new != s.control:
+            s.control = new
             s.changed.set()
 
     def _ask(self, study: optuna.Study, space) -> tuple[optuna.Trial, dict]:
-        if any(p.when for p in self.cfg.space.values()):  # define-by-run: a parameter exists only when its condition holds
+        if is_conditional(self.cfg):  # define-by-run: a parameter exists only when its condition holds
             trial = study.ask()
             params = suggest(trial, self.cfg, space)
         else:
@@ -309,7 +313,7 @@ class Worker:
         the next process delivers it (runner/spool.py)."""
         kept = None
         if evaluated:
-            key = dedup.param_key(self.cfg, trial.params) if self.claims is not None else None
+            key = param_key(self.cfg, trial.params) if self.claims is not None else None
             kept = spool.keep_result(self.study_name, self.id, trial, state, values, attrs, system or {}, key)
         try:
             if attrs or system:

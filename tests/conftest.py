@@ -33,7 +33,7 @@ def tune_home() -> Path:
     previous = os.environ.get("TUNE_HOME")
     os.environ["TUNE_HOME"] = str(home)
     yield home
-    from runner import embedded
+    from runner.storage import embedded
 
     embedded.remove(home)  # run as root, its data lives outside home
     if previous is None:

@@ -242,7 +242,7 @@ def test_bounds_themselves_are_accepted(tmp_path):
 
 
 def test_unreadable_file(tmp_path, monkeypatch):
-    import runner.config as config
+    import runner.config.loading as config
 
     path = small_config(tmp_path)
 
@@ -315,7 +315,7 @@ def test_error_with_a_huge_or_multiline_value_stays_one_short_line(tmp_path):
 def test_enormous_int_ranges_are_fast(tmp_path):
     import time
 
-    from runner.config import GRID_SIZE_CAP, grid_size
+    from runner.space import GRID_SIZE_CAP, grid_size
 
     path = small_config(tmp_path)
     text = path.read_text().replace("low = 2\n", "low = -9007199254740992\n").replace("high = 20\n", "high = 9007199254740992\n")
@@ -351,7 +351,7 @@ def test_a_user_backtest_that_fails_to_import(tmp_path, case):
 
 
 def test_any_unexpected_error_is_still_one_config_error_line(tmp_path, monkeypatch):
-    import runner.config as config
+    import runner.config.loading as config
 
     def broken(cfg, path):
         raise ZeroDivisionError("a bug\nover two lines")

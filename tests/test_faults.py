@@ -29,7 +29,7 @@ import psycopg2
 import pytest
 from optuna.trial import TrialState
 
-from runner import embedded
+from runner.storage import embedded
 from runner.storage import Database
 from tests.conftest import ROOT, small_config, tune, wait_for
 

@@ -218,7 +218,7 @@ def test_bad_data_is_reported_with_symbol_and_row(db_url, tmp_path):
 
 @pytest.mark.skipif(bool(os.environ.get("TUNE_TEST_DATABASE_URL")), reason="restarts the embedded server only")
 def test_completed_trials_survive_a_database_restart(db, db_url, tmp_path, tune_home):
-    from runner import embedded
+    from runner.storage import embedded
 
     config = user_config(tmp_path, "slow", name="rs", target=12)
     run = start_run(config)

@@ -8,7 +8,7 @@ import pytest
 from optuna.trial import TrialState
 
 from runner.config import ConfigError, load_config
-from runner.dedup import param_key
+from runner.space import param_key
 from tests.conftest import small_config, tune
 from tests.test_run import count, trials_of
 

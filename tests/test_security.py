@@ -17,8 +17,8 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from runner import embedded
-from runner.storage import BadStorageURL, _libpq_url, mask_url
+from runner.storage import embedded
+from runner.storage import BadStorageURL, check_url, mask_url
 from tests.conftest import tune
 
 INTRUDER = "tune_intruder"
@@ -45,7 +45,7 @@ def test_a_password_is_never_shown_whatever_it_contains(url, secret):
 
 def test_an_unescaped_at_in_the_password_is_rejected_with_a_hint():
     with pytest.raises(BadStorageURL) as err:
-        _libpq_url("postgresql://u:p@ss@db.example/tune")
+        check_url("postgresql://u:p@ss@db.example/tune")
     assert "%40" in str(err.value) and "p@ss" not in str(err.value) and "ss@" not in str(err.value)
 
 
@@ -60,13 +60,13 @@ def test_cli_masks_and_rejects_an_at_in_the_password(command):
 @pytest.mark.parametrize("url", ["postgresql://", "postgresql:///tune", "postgresql://u@/tune"])
 def test_a_url_that_names_no_server_is_refused(url):
     with pytest.raises(BadStorageURL, match="names no server"):
-        _libpq_url(url)
+        check_url(url)
     proc = tune("status", "--storage", url, timeout=60)
     assert proc.returncode == 2 and "names no server" in proc.stderr
 
 
 def test_a_socket_directory_in_the_query_names_a_server():
-    assert _libpq_url("postgresql://u@/tune?host=/var/run/postgresql").startswith("postgresql://")
+    assert check_url("postgresql://u@/tune?host=/var/run/postgresql").startswith("postgresql://")
 
 
 # ------------------------------------------------------ the embedded server

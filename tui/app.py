@@ -23,6 +23,7 @@ from textual.widgets import DataTable, Footer, Static
 from textual.worker import get_current_worker
 
 from runner.monitor import Snapshot, StudyView
+from runner.states import Control
 from runner.status import printable
 
 from .data import POLL_SECONDS, ControlResult, FeedError, SnapshotReady, StudyFeed
@@ -198,28 +199,28 @@ class TuneApp(App):
 
     def action_pause(self) -> None:
         if name := self._selected():
-            self._control(lambda: self.feed.set_control([name], "paused"))
+            self._control(lambda: self.feed.set_control([name], Control.PAUSED))
 
     def action_resume(self) -> None:
         if name := self._selected():
-            self._control(lambda: self.feed.set_control([name], "running"))
+            self._control(lambda: self.feed.set_control([name], Control.RUNNING))
 
     def action_pause_all(self) -> None:
-        self._control(lambda: self.feed.set_control(None, "paused"))
+        self._control(lambda: self.feed.set_control(None, Control.PAUSED))
 
     def action_resume_all(self) -> None:
-        self._control(lambda: self.feed.set_control(None, "running"))
+        self._control(lambda: self.feed.set_control(None, Control.RUNNING))
 
     def action_stop(self) -> None:
         if name := self._selected():
             question = f"Stop {name}? Its workers finish their running trial and exit."
             self.push_screen(ConfirmScreen(question), lambda yes: yes and self._control(
-                lambda: self.feed.set_control([name], "stopped")))
+                lambda: self.feed.set_control([name], Control.STOPPED)))
 
     def action_stop_all(self) -> None:
         question = "Stop every study shown? Workers finish their running trial and exit."
         self.push_screen(ConfirmScreen(question), lambda yes: yes and self._control(
-            lambda: self.feed.set_control(None, "stopped")))
+            lambda: self.feed.set_control(None, Control.STOPPED)))
 
     def action_add_worker(self) -> None:
         if name := self._selected():
@@ -246,7 +247,7 @@ class TuneApp(App):
             return
 
         def stop_then_exit() -> None:  # off the UI thread: the database may be slow or away
-            result = self.feed.set_control(None, "stopped")
+            result = self.feed.set_control(None, Control.STOPPED)
             self.call_from_thread(self.exit, result.message)
 
         self.notify("stopping every study shown…", markup=False)

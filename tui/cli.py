@@ -15,7 +15,7 @@ import argparse
 import os
 import sys
 
-from runner import connection
+from runner.storage import connection
 from runner.cli import run_reporting_errors
 from runner.config import load_config
 from runner.storage import ENV_URL, Database, quiet_optuna

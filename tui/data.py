@@ -16,8 +16,10 @@ from textual.message import Message
 
 import time
 
-from runner import control, embedded, spool, supervisor
-from runner.connection import libpq_args
+from runner import control, spool, supervisor
+from runner.states import Control
+from runner.storage import embedded
+from runner.storage.connection import libpq_args
 from runner.config import load_config
 from runner.monitor import Monitor, Snapshot
 from runner.storage import Database
@@ -92,7 +94,7 @@ class StudyFeed:
         names = studies if studies is not None else self.names
         try:
             changed = control.set_control(self.db, names, state)
-            started = sum(map(self._start_missing, control.list_studies(self.db, changed))) if state == "running" else 0
+            started = sum(map(self._start_missing, control.list_studies(self.db, changed))) if state == Control.RUNNING else 0
         except Exception as exc:
             return ControlResult(False, f"could not set {state}: {_one_line(exc)}")
         label = ", ".join(changed) if len(changed) <= 3 else f"{len(changed)} studies"
@@ -112,8 +114,8 @@ class StudyFeed:
         try:
             desired = control.change_workers(self.db, study, +1)
             row = control.list_studies(self.db, [study])[0]
-            if row.control == "stopped":  # a "+" on a stopped study runs it again; a paused one stays paused
-                control.set_control(self.db, [study], "running")
+            if row.control == Control.STOPPED:  # a "+" on a stopped study runs it again; a paused one stays paused
+                control.set_control(self.db, [study], Control.RUNNING)
             if not self._start_missing(row):
                 return ControlResult(False, f"{study}: no worker started here (no config recorded, or the study has ended)")
         except Exception as exc:

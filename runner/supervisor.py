@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import control
+from . import control, reaper
 from .states import Control
 from .config import RunConfig
 from .storage.embedded import private_dir
@@ -131,5 +131,5 @@ def terminate(db: Database, workers: list[SpawnedWorker], timeout: float = 15.0)
             w.process.wait()
             killed.append(w.process.pid)
     if killed:
-        for study in control.declare_dead(db, socket.gethostname(), killed):
-            control.reap_lost_workers(db, study)
+        for study in reaper.declare_dead(db, socket.gethostname(), killed):
+            reaper.reap_lost_workers(db, study)

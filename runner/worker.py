@@ -18,7 +18,6 @@ import random
 import signal
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 
 import optuna
@@ -27,11 +26,12 @@ from optuna.trial import TrialState
 
 import backtest
 
-from . import control, dedup, spool
+from . import control, dedup, reaper, spool
 from .storage import connection
 from .config import RunConfig
 from .storage import Database, StorageError, quiet_optuna
 from .states import Control, EndCode, WorkerStatus
+from .heartbeat import Heartbeat
 from .space import distributions, is_conditional, param_key, suggest
 from .study import Objective, TrialPruned, open_study, worker_seed
 
@@ -83,30 +83,6 @@ class Worker:
         except Exception:  # the log is best effort; the trial loop must go on
             pass
 
-    # ---------------------------------------------------------- heartbeat
-    def _heartbeat_loop(self) -> None:
-        interval, grace = self.cfg.study.heartbeat_seconds, self.cfg.study.grace_seconds
-        reap_every = max(1, int(grace / interval / 2))
-        beats = 0
-        last_ok = time.monotonic()
-        reap_after = last_ok
-        while not self.shared.stop.wait(0 if beats == 0 else interval):
-            beats += 1
-            try:
-                s = self.shared
-                new, s.retire = self.registration.heartbeat(s.status, s.trial_id, s.trials_done)
-                now = time.monotonic()
-                if now - last_ok > grace:
-                    # We were cut off ourselves (a database outage): the others' heartbeats
-                    # look as old as ours did. Give them a grace period to come back first.
-                    reap_after = now + grace
-                last_ok = now
-                self._set_control(new)
-                if beats % reap_every == 0 and now >= reap_after:
-                    control.reap_lost_workers(self.db, self.study_name)
-            except Exception as exc:  # database away: keep trying, the loop keeps working
-                log.warning("[%s] heartbeat failed: %s", self.study_name, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
-
     # --------------------------------------------------------------- run
     def run(self) -> int:
         quiet_optuna()
@@ -116,7 +92,8 @@ class Worker:
         self.registration = control.WorkerRegistration(self.db, self.study_name, self.launch_id)
         self.id, self.index = self.registration.id, self.registration.index
         self.rng = random.Random(worker_seed(self.cfg, self.symbol, self.index))
-        beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+        beat = Heartbeat(self.db, self.study_name, self.registration, self.shared, self._set_control,
+                         self.cfg.study.heartbeat_seconds, self.cfg.study.grace_seconds)
         beat.start()
         reason, code = "crashed", EXIT_CRASH
         try:
@@ -131,7 +108,7 @@ class Worker:
             self.claims = dedup.ClaimBook(self.db, self.cfg, self.study_name, self.id) if self.cfg.study.dedup else None
             # Results that workers of this study on this host could not deliver before they exited.
             spool.deliver_all(self.db, self.study_name)
-            control.reap_lost_workers(self.db, self.study_name, reader=True)  # workers that died while none ran
+            reaper.reap_lost_workers(self.db, self.study_name, reader=True)  # workers that died while none ran
             self.event("info", f"worker {self.id} (index {self.index}, pid {os.getpid()}) started")
             reason = self._loop(study, objective)
             code = EXIT_OK
@@ -144,8 +121,7 @@ class Worker:
             reason = f"crashed: {type(exc).__name__}: {exc}"
             log.exception("[%s] worker crashed", self.study_name)
         finally:
-            self.shared.stop.set()
-            beat.join(timeout=5)
+            beat.stop()
             self._record_exit(reason, WorkerStatus.EXITED if code in (EXIT_OK, EXIT_BAD_INPUT) else WorkerStatus.CRASHED, code)
         return code
 

@@ -38,25 +38,26 @@ from .widgets.trials_table import TrialsTable
 
 STALL_SECONDS = 3.0  # a read outstanding this long: "database not answering"
 
-# Below this size the lower row (last trials, log) folds away.
-COMPACT_WIDTH, COMPACT_HEIGHT = 100, 32
 
 
 class TuneApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "tune-tui"
+    # Below 100 columns or 32 rows the lower row (last trials, log) folds away (app.tcss).
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
     BINDINGS = [
-        Binding("p", "pause", "Pause"),
-        Binding("r", "resume", "Resume"),
-        Binding("P", "pause_all", "Pause all", show=False),
-        Binding("R", "resume_all", "Resume all", show=False),
-        Binding("s", "stop", "Stop"),
-        Binding("S", "stop_all", "Stop all", show=False),
-        Binding("plus", "add_worker", "+Worker"),
-        Binding("minus", "remove_worker", "-Worker"),
-        Binding("t", "toggle_axis", "Trial/time"),
-        Binding("question_mark", "help", "Help"),
-        Binding("q", "quit_app", "Quit"),
+        Binding("p", "pause", "Pause", tooltip="pause the selected study (its running trials finish)"),
+        Binding("r", "resume", "Resume", tooltip="resume the selected study (restarts its workers if they exited)"),
+        Binding("P", "pause_all", "Pause all", show=False, tooltip="pause every study shown"),
+        Binding("R", "resume_all", "Resume all", show=False, tooltip="resume every study shown"),
+        Binding("s", "stop", "Stop", tooltip="stop the selected study (asks first)"),
+        Binding("S", "stop_all", "Stop all", show=False, tooltip="stop every study shown (asks first)"),
+        Binding("plus", "add_worker", "+Worker", tooltip="one more worker for the selected study, started here"),
+        Binding("minus", "remove_worker", "-Worker", tooltip="one worker fewer (the youngest retires after its trial)"),
+        Binding("t", "toggle_axis", "Trial/time", tooltip="plot against trial number or time"),
+        Binding("question_mark", "help", "Help", tooltip="this help"),
+        Binding("q", "quit_app", "Quit", tooltip="quit: leave the workers running, or stop them"),
     ]
 
     def __init__(self, url: str, names: list[str] | None, notes: Iterable[str] = (), poll: bool = True) -> None:
@@ -90,19 +91,12 @@ class TuneApp(App):
         self.query_one("#trials-box").border_title = "last trials"
         self.query_one("#events-box").border_title = "log"
         self.query_one(StudiesTable).focus()
-        self._fit(self.size.width, self.size.height)
         self._draw_topbar()
         for note in self.notes:
             self.notify(printable(note), timeout=8, markup=False)  # notes name studies and paths: text, not markup
         if self._poll:
             self.poll_studies()
             self.set_interval(1.0, self._watch_stall)
-
-    def on_resize(self, event) -> None:
-        self._fit(event.size.width, event.size.height)
-
-    def _fit(self, width: int, height: int) -> None:
-        self.screen.set_class(width < COMPACT_WIDTH or height < COMPACT_HEIGHT, "-compact")
 
     # ------------------------------------------------------------ reading
     @work(thread=True, exclusive=True, group="poll")
@@ -234,7 +228,7 @@ class TuneApp(App):
         self.query_one(ConvergencePlot).toggle_axis()
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen())
+        self.push_screen(HelpScreen(self.BINDINGS))
 
     def action_quit_app(self) -> None:
         self.push_screen(QuitScreen(), self._quit_with)
@@ -261,4 +255,5 @@ class TuneApp(App):
         # Every key's action, found by name in the palette (from BINDINGS: one list to keep).
         for binding in self.BINDINGS:
             if binding.action not in ("help", "quit_app"):
-                yield SystemCommand(binding.description, f"key {binding.key}", partial(self.run_action, binding.action))
+                key = {"plus": "+", "minus": "-"}.get(binding.key, binding.key)
+                yield SystemCommand(binding.description, f"{binding.tooltip} (key {key})", partial(self.run_action, binding.action))

@@ -16,7 +16,7 @@ from textual.message import Message
 
 import time
 
-from runner import control, spool, supervisor
+from runner import control, reaper, spool, supervisor
 from runner.states import Control
 from runner.storage import embedded
 from runner.storage.connection import libpq_args
@@ -79,7 +79,7 @@ class StudyFeed:
             if self._polls % REAP_EVERY_POLLS == 0:
                 self._children = [p for p in self._children if p.poll() is None]
                 # Running trials with no live worker: nobody else is left to fail them.
-                control.reap_orphaned(self.db, snapshot.statuses)
+                reaper.reap_orphaned(self.db, snapshot.statuses)
             if self._polls == 1 or self._polls % REAP_EVERY_POLLS == 0:
                 spool.deliver_all(self.db)  # results kept on disk by workers that exited during an outage
             return SnapshotReady(snapshot)

@@ -33,11 +33,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from optuna.trial import TrialState  # noqa: E402
 
-from runner.storage import embedded  # noqa: E402
-from runner.storage import StorageError  # noqa: E402
+from runner.storage import (
+    StorageError,  # noqa: E402
+    embedded,  # noqa: E402
+)
 from tests.conftest import tune, wait_for  # noqa: E402
 from tests.test_faults import (  # noqa: E402
-    Server, count, finished_backtests, fresh_database, ledger_config, start_worker, trials, worker_env,
+    Server,
+    count,
+    finished_backtests,
+    fresh_database,
+    ledger_config,
+    start_worker,
+    trials,
+    worker_env,
 )
 
 

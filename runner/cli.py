@@ -19,12 +19,23 @@ import time
 import sqlalchemy as sa
 
 from . import __version__, control, reaper, spool
-from .states import FINISHED_WELL, Control
 from .config import ConfigError, load_config
-from .storage import (ENV_URL, BadStorageURL, Database, EmbeddedError, HomeError, StorageError, connection, mask_url,
-                      quiet_optuna, resolve_url, stop_embedded)
 from .monitor import Monitor
+from .states import FINISHED_WELL, Control
 from .status import StudyStatus, best_label, format_eta, printable
+from .storage import (
+    ENV_URL,
+    BadStorageURL,
+    Database,
+    EmbeddedError,
+    HomeError,
+    StorageError,
+    connection,
+    mask_url,
+    quiet_optuna,
+    resolve_url,
+    stop_embedded,
+)
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -242,7 +253,7 @@ def cmd_run(args) -> int:
 class _CatchInterrupts:
     """Ctrl-C and SIGTERM set a flag instead of raising: the run then stops its workers."""
 
-    def __enter__(self) -> "_CatchInterrupts":
+    def __enter__(self) -> _CatchInterrupts:
         self.caught = False
         self._previous = [signal.signal(sig, self._catch) for sig in (signal.SIGINT, signal.SIGTERM)]
         return self

@@ -186,7 +186,8 @@ class _Follower:
         self.numbers.append(trial.number)
         self.values.append(trial.values[0])
         start = self.first_start or trial.datetime_start or trial.datetime_complete
-        self.seconds.append((trial.datetime_complete - start).total_seconds() if trial.datetime_complete else 0.0)
+        done = trial.datetime_complete
+        self.seconds.append((done - start).total_seconds() if done is not None and start is not None else 0.0)
 
     def _update_front(self, trial: FrozenTrial, signs: list[int]) -> None:
         if any(dominates(f.values, trial.values, signs) or f.values == trial.values for f in self.front):
@@ -261,7 +262,7 @@ class Monitor:
             return
         with self.db.engine.connect() as conn:
             if self._last_event_id is None:  # first poll: only the recent tail
-                floor = conn.execute(sa.text("SELECT coalesce(max(id), 0) FROM tune_events")).scalar()
+                floor = conn.execute(sa.text("SELECT coalesce(max(id), 0) FROM tune_events")).scalar_one()
                 self._last_event_id = max(floor - 20 * EVENTS_KEPT, 0)
             # Ids come from a sequence, and concurrent inserts may commit out of id order:
             # re-read a short window below the highest id seen, skipping ids already shown.
@@ -309,7 +310,9 @@ class Monitor:
         s.workers_alive = sum(w.alive for w in workers)
         if with_workers:
             s.workers = [
-                {"id": w.id, "host": w.host, "pid": w.pid, "status": w.status if w.alive or w.status not in LIVE_WORKER_STATUSES else WorkerStatus.LOST,
+                {"id": w.id, "host": w.host, "pid": w.pid,
+                 # a live status with a stale heartbeat: the worker is lost, whatever it last said
+                 "status": w.status if w.alive or w.status not in LIVE_WORKER_STATUSES else WorkerStatus.LOST,
                  "alive": w.alive, "heartbeat_at": w.heartbeat_at.isoformat(), "trials_done": w.trials_done,
                  "exit_reason": w.exit_reason}
                 for w in workers

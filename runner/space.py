@@ -72,6 +72,7 @@ def grid_points(cfg: RunConfig) -> dict[str, list]:
         elif isinstance(p, IntParam):
             points[name] = list(range(p.low, p.high + 1, p.step))
         else:
+            assert p.step is not None, "a discrete space: config checks every float has a step"
             count = int(round((p.high - p.low) / p.step)) + 1
             points[name] = [round(p.low + i * p.step, 12) for i in range(count)]
     return points
@@ -94,6 +95,7 @@ def _suggest_one(trial: optuna.Trial, name: str, d: BaseDistribution) -> Any:
         return trial.suggest_float(name, d.low, d.high, step=d.step, log=d.log)
     if isinstance(d, IntDistribution):
         return trial.suggest_int(name, d.low, d.high, step=d.step, log=d.log)
+    assert isinstance(d, CategoricalDistribution)
     return trial.suggest_categorical(name, d.choices)
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import optuna
+from optuna.study import StudyDirection
 
 import backtest
 
@@ -61,7 +63,7 @@ def open_study(db: Database, cfg: RunConfig, symbol: str, worker_index: int = 0)
     study = optuna.create_study(
         storage=db.optuna_storage(name),
         study_name=name,
-        directions=cfg.directions,
+        directions=[StudyDirection.MAXIMIZE if d == "maximize" else StudyDirection.MINIMIZE for d in cfg.directions],
         sampler=make_sampler(cfg, symbol, worker_index),
         pruner=make_pruner(cfg),
         load_if_exists=True,

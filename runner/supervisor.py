@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import control, reaper
-from .states import Control
 from .config import RunConfig
-from .storage.embedded import private_dir
+from .states import Control
 from .storage import ENV_URL, Database, tune_home
+from .storage.embedded import private_dir
 
 
 @dataclass

@@ -27,12 +27,11 @@ from optuna.trial import TrialState
 import backtest
 
 from . import control, dedup, reaper, spool
-from .storage import connection
 from .config import RunConfig
-from .storage import Database, StorageError, quiet_optuna
-from .states import Control, EndCode, WorkerStatus
 from .heartbeat import Heartbeat
 from .space import distributions, is_conditional, param_key, suggest
+from .states import Control, EndCode, WorkerStatus
+from .storage import Database, StorageError, TuneJournalStorage, connection, quiet_optuna
 from .study import Objective, TrialPruned, open_study, worker_seed
 
 EXIT_OK, EXIT_CRASH, EXIT_BAD_INPUT = 0, 1, 2
@@ -131,6 +130,7 @@ class Worker:
         log.log(logging.INFO if code == EXIT_OK else logging.ERROR, "[%s] worker %s exited: %s",
                 self.study_name, self.id, reason)
         try:
+            assert self.registration is not None
             self.registration.exit(reason, status)
         except BaseException:
             spool.keep_exit(self.study_name, self.id, reason, status)
@@ -182,6 +182,7 @@ class Worker:
             s.status = WorkerStatus.RUNNING
             if self._one_trial(study, storage, space, objective) != DUPLICATE:
                 continue
+            assert self.claims is not None  # only the claim book reports duplicates
             unclaimed = self.claims.pick_unclaimed(self.rng)
             if unclaimed is None:
                 reason = f"space exhausted: all {self.claims.space_size} combinations evaluated"
@@ -199,7 +200,7 @@ class Worker:
             s.control = new
             s.changed.set()
 
-    def _ask(self, study: optuna.Study, space) -> tuple[optuna.Trial, dict]:
+    def _ask(self, study: optuna.Study, storage: TuneJournalStorage, space) -> tuple[optuna.Trial, dict]:
         if is_conditional(self.cfg):  # define-by-run: a parameter exists only when its condition holds
             trial = study.ask()
             params = suggest(trial, self.cfg, space)
@@ -208,14 +209,14 @@ class Worker:
             params = trial.params
         # One append for all the parameters, now: other workers' samplers (constant
         # liar) should see where this trial is while it runs.
-        study._storage.flush()
+        storage.flush()
         return trial, params
 
     def _one_trial(self, study, storage, space, objective: Objective) -> str:
         """Ask, claim, evaluate, tell; returns the outcome (complete, pruned, fail, duplicate)."""
         s = self.shared
         try:
-            trial, params = self._ask(study, space)
+            trial, params = self._ask(study, storage, space)
         except UpdateFinishedTrialError:
             # Our new trial was failed before we could claim it (a reaper took a very
             # slow ask for an orphan): nothing was evaluated, ask again.
@@ -226,6 +227,7 @@ class Worker:
             duplicate = self.claims.claim(params, trial.number, trial._trial_id)
         else:
             duplicate = None
+            assert self.registration is not None
             self.registration.set_trial(trial._trial_id)
         if duplicate is not None:
             attrs = {"duplicate_of": duplicate.original, "duplicate_source": duplicate.source}

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import threading
 import time
-from functools import partial
 from collections.abc import Callable, Iterable
+from functools import partial
 
 from rich.text import Text
 from textual import work
@@ -191,6 +191,10 @@ class TuneApp(App):
 
         self.run_worker(job, thread=True, group="control")
 
+    def _control_if(self, confirmed: bool | None, fn: Callable[[], ControlResult]) -> None:
+        if confirmed:
+            self._control(fn)
+
     def action_pause(self) -> None:
         if name := self._selected():
             self._control(lambda: self.feed.set_control([name], Control.PAUSED))
@@ -208,13 +212,13 @@ class TuneApp(App):
     def action_stop(self) -> None:
         if name := self._selected():
             question = f"Stop {name}? Its workers finish their running trial and exit."
-            self.push_screen(ConfirmScreen(question), lambda yes: yes and self._control(
-                lambda: self.feed.set_control([name], Control.STOPPED)))
+            self.push_screen(ConfirmScreen(question), lambda yes: self._control_if(
+                yes, lambda: self.feed.set_control([name], Control.STOPPED)))
 
     def action_stop_all(self) -> None:
         question = "Stop every study shown? Workers finish their running trial and exit."
-        self.push_screen(ConfirmScreen(question), lambda yes: yes and self._control(
-            lambda: self.feed.set_control(None, Control.STOPPED)))
+        self.push_screen(ConfirmScreen(question), lambda yes: self._control_if(
+            yes, lambda: self.feed.set_control(None, Control.STOPPED)))
 
     def action_add_worker(self) -> None:
         if name := self._selected():
@@ -228,7 +232,7 @@ class TuneApp(App):
         self.query_one(ConvergencePlot).toggle_axis()
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(self.BINDINGS))
+        self.push_screen(HelpScreen(self.key_bindings()))
 
     def action_quit_app(self) -> None:
         self.push_screen(QuitScreen(), self._quit_with)
@@ -250,10 +254,16 @@ class TuneApp(App):
     def on_unmount(self) -> None:
         self.feed.close()
 
+    @classmethod
+    def key_bindings(cls) -> list[Binding]:
+        """The app's keys (every entry of BINDINGS is a Binding): one list for help and palette."""
+        return [b for b in cls.BINDINGS if isinstance(b, Binding)]
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         # Every key's action, found by name in the palette (from BINDINGS: one list to keep).
-        for binding in self.BINDINGS:
+        for binding in self.key_bindings():
             if binding.action not in ("help", "quit_app"):
                 key = {"plus": "+", "minus": "-"}.get(binding.key, binding.key)
-                yield SystemCommand(binding.description, f"{binding.tooltip} (key {key})", partial(self.run_action, binding.action))
+                help_text = f"{binding.tooltip} (key {key})"
+                yield SystemCommand(binding.description, help_text, partial(self.run_action, binding.action))

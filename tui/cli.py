@@ -15,10 +15,9 @@ import argparse
 import os
 import sys
 
-from runner.storage import connection
 from runner.cli import add_storage_option, add_version_option, run_reporting_errors
 from runner.config import load_config
-from runner.storage import ENV_URL, Database, quiet_optuna
+from runner.storage import ENV_URL, Database, connection, quiet_optuna
 
 
 def build_parser() -> argparse.ArgumentParser:

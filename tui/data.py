@@ -10,19 +10,17 @@ message instead of a frozen screen.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from textual.message import Message
 
-import time
-
 from runner import control, reaper, spool, supervisor
-from runner.states import Control
-from runner.storage import embedded
-from runner.storage.connection import libpq_args
 from runner.config import load_config
 from runner.monitor import Monitor, Snapshot
-from runner.storage import Database
+from runner.states import Control
+from runner.storage import Database, embedded
+from runner.storage.connection import libpq_args
 
 POLL_SECONDS = 1.0
 REAP_EVERY_POLLS = 5

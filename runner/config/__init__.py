@@ -16,8 +16,17 @@ need the file system, the backtest library or the search space).
 from .fields import ConfigError, parse_time
 from .loading import DEMO_CONFIG, load_config
 from .model import (
-    CategoricalParam, ConstraintSettings, DataSettings, FloatParam, IntParam, PrunerSettings, RunConfig,
-    SamplerSettings, StrategySettings, StudySettings, SyntheticData,
+    CategoricalParam,
+    ConstraintSettings,
+    DataSettings,
+    FloatParam,
+    IntParam,
+    PrunerSettings,
+    RunConfig,
+    SamplerSettings,
+    StrategySettings,
+    StudySettings,
+    SyntheticData,
 )
 
 __all__ = [

@@ -6,12 +6,11 @@ numpy's seed, a file name, memory. The README's config reference lists them.
 
 from __future__ import annotations
 
+import datetime as _dt
 import string
 import unicodedata
-from typing import Annotated, Any
-
-import datetime as _dt
 from pathlib import Path
+from typing import Annotated, Any
 
 import pandas as pd
 from pandas.tseries.frequencies import to_offset

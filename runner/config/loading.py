@@ -19,7 +19,14 @@ import backtest
 
 from ..space import GRID_SAMPLER_LIMIT, GRID_SIZE_CAP, grid_size, is_conditional
 from .fields import (
-    _TIME_MAX, _TIME_MIN, COMPONENT_MAX, MAX_CONFIG_BYTES, MAX_DEPTH, ConfigError, _short_repr, parse_time,
+    _TIME_MAX,
+    _TIME_MIN,
+    COMPONENT_MAX,
+    MAX_CONFIG_BYTES,
+    MAX_DEPTH,
+    ConfigError,
+    _short_repr,
+    parse_time,
 )
 from .model import RunConfig, SyntheticData
 
@@ -81,6 +88,7 @@ def _check_period(cfg: RunConfig, path: Path) -> None:
 
 def _data_files(cfg: RunConfig, path: Path) -> None:
     """Each symbol's data file exists (as backtest.load_ohlcv will look for it)."""
+    assert cfg.data.path is not None
     for symbol in cfg.data.symbols:
         shown = cfg.data.path.format(symbol=symbol)
         for part in Path(shown).parts:

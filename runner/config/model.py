@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 import backtest
 
 from .fields import (
-    MAX_BARS, MAX_BPS, MAX_FLOAT_PARAM, MAX_FLOAT_STEPS, MAX_INT_PARAM, MAX_SEED, MAX_TRIALS, NAME_MAX, PATH_MAX,
-    SYMBOL_MAX, TimeText, _check_freq, _check_path_template, _check_symbol, _short_repr,
+    MAX_BARS,
+    MAX_BPS,
+    MAX_FLOAT_PARAM,
+    MAX_FLOAT_STEPS,
+    MAX_INT_PARAM,
+    MAX_SEED,
+    MAX_TRIALS,
+    NAME_MAX,
+    PATH_MAX,
+    SYMBOL_MAX,
+    TimeText,
+    _check_freq,
+    _check_path_template,
+    _check_symbol,
+    _short_repr,
 )
 
 
@@ -20,7 +33,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-Scalar = Union[bool, int, float, str]
+Scalar = bool | int | float | str
 
 
 class _Param(_Strict):
@@ -43,7 +56,7 @@ class FloatParam(_Param):
         return value
 
     @model_validator(mode="after")
-    def _check(self) -> "FloatParam":
+    def _check(self) -> FloatParam:
         if not self.low < self.high:
             raise ValueError(f"low ({self.low}) must be below high ({self.high})")
         if self.step is not None and (self.high - self.low) / self.step > MAX_FLOAT_STEPS:
@@ -64,7 +77,7 @@ class IntParam(_Param):
     log: bool = False
 
     @model_validator(mode="after")
-    def _check(self) -> "IntParam":
+    def _check(self) -> IntParam:
         if not self.low < self.high:
             raise ValueError(f"low ({self.low}) must be below high ({self.high})")
         if self.log and (self.low <= 0 or self.step != 1):
@@ -77,13 +90,13 @@ class CategoricalParam(_Param):
     choices: list[Scalar] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _check(self) -> "CategoricalParam":
+    def _check(self) -> CategoricalParam:
         if len(set(map(repr, self.choices))) != len(self.choices):
             raise ValueError("choices must be distinct")
         return self
 
 
-Param = Annotated[Union[FloatParam, IntParam, CategoricalParam], Field(discriminator="type")]
+Param = Annotated[FloatParam | IntParam | CategoricalParam, Field(discriminator="type")]
 
 
 class StudySettings(_Strict):
@@ -114,7 +127,7 @@ class StudySettings(_Strict):
         return metric
 
     @model_validator(mode="after")
-    def _check(self) -> "StudySettings":
+    def _check(self) -> StudySettings:
         if self.max_attempts is not None and self.max_attempts < self.target_trials:
             raise ValueError(
                 f"max_attempts ({self.max_attempts}) is below target_trials ({self.target_trials})"
@@ -161,7 +174,7 @@ class DataSettings(_Strict):
     synthetic: SyntheticData | None = None
 
     @model_validator(mode="after")
-    def _check(self) -> "DataSettings":
+    def _check(self) -> DataSettings:
         if len(set(self.symbols)) != len(self.symbols):
             raise ValueError("symbols must be distinct")
         if self.path is not None and self.synthetic is not None:
@@ -194,7 +207,7 @@ class SamplerSettings(_Strict):
     qmc_type: Literal["sobol", "halton"] = "sobol"  # QMC
 
     @model_validator(mode="after")
-    def _check(self) -> "SamplerSettings":
+    def _check(self) -> SamplerSettings:
         if self.group and not self.multivariate:
             raise ValueError("group = true needs multivariate = true")
         return self
@@ -257,7 +270,7 @@ class RunConfig(_Strict):
     space: dict[str, Param] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _check(self) -> "RunConfig":
+    def _check(self) -> RunConfig:
         for name, p in self.space.items():
             for other, value in (p.when or {}).items():
                 if other == name or other not in self.space:

@@ -54,7 +54,7 @@ class Database:
         self._storages: dict[str, TuneJournalStorage] = {}
 
     @classmethod
-    def open(cls, cli_url: str | None = None) -> "Database":
+    def open(cls, cli_url: str | None = None) -> Database:
         """Resolve the URL, connect and make sure the schema exists."""
         url = resolve_url(cli_url)
         db = cls(url)
@@ -121,7 +121,7 @@ class Database:
     def forget_storage(self, study: str) -> None:
         storage = self._storages.pop(study, None)
         if storage is not None:
-            storage._backend.close()
+            storage.journal.close()
 
     def delete_study_records(self, study: str) -> None:
         """Remove every trace of a study (a fresh start): journal, control row, workers, events."""

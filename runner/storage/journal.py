@@ -160,8 +160,9 @@ class TuneJournalStorage(JournalStorage):
     liar) calls :meth:`flush`.
     """
 
-    def __init__(self, log_storage: BaseJournalBackend) -> None:
+    def __init__(self, log_storage: PostgresJournalBackend) -> None:
         self._pending: list[dict[str, Any]] = []  # before super(): its __init__ syncs
+        self.journal = log_storage  # ours, typed (JournalStorage keeps it as a BaseJournalBackend)
         super().__init__(log_storage)
 
     def set_trial_param(self, trial_id: int, param_name: str, param_value_internal: float, distribution) -> None:
@@ -174,7 +175,7 @@ class TuneJournalStorage(JournalStorage):
 
     def read_control(self) -> str | None:
         with self._thread_lock:  # the connection is shared with the heartbeat thread's reads
-            return self._backend.read_control()
+            return self.journal.read_control()
 
     def flush(self) -> None:
         """Write queued records now (and read what others wrote)."""

@@ -23,7 +23,7 @@ class BadStorageURL(StorageError):
 # --------------------------------------------------------------------------- URLs
 
 SECRET_QUERY_KEYS = ("password", "sslpassword")
-_SECRET_IN_QUERY = re.compile(r"(?i)([?&](?:%s)=)[^&#]*" % "|".join(SECRET_QUERY_KEYS))
+_SECRET_IN_QUERY = re.compile(r"(?i)([?&](?:" + "|".join(SECRET_QUERY_KEYS) + r")=)[^&#]*")
 
 
 def mask_url(url: str) -> str:

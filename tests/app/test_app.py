@@ -17,8 +17,7 @@ from optuna.trial import FrozenTrial, TrialState
 from runner import control
 from runner.config import load_config
 from runner.space import distributions as search_space
-from tests.conftest import small_config, wait_for
-from tests.test_run import trials_of, user_config
+from tests.helpers import small_config, trials_of, user_config, wait_for
 from tui import cli as tui_cli
 from tui.app import TuneApp
 from tui.data import StudyFeed

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from runner.config import DEMO_CONFIG, ConfigError, load_config
-from tests.conftest import small_config, tune, write_config
+from tests.helpers import small_config, tune, write_config
 
 
 def test_demo_config_is_valid():
@@ -28,7 +28,8 @@ BROKEN = {
     # name: (edit of the small config, expected field, words expected in the problem)
     "misspelled field": (lambda t: t.replace("target_trials", "target_trails"), "study.target_trails", "unknown field"),
     "low above high": (lambda t: t.replace("low = 25", "low = 95"), "space.slow", "low (95) must be below high (80)"),
-    "unknown strategy": (lambda t: t.replace('name = "ma_crossover"', 'name = "ma_crosover"'), "strategy.name", "unknown strategy"),
+    "unknown strategy": (lambda t: t.replace('name = "ma_crossover"', 'name = "ma_crosover"'), "strategy.name",
+                         "unknown strategy"),
     "unknown metric": (lambda t: t.replace("[study]\n", '[study]\nmetric = "sharp"\n'), "study.metric", "unknown metric"),
     "missing data file": (
         lambda t: t.replace("[data.synthetic]\nbars = 2000\nseed = 1\n", 'path = "nowhere/{symbol}.csv"\n'),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -108,7 +109,7 @@ def load_ohlcv(
     columns = _extract_price_columns(raw, symbol, shown_path)
     frame = pd.DataFrame(columns, index=pd.DatetimeIndex(timestamps, name="timestamp"))
 
-    keep = _period_mask(frame.index, start, end, symbol)
+    keep = _period_mask(pd.DatetimeIndex(frame.index), start, end, symbol)
     row_numbers = np.flatnonzero(keep) + 1
     frame = frame[keep]
     validate_ohlcv(frame, symbol, row_numbers=row_numbers)
@@ -175,13 +176,14 @@ def _parse_timestamps(column: pd.Series, symbol: str, column_name: str) -> np.nd
     return parsed.to_numpy(dtype="datetime64[ns]")
 
 
-def _epoch_unit(column: pd.Series) -> str:
+def _epoch_unit(column: pd.Series) -> Literal["s", "ms", "us", "ns"]:
     """Guess the unit of numeric epoch timestamps from their magnitude."""
     largest = float(np.nanmax(np.abs(column.to_numpy(dtype=float)))) if len(column) else 0.0
-    for unit, limit in (("s", 1e11), ("ms", 1e14), ("us", 1e17)):
-        if largest < limit:
-            return unit
-    return "ns"
+    if largest < 1e11:
+        return "s"
+    if largest < 1e14:
+        return "ms"
+    return "us" if largest < 1e17 else "ns"
 
 
 def _extract_price_columns(raw: pd.DataFrame, symbol: str, shown_path: str) -> dict[str, np.ndarray]:

@@ -14,8 +14,7 @@ from pathlib import Path
 import psycopg2
 from sqlalchemy.engine import make_url
 
-from runner import embedded
-from runner.storage import mask_url, resolve_url
+from runner.storage import embedded, mask_url, resolve_url
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
     python benchmarks/bench_faults.py                  # outage of 180 s (about 6 minutes in all)
     python benchmarks/bench_faults.py --outage 30      # a quicker look
 
-Uses the fault suite's machinery (tests/test_faults.py): a second embedded
+Uses the fault suite's machinery (tests/helpers.py, shared with tests/integration/test_faults.py): a second embedded
 PostgreSQL started for the purpose, a user backtest that appends a line to a
 ledger per finished backtest, real `tune worker` processes. Prints:
 
@@ -33,11 +33,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from optuna.trial import TrialState  # noqa: E402
 
-from runner import embedded  # noqa: E402
-from runner.storage import StorageError  # noqa: E402
-from tests.conftest import tune, wait_for  # noqa: E402
-from tests.test_faults import (  # noqa: E402
-    Server, count, finished_backtests, fresh_database, ledger_config, start_worker, trials, worker_env,
+from runner.storage import StorageError, embedded
+from tests.helpers import (
+    Server,
+    count,
+    finished_backtests,
+    fresh_database,
+    ledger_config,
+    start_worker,
+    trials,
+    tune,
+    wait_for,
+    worker_env,
 )
 
 

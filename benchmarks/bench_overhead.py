@@ -41,8 +41,11 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from optuna.trial import TrialState  # noqa: E402
+
 from benchmarks._common import bench_database  # noqa: E402
-from runner import control  # noqa: E402
+from runner import control, spool  # noqa: E402
+from runner.config import load_config  # noqa: E402
 from runner.storage import Database  # noqa: E402
 
 SPACE = {"fast": IntDistribution(2, 50), "slow": IntDistribution(20, 200),
@@ -115,8 +118,13 @@ def ask_tell_loop(study, storage, n: int, cost_ms: float, registration=None) -> 
         if registration is not None:
             registration.set_trial(trial._trial_id)
         value, metrics = burn(trial.params, cost_ms)
+        kept = None
+        if registration is not None:  # the worker keeps the result on disk until told (runner/spool.py)
+            kept = spool.keep_result(study.study_name, registration.id, trial, TrialState.COMPLETE, [value],
+                                     metrics, {}, None)
         storage.set_trial_attrs(trial._trial_id, metrics)
         study.tell(trial, value)
+        spool.done(kept)
 
 
 def new_study(storage, name: str, seed: int = 0) -> optuna.Study:
@@ -220,7 +228,13 @@ def measure(args, bench) -> None:
         def ask_tell(name, full=False):
             storage = db.optuna_storage(name)
             study = new_study(storage, name)
-            reg = control.WorkerRegistration(db, name, f"bench-{name}") if full else None
+            reg = None
+            if full:  # a registered worker, as runner/worker.py is: a study row, then its worker row
+                demo = load_config(None)
+                run, symbol = name.split("-", 1)
+                cfg = demo.model_copy(update={"study": demo.study.model_copy(update={"name": run})})
+                control.register_study(db, cfg, symbol, reset_control=False)
+                reg = control.WorkerRegistration(db, name)
             return lambda: ask_tell_loop(study, storage, n, cost, reg)
 
         new_study(None, "warm-up").optimize(optimize_objective(cost), n_trials=20)  # first-call imports

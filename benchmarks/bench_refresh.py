@@ -29,7 +29,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -93,7 +93,7 @@ def trial_record(study_id: int, i: int, t0: datetime) -> dict:
 
 def populate(db: Database, cfg, n: int) -> list:
     """10 studies of n finished trials; returns their loaded optuna.Study objects (RandomSampler)."""
-    t0 = datetime.now(timezone.utc) - timedelta(seconds=0.5 * n + 60)
+    t0 = datetime.now(UTC) - timedelta(seconds=0.5 * n + 60)
     studies = []
     for symbol in cfg.data.symbols:
         name = cfg.study_name(symbol)

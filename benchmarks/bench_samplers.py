@@ -27,8 +27,9 @@ the exhaustive grid (the 10-100x claim). "vs random" = random's median / this on
 sampler (random order) is the baseline: with k points at or above the target it needs
 (3,900+1)/(k+1) trials on average. "reached": median best found on the scale above (1 = the
 grid's best); "distinct": distinct points tried (a re-proposed point is a trial here; the
-worker's dedup, runner/dedup.py, skips its backtest and enqueues an unclaimed point). Runtime: about 1 minute on a busy 2-core machine (budget 1,500 and 5
-repeats keep it there; gp, if torch is installed, is far slower per trial).
+worker's dedup, runner/dedup.py, skips its backtest and enqueues an unclaimed point).
+Runtime: about 1 minute on a busy 2-core machine (budget 1,500 and 5 repeats keep it
+there; gp, if torch is installed, is far slower per trial).
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ from optuna.distributions import CategoricalDistribution  # noqa: E402
 
 import backtest  # noqa: E402
 from runner.config import load_config  # noqa: E402
-from runner.study import Objective, grid_points, make_sampler, search_space  # noqa: E402
+from runner.space import distributions as search_space  # noqa: E402
+from runner.space import grid_points
+from runner.study import Objective, make_sampler  # noqa: E402
 
 SYMBOLS = ("AAA", "BBB", "CCC")
 CONFIG = """

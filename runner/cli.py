@@ -18,12 +18,24 @@ import time
 
 import sqlalchemy as sa
 
-from . import connection, control, spool
+from . import __version__, control, reaper, spool
 from .config import ConfigError, load_config
-from .embedded import EmbeddedError, HomeError
-from .storage import ENV_URL, BadStorageURL, Database, StorageError, mask_url, quiet_optuna, resolve_url, stop_embedded
 from .monitor import Monitor
+from .states import FINISHED_WELL, Control
 from .status import StudyStatus, best_label, format_eta, printable
+from .storage import (
+    ENV_URL,
+    BadStorageURL,
+    Database,
+    EmbeddedError,
+    HomeError,
+    StorageError,
+    connection,
+    mask_url,
+    quiet_optuna,
+    resolve_url,
+    stop_embedded,
+)
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -32,49 +44,56 @@ class UsageError(Exception):
     """Bad input from the user: printed as one line, exit 2."""
 
 
-def _add_storage(p: argparse.ArgumentParser) -> None:
+def add_storage_option(p: argparse.ArgumentParser) -> None:
+    """``--storage URL``: the one option every command of ``tune`` and ``tune-tui`` shares."""
     p.add_argument(
         "--storage", metavar="URL",
         help=f"PostgreSQL URL (default: ${ENV_URL}, else the embedded database)",
     )
 
 
+def add_version_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tune", description="Optimize trading-strategy backtests with Optuna on PostgreSQL.")
+    add_version_option(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("run", help="run a config's studies headless, with progress bars")
     p.add_argument("config", nargs="?", help="config file (default: the bundled demo)")
-    _add_storage(p)
+    add_storage_option(p)
 
     p = sub.add_parser("worker", help="one optimizer process for one symbol (what run starts; what other hosts run)")
     p.add_argument("config")
     p.add_argument("--symbol", required=True)
     p.add_argument("--worker-id", help=argparse.SUPPRESS)  # the row a launcher claimed for this process
-    _add_storage(p)
+    add_storage_option(p)
 
     p = sub.add_parser("status", help="one row per study")
     p.add_argument("config", nargs="?", help="only this config's studies")
     p.add_argument("--json", action="store_true", help="machine-readable output (keys: see README)")
-    _add_storage(p)
+    add_storage_option(p)
 
     for name, text in (("pause", "pause studies (running trials finish)"), ("resume", "resume paused studies"),
                        ("stop", "stop studies' workers after their running trial")):
         p = sub.add_parser(name, help=text)
         p.add_argument("studies", nargs="*", metavar="STUDY")
         p.add_argument("--all", action="store_true", help="every study in the database")
-        _add_storage(p)
+        add_storage_option(p)
 
     p = sub.add_parser("export", help="a study's best parameters and metadata (YAML/JSON), all trials (CSV)")
     p.add_argument("study")
     p.add_argument("--json", action="store_true", help="JSON instead of YAML")
     p.add_argument("--output", "-o", metavar="FILE", help="write the summary here instead of stdout")
     p.add_argument("--csv", metavar="FILE", help="also write every trial to this CSV file")
-    _add_storage(p)
+    add_storage_option(p)
 
     p = sub.add_parser("db", help="the database: show its URL (masked) or stop the embedded server")
     p.add_argument("action", choices=["url", "stop"])
-    _add_storage(p)
+    add_storage_option(p)
     return parser
 
 
@@ -96,7 +115,7 @@ def cmd_status(args) -> int:
     spool.deliver_all(db)  # results kept on disk by workers that exited during an outage
     monitor = Monitor(db, names)
     statuses = monitor.poll().statuses
-    if control.reap_orphaned(db, statuses):  # no worker was left to fail those trials
+    if reaper.reap_orphaned(db, statuses):  # no worker was left to fail those trials
         statuses = monitor.poll().statuses  # reads only the new records
     if args.json:
         print(json.dumps({"storage": db.masked_url, "studies": [s.to_json() for s in statuses]}, indent=2, default=str))
@@ -147,7 +166,7 @@ def cmd_control(args) -> int:
     if not args.studies and not args.all:
         raise UsageError(f"tune {args.command}: name one or more studies, or --all")
     db = Database.open(args.storage)
-    target = {"pause": "paused", "resume": "running", "stop": "stopped"}[args.command]
+    target = {"pause": Control.PAUSED, "resume": Control.RUNNING, "stop": Control.STOPPED}[args.command]
     names = None if args.all else args.studies
     if names:
         known = {r.name for r in control.list_studies(db, names)}
@@ -199,11 +218,10 @@ def cmd_db(args) -> int:
 
 
 def cmd_run(args) -> int:
+    """Start a config's studies headless, follow them with progress bars, print the results."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from . import supervisor
-
     from .study import check_data
 
     cfg = load_config(args.config)
@@ -218,45 +236,66 @@ def cmd_run(args) -> int:
     names = cfg.study_names()
     console.print(printable(f"started {len(workers)} worker(s) for {len(names)} studies; logs in {supervisor.log_dir()}"),
                   markup=False)
-
     monitor = Monitor(db, names)  # one follower for the whole run: each poll reads only what is new
-    interrupted = False
+    with _CatchInterrupts() as signals:
+        try:
+            _follow_run(monitor, names, cfg.study.target_trials, workers, console, signals)
+        finally:
+            if signals.caught:
+                console.print("interrupted: stopping workers (their running trials are marked failed)…")
+                supervisor.terminate(db, workers)
+    try:
+        return _report_run(monitor, workers, console, signals.caught)
+    finally:
+        db.dispose()
 
-    def on_sigint(signum, frame):
-        nonlocal interrupted
-        interrupted = True
 
-    previous = signal.signal(signal.SIGINT, on_sigint), signal.signal(signal.SIGTERM, on_sigint)
+class _CatchInterrupts:
+    """Ctrl-C and SIGTERM set a flag instead of raising: the run then stops its workers."""
+
+    def __enter__(self) -> _CatchInterrupts:
+        self.caught = False
+        self._previous = [signal.signal(sig, self._catch) for sig in (signal.SIGINT, signal.SIGTERM)]
+        return self
+
+    def _catch(self, signum, frame) -> None:
+        self.caught = True
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in zip((signal.SIGINT, signal.SIGTERM), self._previous):
+            signal.signal(sig, handler)
+
+
+def _follow_run(monitor: Monitor, names: list[str], target: int, workers, console, signals: _CatchInterrupts) -> None:
+    """Progress bars until every worker started here has exited and none is alive anywhere."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     progress = Progress(
         TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[info]}", markup=False), TimeElapsedColumn(), console=console,
     )
-    try:
-        with progress:
-            tasks = {n: progress.add_task(n, total=cfg.study.target_trials, info="") for n in names}
-            statuses: dict[str, StudyStatus] = {}
-            while not interrupted:
-                try:
-                    statuses = {s.study: s for s in monitor.poll(with_workers=False).statuses}
-                except (sa.exc.OperationalError, StorageError):
-                    time.sleep(1.0)  # database restarting: the workers retry too; so do we
-                    continue
-                for name, task in tasks.items():
-                    s = statuses.get(name)
-                    if s is not None:
-                        info = (f"pruned {s.pruned} failed {s.failed} dup {s.duplicate} "
-                                f"best {best_label(s)} {s.state}")
-                        progress.update(task, completed=min(s.complete, s.target), info=info)
-                if all(w.process.poll() is not None for w in workers):
-                    if not any(s.workers_alive for s in statuses.values()):
-                        break
-                time.sleep(0.5)
-    finally:
-        signal.signal(signal.SIGINT, previous[0])
-        signal.signal(signal.SIGTERM, previous[1])
-        if interrupted:
-            console.print("interrupted: stopping workers (their running trials are marked failed)…")
-            supervisor.terminate(db, workers)
+    with progress:
+        tasks = {n: progress.add_task(n, total=target, info="") for n in names}
+        statuses: dict[str, StudyStatus] = {}
+        while not signals.caught:
+            try:
+                statuses = {s.study: s for s in monitor.poll(with_workers=False).statuses}
+            except (sa.exc.OperationalError, StorageError):
+                time.sleep(1.0)  # database restarting: the workers retry too; so do we
+                continue
+            for name, task in tasks.items():
+                s = statuses.get(name)
+                if s is not None:
+                    info = f"pruned {s.pruned} failed {s.failed} dup {s.duplicate} best {best_label(s)} {s.state}"
+                    progress.update(task, completed=min(s.complete, s.target), info=info)
+            if all(w.process.poll() is not None for w in workers) and not any(
+                    s.workers_alive for s in statuses.values()):
+                return
+            time.sleep(0.5)
+
+
+def _report_run(monitor: Monitor, workers, console, interrupted: bool) -> int:
+    """The final table and the exit code of ``tune run``."""
     try:
         statuses = monitor.poll(with_workers=False).statuses
     except (sa.exc.OperationalError, StorageError) as exc:
@@ -266,13 +305,12 @@ def cmd_run(args) -> int:
     for w in crashed:
         console.print(printable(f"worker {w.index} of {w.study} exited with code {w.process.returncode}; log: {w.log_path}"),
                       style="red", markup=False, highlight=False)
-    db.dispose()
     if interrupted:
         return EXIT_INTERRUPTED
-    if crashed and any(w.process.returncode == 2 for w in crashed):
+    if any(w.process.returncode == 2 for w in crashed):
         return EXIT_USAGE
     # A study whose finite space is used up has ended as well as it can.
-    return EXIT_OK if all(s.state in ("done", "exhausted") for s in statuses) else EXIT_FAIL
+    return EXIT_OK if all(s.state in FINISHED_WELL for s in statuses) else EXIT_FAIL
 
 
 COMMANDS = {"run": cmd_run, "worker": cmd_worker, "status": cmd_status, "pause": cmd_control,

@@ -18,14 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from optuna.storages.journal._storage import UpdateFinishedTrialError
-from optuna.trial import TrialState
 
-from .storage import Database, StorageError, retry_on_disconnect
+from .states import LIVE_WORKER_STATUSES, NEEDS_NO_WORKERS, Control, EndCode, WorkerStatus
+from .storage import Database, retry_on_disconnect
 
-CONTROLS = ("running", "paused", "stopped")
-LIVE_STATUSES = ("starting", "running", "paused", "waiting")
-DEAD_STATUSES = ("exited", "crashed", "lost")
+LIVE_STATUSES = [str(s) for s in LIVE_WORKER_STATUSES]  # as bound query parameters
 
 
 # Live workers of study :s (heartbeat within the study's grace), as a subquery.
@@ -42,13 +39,14 @@ class StudyRow:
     run_name: str
     symbol: str
     config_path: str | None
-    metric: str
-    direction: str
+    metric: list[str]  # one per objective
+    direction: list[str]
     target_trials: int
     max_attempts: int
     desired_workers: int
     grace_seconds: float
-    control: str
+    control: Control
+    ended_code: EndCode | None
     ended_reason: str | None
     created_at: datetime
     updated_at: datetime
@@ -65,13 +63,12 @@ def register_study(db: Database, cfg, symbol: str, *, reset_control: bool) -> No
     values = {
         "name": cfg.study_name(symbol), "run_name": cfg.study.name, "symbol": symbol,
         "config_path": str(cfg.source_path) if cfg.source_path else None,
-        # Several objectives are stored comma-separated ("sharpe,max_drawdown").
-        "metric": ",".join(cfg.study.metrics), "direction": ",".join(cfg.directions),
+        "metric": list(cfg.study.metrics), "direction": list(cfg.directions),
         "target_trials": cfg.study.target_trials, "max_attempts": cfg.study.attempt_cap,
         "desired_workers": cfg.study.workers_per_symbol, "grace_seconds": cfg.study.grace_seconds,
     }
     # An explicit run (tune run, the app) means "run this config as written".
-    reset = (", control = 'running', ended_reason = NULL, desired_workers = EXCLUDED.desired_workers"
+    reset = (", control = 'running', ended_code = NULL, ended_reason = NULL, desired_workers = EXCLUDED.desired_workers"
              if reset_control else "")
     with db.engine.begin() as conn:
         conn.execute(
@@ -99,19 +96,22 @@ def list_studies(db: Database, names: list[str] | None = None) -> list[StudyRow]
         params["names"] = list(names)
     with db.engine.connect() as conn:
         rows = conn.execute(sa.text(sql + " ORDER BY name"), params).mappings().all()
-    return [StudyRow(**row) for row in rows]
+    return [
+        StudyRow(**{**row, "control": Control(row["control"]),
+                    "ended_code": EndCode(row["ended_code"]) if row["ended_code"] else None})
+        for row in rows
+    ]
 
 
 @retry_on_disconnect
-def set_control(db: Database, names: list[str] | None, control: str) -> list[str]:
+def set_control(db: Database, names: list[str] | None, control: Control | str) -> list[str]:
     """Set pause/resume/stop for the named studies (all when ``names`` is None).
 
     Returns the names that exist. A stopped study is stopped for good until a
     new ``tune run`` or app start resets it.
     """
-    assert control in CONTROLS
     sql = "UPDATE tune_studies SET control = :c, updated_at = now()"
-    params: dict = {"c": control}
+    params: dict = {"c": str(Control(control))}
     if names is not None:
         sql += " WHERE name = ANY(:names)"
         params["names"] = list(names)
@@ -137,11 +137,12 @@ def change_workers(db: Database, study: str, delta: int) -> int:
 
 
 @retry_on_disconnect
-def set_ended(db: Database, study: str, reason: str) -> None:
+def set_ended(db: Database, study: str, code: EndCode, reason: str) -> None:
+    """Record why the study's workers stopped for good: a code to act on, a message to read."""
     with db.engine.begin() as conn:
         conn.execute(
-            sa.text("UPDATE tune_studies SET ended_reason = :r, updated_at = now() WHERE name = :s"),
-            {"r": reason, "s": study},
+            sa.text("UPDATE tune_studies SET ended_code = :c, ended_reason = :r, updated_at = now() WHERE name = :s"),
+            {"c": str(code), "r": reason, "s": study},
         )
 
 
@@ -249,7 +250,7 @@ class WorkerRegistration:
             )
 
     @retry_on_disconnect
-    def exit(self, reason: str, status: str = "exited") -> None:
+    def exit(self, reason: str, status: WorkerStatus = WorkerStatus.EXITED) -> None:
         with self.db.engine.begin() as conn:
             conn.execute(
                 sa.text(
@@ -258,10 +259,6 @@ class WorkerRegistration:
                 ),
                 {"st": status, "r": reason[:2000], "id": self.id},
             )
-
-
-# A study that ended this way needs no more workers until a new run resets it.
-ENDED = ("target reached", "attempt cap reached")
 
 
 @retry_on_disconnect
@@ -277,10 +274,10 @@ def claim_launches(db: Database, study: str, host: str) -> list[tuple[str, int]]
     """
     with db.engine.begin() as conn:
         row = conn.execute(
-            sa.text("SELECT desired_workers, ended_reason FROM tune_studies WHERE name = :s FOR UPDATE"),
+            sa.text("SELECT desired_workers, ended_code FROM tune_studies WHERE name = :s FOR UPDATE"),
             {"s": study},
         ).first()
-        if row is None or row.ended_reason in ENDED:
+        if row is None or row.ended_code in NEEDS_NO_WORKERS:
             return []
         live = conn.execute(sa.text(_LIVE_COUNT), {"s": study, "live": list(LIVE_STATUSES)}).scalar_one()
         missing = max(row.desired_workers - live, 0)
@@ -347,126 +344,3 @@ def list_workers(db: Database, studies: list[str] | None = None, live_only: bool
         rows = conn.execute(sa.text(sql + " ORDER BY w.study, w.started_at"), params).mappings().all()
     workers = [WorkerRow(**row) for row in rows]
     return [w for w in workers if w.alive] if live_only else workers
-
-
-# Readers (the app, tune status, a worker starting) see no heartbeat of their own
-# being cut off, so they wait longer before calling a silent worker lost, and not
-# at all right after the server started (everyone's heartbeat is old then).
-READER_GRACE_FACTOR = 3
-
-
-def reap_lost_workers(db: Database, study: str, reader: bool = False) -> list[int]:
-    """Fail the running trials of workers that stopped heart-beating; return their numbers.
-
-    Two kinds of orphans: the trial of a worker found lost now (heartbeat older
-    than the grace period, or declared dead by :func:`declare_dead`), failed at
-    once; and a RUNNING trial that no live worker claims and that started more
-    than three grace periods ago (its worker died between asking for it and
-    claiming it; a slow sampler's ask must not look like that). Safe to run from
-    several processes at once: the UPDATE ... RETURNING hands each lost worker to
-    exactly one reaper, and failing an already finished trial is skipped.
-    ``reader``: see READER_GRACE_FACTOR.
-    """
-    with db.engine.begin() as conn:
-        row = conn.execute(
-            sa.text(
-                "SELECT grace_seconds, extract(epoch FROM now() - pg_postmaster_start_time())"
-                " FROM tune_studies WHERE name = :s"
-            ),
-            {"s": study},
-        ).first()
-        if row is None:
-            return []
-        grace, server_up = row
-        orphan_age = READER_GRACE_FACTOR * grace
-        if reader:
-            grace = orphan_age
-            if server_up < grace:
-                return []
-        of_lost = {
-            r[0]
-            for r in conn.execute(
-                sa.text(
-                    """
-                    UPDATE tune_workers SET status = 'lost',
-                        exit_reason = 'no heartbeat for ' || round(extract(epoch FROM now() - heartbeat_at)) || ' s'
-                    WHERE study = :s AND status = ANY(:live)
-                      AND heartbeat_at < now() - make_interval(secs => :g)
-                    RETURNING trial_id
-                    """
-                ),
-                {"s": study, "live": list(LIVE_STATUSES), "g": grace},
-            )
-            if r[0] is not None
-        }
-        claimed = {
-            r[0]
-            for r in conn.execute(
-                sa.text(
-                    "SELECT trial_id FROM tune_workers WHERE study = :s AND status = ANY(:live) AND trial_id IS NOT NULL"
-                ),
-                {"s": study, "live": list(LIVE_STATUSES)},
-            )
-        }
-    try:
-        return _fail_orphans(db, study, of_lost, claimed, orphan_age)
-    except StorageError:
-        # Our cached replay belongs to a study since deleted and started fresh.
-        db.forget_storage(study)
-        return _fail_orphans(db, study, of_lost, claimed, orphan_age)
-
-
-def _fail_orphans(db: Database, study: str, of_lost: set[int], claimed: set[int], orphan_age: float) -> list[int]:
-    storage = db.optuna_storage(study)
-    try:
-        study_id = storage.get_study_id_from_name(study)
-    except KeyError:
-        return []
-    failed = []
-    for trial in storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
-        if trial._trial_id in claimed or trial.datetime_start is None:
-            continue
-        if trial._trial_id not in of_lost:
-            # Unclaimed: an orphan only once older than any ask can take.
-            # datetime_start is naive local time, as Optuna records it.
-            if (datetime.now() - trial.datetime_start).total_seconds() < orphan_age:
-                continue
-        try:
-            storage.set_trial_attrs(trial._trial_id, {"fail_reason": "worker lost (no heartbeat)"})
-            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-        except UpdateFinishedTrialError:
-            continue  # another reaper, or the worker itself, finished it first
-        failed.append(trial.number)
-    if failed:
-        from . import dedup
-
-        dedup.release(db, study, failed)  # never evaluated: their combinations may be tried again
-        add_event(db, study, None, "warning", f"failed trial(s) {failed} of lost worker(s)")
-    return failed
-
-
-@retry_on_disconnect
-def declare_dead(db: Database, host: str, pids: list[int]) -> list[str]:
-    """Mark workers known to be dead (killed by us) as silent, so the next reap takes their
-    trials at once; returns their studies."""
-    with db.engine.begin() as conn:
-        return sorted({
-            r[0]
-            for r in conn.execute(
-                sa.text(
-                    "UPDATE tune_workers SET heartbeat_at = 'epoch' WHERE host = :h AND pid = ANY(:p)"
-                    " AND status = ANY(:live) RETURNING study"
-                ),
-                {"h": host, "p": list(pids), "live": list(LIVE_STATUSES)},
-            )
-        })
-
-
-def reap_orphaned(db: Database, statuses) -> bool:
-    """For readers (tune status, the app): reap studies that show running trials but no
-    live worker — nobody else is left to do it. True if a trial was failed."""
-    failed = False
-    for s in statuses:
-        if s.running and not s.workers_alive:
-            failed = bool(reap_lost_workers(db, s.study, reader=True)) or failed
-    return failed

@@ -25,31 +25,17 @@ and the study ends by itself when none is left.
 from __future__ import annotations
 
 import itertools
-import json
 import random
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
-from .config import GRID_LIMIT, FloatParam, RunConfig, grid_size
+from .config import RunConfig
+from .space import GRID_LIMIT, grid_points, grid_size, is_conditional, param_key
 from .storage import Database, retry_on_disconnect
-from .study import grid_points
 
 MEMORY, DATABASE = "memory", "database"
-
-
-def param_key(cfg: RunConfig, params: dict[str, Any]) -> str:
-    parts = []
-    for name in sorted(params):
-        value, spec = params[name], cfg.space.get(name)
-        if isinstance(spec, FloatParam):
-            if spec.step is not None:
-                value = round((value - spec.low) / spec.step)
-            else:
-                value = float(f"{value:.{cfg.study.float_precision}g}")
-        parts.append([name, value])
-    return json.dumps(parts, separators=(",", ":"))
 
 
 @dataclass(frozen=True)
@@ -65,7 +51,7 @@ class ClaimBook:
     def __init__(self, db: Database, cfg: RunConfig, study: str, worker_id: str) -> None:
         self.db, self.cfg, self.study, self.worker_id = db, cfg, study, worker_id
         self.seen: set[str] = set()  # keys this worker met (claimed, or found claimed)
-        self.space_size = None if any(p.when for p in cfg.space.values()) else grid_size(cfg)
+        self.space_size = None if is_conditional(cfg) else grid_size(cfg)
         self._combinations: list[dict[str, Any]] | None = None
         self._keys: list[str] = []
 

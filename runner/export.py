@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import optuna
@@ -50,7 +50,7 @@ def summary(db: Database, study: str, trials: list[optuna.trial.FrozenTrial]) ->
     out["state"] = s.state
     out.update(_search_settings(s.config_path))
     out["storage"] = db.masked_url
-    out["exported_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    out["exported_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     return out
 
 

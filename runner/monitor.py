@@ -18,12 +18,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from optuna.storages.journal._storage import JournalStorageReplayResult
 from optuna.trial import FrozenTrial, TrialState
 
 from . import control
+from .states import LIVE_WORKER_STATUSES, StudyState, WorkerStatus
 from .status import StudyStatus, derive_state
-from .storage import Database
+from .storage import Database, JournalReplay
 
 THROUGHPUT_WINDOW = timedelta(minutes=5)
 RECENT_TRIALS = 15
@@ -113,7 +113,7 @@ class _Follower:
     def __init__(self, name: str, created_at: datetime) -> None:
         self.name = name
         self.created_at = created_at  # a study started fresh is a new row: a new follower
-        self.replay = JournalStorageReplayResult("monitor-")
+        self.replay = JournalReplay()
         self.kinds: dict[int, str] = {}
         self.counts: collections.Counter[str] = collections.Counter()
         self.duplicate_sources: collections.Counter[str] = collections.Counter()
@@ -132,18 +132,15 @@ class _Follower:
 
     @property
     def offset(self) -> int:
-        return self.replay.log_number_read
+        return self.replay.offset
 
     def apply(self, records: list[dict[str, Any]], directions: list[str]) -> None:
         if not records:
             return
-        before = len(self.replay._trials)
-        touched = {r["trial_id"] for r in records if "trial_id" in r}
-        self.replay.apply_logs(records)
-        touched.update(range(before, len(self.replay._trials)))
+        touched = self.replay.apply(records)
         signs = [1 if d == "maximize" else -1 for d in directions]
         for trial_id in sorted(touched):
-            trial = self.replay._trials.get(trial_id)
+            trial = self.replay.trial(trial_id)
             if trial is None:
                 continue
             kind, old = category(trial), self.kinds.get(trial_id)
@@ -189,7 +186,8 @@ class _Follower:
         self.numbers.append(trial.number)
         self.values.append(trial.values[0])
         start = self.first_start or trial.datetime_start or trial.datetime_complete
-        self.seconds.append((trial.datetime_complete - start).total_seconds() if trial.datetime_complete else 0.0)
+        done = trial.datetime_complete
+        self.seconds.append((done - start).total_seconds() if done is not None and start is not None else 0.0)
 
     def _update_front(self, trial: FrozenTrial, signs: list[int]) -> None:
         if any(dominates(f.values, trial.values, signs) or f.values == trial.values for f in self.front):
@@ -249,7 +247,7 @@ class Monitor:
         by_name = {r.name: r for r in rows}
         catching_up = False
         for name, records in new_records.items():
-            self._followers[name].apply(records, by_name[name].direction.split(","))
+            self._followers[name].apply(records, by_name[name].direction)
             catching_up = catching_up or (max_records is not None and len(records) >= max_records)
         self._read_events(names)
         views = []
@@ -264,7 +262,7 @@ class Monitor:
             return
         with self.db.engine.connect() as conn:
             if self._last_event_id is None:  # first poll: only the recent tail
-                floor = conn.execute(sa.text("SELECT coalesce(max(id), 0) FROM tune_events")).scalar()
+                floor = conn.execute(sa.text("SELECT coalesce(max(id), 0) FROM tune_events")).scalar_one()
                 self._last_event_id = max(floor - 20 * EVENTS_KEPT, 0)
             # Ids come from a sequence, and concurrent inserts may commit out of id order:
             # re-read a short window below the highest id seen, skipping ids already shown.
@@ -287,11 +285,12 @@ class Monitor:
     @staticmethod
     def _view(row: control.StudyRow, f: _Follower, workers, now: datetime, with_workers: bool) -> StudyView:
         c = f.counts
-        metrics, directions = row.metric.split(","), row.direction.split(",")
+        metrics, directions = list(row.metric), list(row.direction)
         s = StudyStatus(
             study=row.name, run=row.run_name, symbol=row.symbol, state="idle", control=row.control,
             metric=metrics[0], direction=directions[0], metrics=metrics, directions=directions,
-            target=row.target_trials, max_attempts=row.max_attempts, ended_reason=row.ended_reason,
+            target=row.target_trials, max_attempts=row.max_attempts, ended_code=row.ended_code,
+            ended_reason=row.ended_reason,
             complete=c["complete"], pruned=c["pruned"], failed=c["failed"], duplicate=c["duplicate"],
             running=c["running"], attempts=len(f.kinds), duplicate_sources=dict(f.duplicate_sources),
             trials_per_minute=f.trials_per_minute(now), desired_workers=row.desired_workers,
@@ -311,12 +310,14 @@ class Monitor:
         s.workers_alive = sum(w.alive for w in workers)
         if with_workers:
             s.workers = [
-                {"id": w.id, "host": w.host, "pid": w.pid, "status": w.status if w.alive or w.status in control.DEAD_STATUSES else "lost",
+                {"id": w.id, "host": w.host, "pid": w.pid,
+                 # a live status with a stale heartbeat: the worker is lost, whatever it last said
+                 "status": w.status if w.alive or w.status not in LIVE_WORKER_STATUSES else WorkerStatus.LOST,
                  "alive": w.alive, "heartbeat_at": w.heartbeat_at.isoformat(), "trials_done": w.trials_done,
                  "exit_reason": w.exit_reason}
                 for w in workers
             ]
-        s.state = derive_state(row.control, row.ended_reason, s)
+        s.state = derive_state(row.control, row.ended_code, s)
         s.eta_seconds = _eta(s)
         return StudyView(
             status=s, numbers=f.numbers, values=f.values, seconds=f.seconds, completed=len(f.values),
@@ -343,7 +344,7 @@ def _eta(s: StudyStatus) -> float | None:
         return 0.0
     complete_share = s.complete / s.attempts if s.attempts else 0.0
     rate = s.trials_per_minute * complete_share
-    if rate > 0 and s.state == "running":  # a paused or stopped study has no ETA
+    if rate > 0 and s.state == StudyState.RUNNING:  # a paused or stopped study has no ETA
         return 60.0 * remaining / rate
     return None
 

@@ -33,7 +33,7 @@ import optuna
 from optuna.distributions import distribution_to_json, json_to_distribution
 from optuna.trial import FrozenTrial, TrialState
 
-from .embedded import private_dir, tune_home
+from .storage.embedded import private_dir, tune_home
 
 log = logging.getLogger(__name__)
 

@@ -11,6 +11,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .states import Control, EndCode, StudyState
+
 # C0 controls (ESC of an ANSI sequence, BEL, backspace, CR, newline, tab…), DEL and C1 controls.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
@@ -34,7 +36,7 @@ class StudyStatus:
     study: str
     run: str
     symbol: str
-    state: str  # running | paused | stopped | done | capped | exhausted | failed | idle
+    state: str  # a runner.states.StudyState
     control: str
     metric: str  # the (first) objective metric
     direction: str
@@ -63,6 +65,7 @@ class StudyStatus:
     workers_alive: int = 0
     desired_workers: int = 1
     workers: list[dict[str, Any]] = field(default_factory=list)
+    ended_code: str | None = None  # a runner.states.EndCode
     ended_reason: str | None = None
     config_path: str | None = None
 
@@ -70,21 +73,23 @@ class StudyStatus:
         return asdict(self)
 
 
-def derive_state(control: str, ended_reason: str | None, s: StudyStatus) -> str:
+def derive_state(control: str, ended_code: str | None, s: StudyStatus) -> StudyState:
     """What a person wants to know first: is it done, held, running, or dead?"""
     if s.complete >= s.target:
-        return "done"
-    if (ended_reason or "").startswith("space exhausted"):
-        return "exhausted"
+        return StudyState.DONE
+    if ended_code == EndCode.SPACE_EXHAUSTED:
+        return StudyState.EXHAUSTED
     if s.attempts >= s.max_attempts:
-        return "capped"
-    if control in ("stopped", "paused"):
-        return control
+        return StudyState.CAPPED
+    if control == Control.STOPPED:
+        return StudyState.STOPPED
+    if control == Control.PAUSED:
+        return StudyState.PAUSED
     if s.workers_alive:
-        return "running"
-    if (ended_reason or "").startswith("error"):
-        return "failed"
-    return "idle"
+        return StudyState.RUNNING
+    if ended_code == EndCode.DATA_ERROR:
+        return StudyState.FAILED
+    return StudyState.IDLE
 
 
 def best_label(s: StudyStatus) -> str:

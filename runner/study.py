@@ -4,47 +4,18 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import optuna
-from optuna.distributions import (
-    BaseDistribution,
-    CategoricalDistribution,
-    FloatDistribution,
-    IntDistribution,
-)
+from optuna.study import StudyDirection
 
 import backtest
 
-from .config import CategoricalParam, ConfigError, FloatParam, IntParam, RunConfig, SyntheticData
+from .config import CategoricalParam, ConfigError, RunConfig, SyntheticData
+from .space import grid_points
 from .storage import Database
-
-
-def search_space(cfg: RunConfig) -> dict[str, BaseDistribution]:
-    space: dict[str, BaseDistribution] = {}
-    for name, p in cfg.space.items():
-        if isinstance(p, FloatParam):
-            space[name] = FloatDistribution(p.low, p.high, log=p.log, step=p.step)
-        elif isinstance(p, IntParam):
-            space[name] = IntDistribution(p.low, p.high, log=p.log, step=p.step)
-        elif isinstance(p, CategoricalParam):
-            space[name] = CategoricalDistribution(p.choices)
-    return space
-
-
-def grid_points(cfg: RunConfig) -> dict[str, list]:
-    """Every value of every parameter, for the grid sampler (config checks the space is discrete)."""
-    points: dict[str, list] = {}
-    for name, p in cfg.space.items():
-        if isinstance(p, CategoricalParam):
-            points[name] = list(p.choices)
-        elif isinstance(p, IntParam):
-            points[name] = list(range(p.low, p.high + 1, p.step))
-        else:
-            count = int(round((p.high - p.low) / p.step)) + 1
-            points[name] = [round(p.low + i * p.step, 12) for i in range(count)]
-    return points
 
 
 def worker_seed(cfg: RunConfig, symbol: str, worker_index: int) -> int | None:
@@ -92,7 +63,7 @@ def open_study(db: Database, cfg: RunConfig, symbol: str, worker_index: int = 0)
     study = optuna.create_study(
         storage=db.optuna_storage(name),
         study_name=name,
-        directions=cfg.directions,
+        directions=[StudyDirection.MAXIMIZE if d == "maximize" else StudyDirection.MINIMIZE for d in cfg.directions],
         sampler=make_sampler(cfg, symbol, worker_index),
         pruner=make_pruner(cfg),
         load_if_exists=True,
@@ -224,29 +195,6 @@ def _as_float(value: Any, key: str) -> float:
         return float(value)
     except (TypeError, ValueError):
         raise ValueError(f"metric {key!r} is not a number: {value!r}") from None
-
-
-# ------------------------------------------------------------- suggesting
-
-
-def suggest(trial: optuna.Trial, cfg: RunConfig, space: dict[str, BaseDistribution]) -> dict[str, Any]:
-    """The trial's parameters. Conditional ones are suggested only when their condition holds."""
-    params: dict[str, Any] = {}
-    # Unconditional first, so that every condition can be checked against them.
-    for name in sorted(space, key=lambda n: cfg.space[n].when is not None):
-        when = cfg.space[name].when
-        if when and any(params.get(other) != value for other, value in when.items()):
-            continue
-        params[name] = _suggest_one(trial, name, space[name])
-    return params
-
-
-def _suggest_one(trial: optuna.Trial, name: str, d: BaseDistribution) -> Any:
-    if isinstance(d, FloatDistribution):
-        return trial.suggest_float(name, d.low, d.high, step=d.step, log=d.log)
-    if isinstance(d, IntDistribution):
-        return trial.suggest_int(name, d.low, d.high, step=d.step, log=d.log)
-    return trial.suggest_categorical(name, d.choices)
 
 
 def make_pruner(cfg: RunConfig) -> optuna.pruners.BasePruner:

@@ -17,10 +17,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import control
+from . import control, reaper
 from .config import RunConfig
-from .embedded import private_dir
+from .states import Control
 from .storage import ENV_URL, Database, tune_home
+from .storage.embedded import private_dir
 
 
 @dataclass
@@ -102,7 +103,7 @@ def start_workers(db: Database, cfg: RunConfig) -> list[SpawnedWorker]:
     paused or stopped studies stay as the user left them."""
     spawned = []
     for row in control.list_studies(db, cfg.study_names()):
-        if row.control == "running":
+        if row.control == Control.RUNNING:
             spawned += spawn_missing(db, cfg, row)
     return spawned
 
@@ -130,5 +131,5 @@ def terminate(db: Database, workers: list[SpawnedWorker], timeout: float = 15.0)
             w.process.wait()
             killed.append(w.process.pid)
     if killed:
-        for study in control.declare_dead(db, socket.gethostname(), killed):
-            control.reap_lost_workers(db, study)
+        for study in reaper.declare_dead(db, socket.gethostname(), killed):
+            reaper.reap_lost_workers(db, study)

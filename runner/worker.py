@@ -18,19 +18,21 @@ import random
 import signal
 import sys
 import threading
-import time
 from dataclasses import dataclass, field
 
 import optuna
-from optuna.storages.journal._storage import UpdateFinishedTrialError
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 import backtest
 
-from . import connection, control, dedup, spool
+from . import control, dedup, reaper, spool
 from .config import RunConfig
-from .storage import Database, StorageError, quiet_optuna
-from .study import Objective, TrialPruned, open_study, search_space, suggest, worker_seed
+from .heartbeat import Heartbeat
+from .space import distributions, is_conditional, param_key, suggest
+from .states import Control, EndCode, WorkerStatus
+from .storage import Database, StorageError, TuneJournalStorage, connection, quiet_optuna
+from .study import Objective, TrialPruned, open_study, worker_seed
 
 EXIT_OK, EXIT_CRASH, EXIT_BAD_INPUT = 0, 1, 2
 DUPLICATE = "duplicate"
@@ -46,10 +48,10 @@ class Interrupted(BaseException):
 class _Shared:
     """State shared between the trial loop and the heartbeat thread."""
 
-    status: str = "starting"
+    status: WorkerStatus = WorkerStatus.STARTING
     trial_id: int | None = None
     trials_done: int = 0
-    control: str = "running"
+    control: Control = Control.RUNNING
     retire: bool = False  # more workers than wanted, and this one the youngest
     interrupted: bool = False
     in_objective: bool = False
@@ -80,30 +82,6 @@ class Worker:
         except Exception:  # the log is best effort; the trial loop must go on
             pass
 
-    # ---------------------------------------------------------- heartbeat
-    def _heartbeat_loop(self) -> None:
-        interval, grace = self.cfg.study.heartbeat_seconds, self.cfg.study.grace_seconds
-        reap_every = max(1, int(grace / interval / 2))
-        beats = 0
-        last_ok = time.monotonic()
-        reap_after = last_ok
-        while not self.shared.stop.wait(0 if beats == 0 else interval):
-            beats += 1
-            try:
-                s = self.shared
-                new, s.retire = self.registration.heartbeat(s.status, s.trial_id, s.trials_done)
-                now = time.monotonic()
-                if now - last_ok > grace:
-                    # We were cut off ourselves (a database outage): the others' heartbeats
-                    # look as old as ours did. Give them a grace period to come back first.
-                    reap_after = now + grace
-                last_ok = now
-                self._set_control(new)
-                if beats % reap_every == 0 and now >= reap_after:
-                    control.reap_lost_workers(self.db, self.study_name)
-            except Exception as exc:  # database away: keep trying, the loop keeps working
-                log.warning("[%s] heartbeat failed: %s", self.study_name, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
-
     # --------------------------------------------------------------- run
     def run(self) -> int:
         quiet_optuna()
@@ -113,7 +91,8 @@ class Worker:
         self.registration = control.WorkerRegistration(self.db, self.study_name, self.launch_id)
         self.id, self.index = self.registration.id, self.registration.index
         self.rng = random.Random(worker_seed(self.cfg, self.symbol, self.index))
-        beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+        beat = Heartbeat(self.db, self.study_name, self.registration, self.shared, self._set_control,
+                         self.cfg.study.heartbeat_seconds, self.cfg.study.grace_seconds)
         beat.start()
         reason, code = "crashed", EXIT_CRASH
         try:
@@ -121,14 +100,14 @@ class Worker:
                 objective = Objective(self.cfg, self.symbol)
             except (backtest.DataError, ValueError, ImportError) as exc:
                 self.event("error", f"cannot load data: {exc}")
-                control.set_ended(self.db, self.study_name, f"error: {exc}")
+                control.set_ended(self.db, self.study_name, EndCode.DATA_ERROR, f"cannot load data: {exc}")
                 reason, code = f"cannot load data: {exc}", EXIT_BAD_INPUT
                 return code
             study = open_study(self.db, self.cfg, self.symbol, self.index)
             self.claims = dedup.ClaimBook(self.db, self.cfg, self.study_name, self.id) if self.cfg.study.dedup else None
             # Results that workers of this study on this host could not deliver before they exited.
             spool.deliver_all(self.db, self.study_name)
-            control.reap_lost_workers(self.db, self.study_name, reader=True)  # workers that died while none ran
+            reaper.reap_lost_workers(self.db, self.study_name, reader=True)  # workers that died while none ran
             self.event("info", f"worker {self.id} (index {self.index}, pid {os.getpid()}) started")
             reason = self._loop(study, objective)
             code = EXIT_OK
@@ -141,9 +120,8 @@ class Worker:
             reason = f"crashed: {type(exc).__name__}: {exc}"
             log.exception("[%s] worker crashed", self.study_name)
         finally:
-            self.shared.stop.set()
-            beat.join(timeout=5)
-            self._record_exit(reason, "exited" if code in (EXIT_OK, EXIT_BAD_INPUT) else "crashed", code)
+            beat.stop()
+            self._record_exit(reason, WorkerStatus.EXITED if code in (EXIT_OK, EXIT_BAD_INPUT) else WorkerStatus.CRASHED, code)
         return code
 
     def _record_exit(self, reason: str, status: str, code: int) -> None:
@@ -152,6 +130,7 @@ class Worker:
         log.log(logging.INFO if code == EXIT_OK else logging.ERROR, "[%s] worker %s exited: %s",
                 self.study_name, self.id, reason)
         try:
+            assert self.registration is not None
             self.registration.exit(reason, status)
         except BaseException:
             spool.keep_exit(self.study_name, self.id, reason, status)
@@ -163,7 +142,7 @@ class Worker:
             pass
 
     def _loop(self, study: optuna.Study, objective: Objective) -> str:
-        space = search_space(self.cfg)
+        space = distributions(self.cfg)
         storage = self.db.optuna_storage(self.study_name)
         target = self.cfg.study.target_trials
         cap = self.cfg.study.attempt_cap
@@ -174,39 +153,40 @@ class Worker:
             # Read between trials (one round trip), so a pause or stop applies before
             # the next trial is asked for; the heartbeat thread keeps it fresh while paused.
             self._set_control(storage.read_control())
-            if s.control == "stopped":
+            if s.control == Control.STOPPED:
                 return "stopped"
             if s.retire:
                 return "retired (fewer workers wanted)"
-            if s.control == "paused":
-                s.status = "paused"
+            if s.control == Control.PAUSED:
+                s.status = WorkerStatus.PAUSED
                 s.changed.clear()
-                while s.control == "paused" and not s.interrupted:
+                while s.control == Control.PAUSED and not s.interrupted:
                     s.changed.wait(timeout=1.0)
                 continue
             trials = storage.get_all_trials(study._study_id, deepcopy=False)
             complete = sum(t.state == TrialState.COMPLETE for t in trials)
             running = sum(t.state == TrialState.RUNNING for t in trials)
             if complete >= target:
-                control.set_ended(self.db, self.study_name, "target reached")
+                control.set_ended(self.db, self.study_name, EndCode.TARGET_REACHED, f"target reached ({complete} complete)")
                 return f"target reached ({complete} complete)"
             if len(trials) >= cap:
-                control.set_ended(self.db, self.study_name, "attempt cap reached")
+                control.set_ended(self.db, self.study_name, EndCode.ATTEMPT_CAP, f"attempt cap reached ({len(trials)} trials)")
                 return f"attempt cap reached ({len(trials)} trials)"
             if complete + running >= target:
                 # Enough trials are in flight to reach the target: wait for them
                 # instead of overshooting; ask again if one of them fails.
-                s.status = "waiting"
+                s.status = WorkerStatus.WAITING
                 s.changed.clear()
                 s.changed.wait(timeout=0.5)
                 continue
-            s.status = "running"
+            s.status = WorkerStatus.RUNNING
             if self._one_trial(study, storage, space, objective) != DUPLICATE:
                 continue
+            assert self.claims is not None  # only the claim book reports duplicates
             unclaimed = self.claims.pick_unclaimed(self.rng)
             if unclaimed is None:
                 reason = f"space exhausted: all {self.claims.space_size} combinations evaluated"
-                control.set_ended(self.db, self.study_name, reason)
+                control.set_ended(self.db, self.study_name, EndCode.SPACE_EXHAUSTED, reason)
                 self.event("info", reason)
                 return reason
             if unclaimed:  # the sampler is stuck on taken combinations: evaluate a free one next
@@ -214,13 +194,14 @@ class Worker:
 
     def _set_control(self, state: str | None) -> None:
         s = self.shared
-        state = state or "stopped"  # None: the study was deleted under us (a fresh start)
-        if state != s.control:
-            s.control = state
+        # None: the study was deleted under us (a fresh start).
+        new = Control(state) if state is not None else Control.STOPPED
+        if new != s.control:
+            s.control = new
             s.changed.set()
 
-    def _ask(self, study: optuna.Study, space) -> tuple[optuna.Trial, dict]:
-        if any(p.when for p in self.cfg.space.values()):  # define-by-run: a parameter exists only when its condition holds
+    def _ask(self, study: optuna.Study, storage: TuneJournalStorage, space) -> tuple[optuna.Trial, dict]:
+        if is_conditional(self.cfg):  # define-by-run: a parameter exists only when its condition holds
             trial = study.ask()
             params = suggest(trial, self.cfg, space)
         else:
@@ -228,14 +209,14 @@ class Worker:
             params = trial.params
         # One append for all the parameters, now: other workers' samplers (constant
         # liar) should see where this trial is while it runs.
-        study._storage.flush()
+        storage.flush()
         return trial, params
 
     def _one_trial(self, study, storage, space, objective: Objective) -> str:
         """Ask, claim, evaluate, tell; returns the outcome (complete, pruned, fail, duplicate)."""
         s = self.shared
         try:
-            trial, params = self._ask(study, space)
+            trial, params = self._ask(study, storage, space)
         except UpdateFinishedTrialError:
             # Our new trial was failed before we could claim it (a reaper took a very
             # slow ask for an orphan): nothing was evaluated, ask again.
@@ -246,6 +227,7 @@ class Worker:
             duplicate = self.claims.claim(params, trial.number, trial._trial_id)
         else:
             duplicate = None
+            assert self.registration is not None
             self.registration.set_trial(trial._trial_id)
         if duplicate is not None:
             attrs = {"duplicate_of": duplicate.original, "duplicate_source": duplicate.source}
@@ -309,7 +291,7 @@ class Worker:
         the next process delivers it (runner/spool.py)."""
         kept = None
         if evaluated:
-            key = dedup.param_key(self.cfg, trial.params) if self.claims is not None else None
+            key = param_key(self.cfg, trial.params) if self.claims is not None else None
             kept = spool.keep_result(self.study_name, self.id, trial, state, values, attrs, system or {}, key)
         try:
             if attrs or system:

@@ -1,20 +1,23 @@
-"""Fixtures: a real PostgreSQL for every test that needs one.
+"""Fixtures: a real PostgreSQL for every test that needs one; the ``db`` marker.
 
 By default the embedded server (started once per test session in a temporary
 ``TUNE_HOME``); with ``TUNE_TEST_DATABASE_URL`` set, that external server.
 Either way each test gets a database of its own, created for it and dropped
 after it.
+
+Every test under ``tests/integration/`` or ``tests/app/``, and every test that
+uses one of the database fixtures, is marked ``db``: ``pytest -m "not db"``
+runs the unit tests alone, with no PostgreSQL at all.
+
+Plain helpers (``tune``, ``wait_for``, ``small_config``…) are in ``tests/helpers.py``.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import socket
-import subprocess
-import sys
-import time
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -22,7 +25,17 @@ import psycopg2
 import pytest
 from sqlalchemy.engine import make_url
 
-ROOT = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+DB_DIRS = (TESTS / "integration", TESTS / "app")  # real PostgreSQL; the app under Pilot (run with them)
+DB_FIXTURES = {"db", "db_url", "server_url", "tune_home"}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Mark ``db`` every test that needs PostgreSQL: by its folder or by its fixtures."""
+    for item in items:
+        path = Path(str(item.path)).resolve()
+        if any(path.is_relative_to(d) for d in DB_DIRS) or DB_FIXTURES.intersection(item.fixturenames):
+            item.add_marker(pytest.mark.db)
 
 
 @pytest.fixture(scope="session")
@@ -33,7 +46,7 @@ def tune_home() -> Path:
     previous = os.environ.get("TUNE_HOME")
     os.environ["TUNE_HOME"] = str(home)
     yield home
-    from runner import embedded
+    from runner.storage import embedded
 
     embedded.remove(home)  # run as root, its data lives outside home
     if previous is None:
@@ -110,71 +123,3 @@ def db(db_url):
     database = Database.open(db_url)
     yield database
     database.dispose()
-
-
-def tune(*args: str, env: dict | None = None, timeout: float = 180, check: bool = False) -> subprocess.CompletedProcess:
-    """Run the ``tune`` CLI in a subprocess, as a user would."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "runner.cli", *args],
-        capture_output=True, text=True, timeout=timeout, cwd=ROOT, env={**os.environ, **(env or {})},
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"tune {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def wait_for(predicate, timeout: float = 60.0, interval: float = 0.1, message: str = "condition"):
-    """Poll ``predicate`` until it returns something truthy, or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(interval)
-
-
-def write_config(path: Path, text: str) -> Path:
-    path.write_text(text)
-    return path
-
-
-SMALL_CONFIG = """
-[study]
-name = "{name}"
-target_trials = {target}
-workers_per_symbol = {workers}
-heartbeat_seconds = 0.5
-grace_seconds = 3
-
-[data]
-symbols = {symbols}
-
-[data.synthetic]
-bars = 2000
-seed = 1
-
-[strategy]
-name = "{strategy}"
-
-[sampler]
-seed = 3
-n_startup_trials = 5
-
-[space.fast]
-type = "int"
-low = 2
-high = 20
-
-[space.slow]
-type = "int"
-low = 25
-high = 80
-"""
-
-
-def small_config(tmp_path: Path, name: str = "t", target: int = 20, workers: int = 1,
-                 symbols=("AAA",), strategy: str = "ma_crossover", extra: str = "") -> Path:
-    text = SMALL_CONFIG.format(name=name, target=target, workers=workers, symbols=list(symbols), strategy=strategy)
-    return write_config(tmp_path / f"{name}.toml", text + extra)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import threading
 import time
-from functools import partial
 from collections.abc import Callable, Iterable
+from functools import partial
 
 from rich.text import Text
 from textual import work
@@ -23,6 +23,7 @@ from textual.widgets import DataTable, Footer, Static
 from textual.worker import get_current_worker
 
 from runner.monitor import Snapshot, StudyView
+from runner.states import Control
 from runner.status import printable
 
 from .data import POLL_SECONDS, ControlResult, FeedError, SnapshotReady, StudyFeed
@@ -37,25 +38,26 @@ from .widgets.trials_table import TrialsTable
 
 STALL_SECONDS = 3.0  # a read outstanding this long: "database not answering"
 
-# Below this size the lower row (last trials, log) folds away.
-COMPACT_WIDTH, COMPACT_HEIGHT = 100, 32
 
 
 class TuneApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "tune-tui"
+    # Below 100 columns or 32 rows the lower row (last trials, log) folds away (app.tcss).
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
     BINDINGS = [
-        Binding("p", "pause", "Pause"),
-        Binding("r", "resume", "Resume"),
-        Binding("P", "pause_all", "Pause all", show=False),
-        Binding("R", "resume_all", "Resume all", show=False),
-        Binding("s", "stop", "Stop"),
-        Binding("S", "stop_all", "Stop all", show=False),
-        Binding("plus", "add_worker", "+Worker"),
-        Binding("minus", "remove_worker", "-Worker"),
-        Binding("t", "toggle_axis", "Trial/time"),
-        Binding("question_mark", "help", "Help"),
-        Binding("q", "quit_app", "Quit"),
+        Binding("p", "pause", "Pause", tooltip="pause the selected study (its running trials finish)"),
+        Binding("r", "resume", "Resume", tooltip="resume the selected study (restarts its workers if they exited)"),
+        Binding("P", "pause_all", "Pause all", show=False, tooltip="pause every study shown"),
+        Binding("R", "resume_all", "Resume all", show=False, tooltip="resume every study shown"),
+        Binding("s", "stop", "Stop", tooltip="stop the selected study (asks first)"),
+        Binding("S", "stop_all", "Stop all", show=False, tooltip="stop every study shown (asks first)"),
+        Binding("plus", "add_worker", "+Worker", tooltip="one more worker for the selected study, started here"),
+        Binding("minus", "remove_worker", "-Worker", tooltip="one worker fewer (the youngest retires after its trial)"),
+        Binding("t", "toggle_axis", "Trial/time", tooltip="plot against trial number or time"),
+        Binding("question_mark", "help", "Help", tooltip="this help"),
+        Binding("q", "quit_app", "Quit", tooltip="quit: leave the workers running, or stop them"),
     ]
 
     def __init__(self, url: str, names: list[str] | None, notes: Iterable[str] = (), poll: bool = True) -> None:
@@ -89,19 +91,12 @@ class TuneApp(App):
         self.query_one("#trials-box").border_title = "last trials"
         self.query_one("#events-box").border_title = "log"
         self.query_one(StudiesTable).focus()
-        self._fit(self.size.width, self.size.height)
         self._draw_topbar()
         for note in self.notes:
             self.notify(printable(note), timeout=8, markup=False)  # notes name studies and paths: text, not markup
         if self._poll:
             self.poll_studies()
             self.set_interval(1.0, self._watch_stall)
-
-    def on_resize(self, event) -> None:
-        self._fit(event.size.width, event.size.height)
-
-    def _fit(self, width: int, height: int) -> None:
-        self.screen.set_class(width < COMPACT_WIDTH or height < COMPACT_HEIGHT, "-compact")
 
     # ------------------------------------------------------------ reading
     @work(thread=True, exclusive=True, group="poll")
@@ -196,30 +191,34 @@ class TuneApp(App):
 
         self.run_worker(job, thread=True, group="control")
 
+    def _control_if(self, confirmed: bool | None, fn: Callable[[], ControlResult]) -> None:
+        if confirmed:
+            self._control(fn)
+
     def action_pause(self) -> None:
         if name := self._selected():
-            self._control(lambda: self.feed.set_control([name], "paused"))
+            self._control(lambda: self.feed.set_control([name], Control.PAUSED))
 
     def action_resume(self) -> None:
         if name := self._selected():
-            self._control(lambda: self.feed.set_control([name], "running"))
+            self._control(lambda: self.feed.set_control([name], Control.RUNNING))
 
     def action_pause_all(self) -> None:
-        self._control(lambda: self.feed.set_control(None, "paused"))
+        self._control(lambda: self.feed.set_control(None, Control.PAUSED))
 
     def action_resume_all(self) -> None:
-        self._control(lambda: self.feed.set_control(None, "running"))
+        self._control(lambda: self.feed.set_control(None, Control.RUNNING))
 
     def action_stop(self) -> None:
         if name := self._selected():
             question = f"Stop {name}? Its workers finish their running trial and exit."
-            self.push_screen(ConfirmScreen(question), lambda yes: yes and self._control(
-                lambda: self.feed.set_control([name], "stopped")))
+            self.push_screen(ConfirmScreen(question), lambda yes: self._control_if(
+                yes, lambda: self.feed.set_control([name], Control.STOPPED)))
 
     def action_stop_all(self) -> None:
         question = "Stop every study shown? Workers finish their running trial and exit."
-        self.push_screen(ConfirmScreen(question), lambda yes: yes and self._control(
-            lambda: self.feed.set_control(None, "stopped")))
+        self.push_screen(ConfirmScreen(question), lambda yes: self._control_if(
+            yes, lambda: self.feed.set_control(None, Control.STOPPED)))
 
     def action_add_worker(self) -> None:
         if name := self._selected():
@@ -233,7 +232,7 @@ class TuneApp(App):
         self.query_one(ConvergencePlot).toggle_axis()
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen())
+        self.push_screen(HelpScreen(self.key_bindings()))
 
     def action_quit_app(self) -> None:
         self.push_screen(QuitScreen(), self._quit_with)
@@ -246,7 +245,7 @@ class TuneApp(App):
             return
 
         def stop_then_exit() -> None:  # off the UI thread: the database may be slow or away
-            result = self.feed.set_control(None, "stopped")
+            result = self.feed.set_control(None, Control.STOPPED)
             self.call_from_thread(self.exit, result.message)
 
         self.notify("stopping every study shown…", markup=False)
@@ -255,9 +254,16 @@ class TuneApp(App):
     def on_unmount(self) -> None:
         self.feed.close()
 
+    @classmethod
+    def key_bindings(cls) -> list[Binding]:
+        """The app's keys (every entry of BINDINGS is a Binding): one list for help and palette."""
+        return [b for b in cls.BINDINGS if isinstance(b, Binding)]
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         # Every key's action, found by name in the palette (from BINDINGS: one list to keep).
-        for binding in self.BINDINGS:
+        for binding in self.key_bindings():
             if binding.action not in ("help", "quit_app"):
-                yield SystemCommand(binding.description, f"key {binding.key}", partial(self.run_action, binding.action))
+                key = {"plus": "+", "minus": "-"}.get(binding.key, binding.key)
+                help_text = f"{binding.tooltip} (key {key})"
+                yield SystemCommand(binding.description, help_text, partial(self.run_action, binding.action))

@@ -15,16 +15,16 @@ import argparse
 import os
 import sys
 
-from runner import connection
-from runner.cli import run_reporting_errors
+from runner.cli import add_storage_option, add_version_option, run_reporting_errors
 from runner.config import load_config
-from runner.storage import ENV_URL, Database, quiet_optuna
+from runner.storage import ENV_URL, Database, connection, quiet_optuna
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tune-tui", description=__doc__.split("\n\n")[0])
     parser.add_argument("config", nargs="?", help="config file (default: the bundled demo, unless --storage is given)")
-    parser.add_argument("--storage", metavar="URL", help=f"PostgreSQL URL (default: ${ENV_URL}, else the embedded database)")
+    add_storage_option(parser)
+    add_version_option(parser)
     return parser
 
 

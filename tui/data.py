@@ -10,17 +10,17 @@ message instead of a frozen screen.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from textual.message import Message
 
-import time
-
-from runner import control, embedded, spool, supervisor
-from runner.connection import libpq_args
+from runner import control, reaper, spool, supervisor
 from runner.config import load_config
 from runner.monitor import Monitor, Snapshot
-from runner.storage import Database
+from runner.states import Control
+from runner.storage import Database, embedded
+from runner.storage.connection import libpq_args
 
 POLL_SECONDS = 1.0
 REAP_EVERY_POLLS = 5
@@ -77,7 +77,7 @@ class StudyFeed:
             if self._polls % REAP_EVERY_POLLS == 0:
                 self._children = [p for p in self._children if p.poll() is None]
                 # Running trials with no live worker: nobody else is left to fail them.
-                control.reap_orphaned(self.db, snapshot.statuses)
+                reaper.reap_orphaned(self.db, snapshot.statuses)
             if self._polls == 1 or self._polls % REAP_EVERY_POLLS == 0:
                 spool.deliver_all(self.db)  # results kept on disk by workers that exited during an outage
             return SnapshotReady(snapshot)
@@ -92,7 +92,7 @@ class StudyFeed:
         names = studies if studies is not None else self.names
         try:
             changed = control.set_control(self.db, names, state)
-            started = sum(map(self._start_missing, control.list_studies(self.db, changed))) if state == "running" else 0
+            started = sum(map(self._start_missing, control.list_studies(self.db, changed))) if state == Control.RUNNING else 0
         except Exception as exc:
             return ControlResult(False, f"could not set {state}: {_one_line(exc)}")
         label = ", ".join(changed) if len(changed) <= 3 else f"{len(changed)} studies"
@@ -112,8 +112,8 @@ class StudyFeed:
         try:
             desired = control.change_workers(self.db, study, +1)
             row = control.list_studies(self.db, [study])[0]
-            if row.control == "stopped":  # a "+" on a stopped study runs it again; a paused one stays paused
-                control.set_control(self.db, [study], "running")
+            if row.control == Control.STOPPED:  # a "+" on a stopped study runs it again; a paused one stays paused
+                control.set_control(self.db, [study], Control.RUNNING)
             if not self._start_missing(row):
                 return ControlResult(False, f"{study}: no worker started here (no config recorded, or the study has ended)")
         except Exception as exc:

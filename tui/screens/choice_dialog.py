@@ -8,6 +8,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label
+from textual.widgets.button import ButtonVariant
 
 from runner.status import printable
 
@@ -28,7 +29,7 @@ class ChoiceDialog(ModalScreen):
     ChoiceDialog Button { margin: 0 1; }
     """
 
-    def __init__(self, question: str, choices: list[tuple[str, str, Any]], danger: bool = False) -> None:
+    def __init__(self, question: str, choices: list[tuple[str, ButtonVariant, Any]], danger: bool = False) -> None:
         super().__init__(classes="-danger" if danger else None)
         self.question = question
         self.choices = choices
@@ -44,7 +45,7 @@ class ChoiceDialog(ModalScreen):
         self.query_one("#choice-0", Button).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(self.choices[int(event.button.id.removeprefix("choice-"))][2])
+        self.dismiss(self.choices[int((event.button.id or "choice-0").removeprefix("choice-"))][2])
 
     def action_choose(self, answer: Any) -> None:
         self.dismiss(answer)

@@ -8,21 +8,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Markdown
 
-HELP = """\
-# tune-tui
-
-| key | action |
-| --- | --- |
-| ↑ ↓ | select a study |
-| `p` / `r` | pause / resume the selected study |
-| `P` / `R` | pause / resume every study shown |
-| `s` / `S` | stop the selected study / every study (asks first) |
-| `+` / `-` | one worker more / fewer for the selected study |
-| `t` | plot against trial number or time |
-| `ctrl+p` | command palette |
-| `?` | this help |
-| `q` | quit: leave the workers running, or stop them |
-
+ABOUT = """\
 **States**: *running* — live workers; *paused* — workers wait, using no CPU;
 *stopped* — workers exited after their trial; *done* — target reached;
 *capped* — attempt cap reached first; *exhausted* — every combination of a
@@ -42,6 +28,16 @@ Press `escape` or `?` to close.
 """
 
 
+def key_table(bindings: list[Binding]) -> str:
+    """The app's keys as a Markdown table, from its BINDINGS (one list to keep, as the palette)."""
+    rows = ["| key | action |", "| --- | --- |", "| ↑ ↓ | select a study |"]
+    for binding in bindings:
+        key = {"plus": "+", "minus": "-", "question_mark": "?"}.get(binding.key, binding.key)
+        rows.append(f"| `{key}` | {binding.tooltip or binding.description} |")
+    rows.append("| `ctrl+p` | command palette (every action above) |")
+    return "\n".join(rows)
+
+
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,question_mark,q", "dismiss_help", "Close", show=False)]
     DEFAULT_CSS = """
@@ -49,9 +45,13 @@ class HelpScreen(ModalScreen[None]):
     HelpScreen > VerticalScroll { width: 80%; max-width: 90; height: 80%; border: thick $accent; background: $surface; }
     """
 
+    def __init__(self, bindings: list[Binding]) -> None:
+        super().__init__()
+        self.text = f"# tune-tui\n\n{key_table(bindings)}\n\n{ABOUT}"
+
     def compose(self) -> ComposeResult:
         with VerticalScroll():
-            yield Markdown(HELP)
+            yield Markdown(self.text)
 
     def action_dismiss_help(self) -> None:
         self.dismiss(None)

@@ -37,7 +37,7 @@ class BestPanel(Static):
             if multi:
                 table.add_row("front", f"{s.front_size} trials")
                 table.add_row("compromise", Text(f"trial {s.best_trial}", style="bold green"))
-                for name, value in zip(s.metrics, s.compromise_trial["values"]):
+                for name, value in zip(s.metrics, (s.compromise_trial or {}).get("values", [])):
                     table.add_row(_fmt(name), Text(format_value(value), style="bold green"))
             else:
                 table.add_row("best", Text(f"{format_value(s.best_value)}  (trial {s.best_trial})", style="bold green"))

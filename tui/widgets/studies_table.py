@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 
 from runner.status import StudyStatus, best_label, format_eta, printable
@@ -62,7 +63,7 @@ class StudiesTable(DataTable):
     def selected_study(self) -> str | None:
         if not self.row_count:
             return None
-        row_key, _ = self.coordinate_to_cell_key((self.cursor_row, 0))
+        row_key, _ = self.coordinate_to_cell_key(Coordinate(self.cursor_row, 0))
         return row_key.value
 
     def show(self, statuses: list[StudyStatus]) -> None:

@@ -82,10 +82,12 @@ def _wait_with_deadline(conn) -> None:
         state = conn.poll()
         if state == psycopg2.extensions.POLL_OK:
             return
+        readers: tuple[int, ...] = ()
+        writers: tuple[int, ...] = ()
         if state == psycopg2.extensions.POLL_READ:
-            readers, writers = (conn.fileno(),), ()
+            readers = (conn.fileno(),)
         elif state == psycopg2.extensions.POLL_WRITE:
-            readers, writers = (), (conn.fileno(),)
+            writers = (conn.fileno(),)
         else:  # pragma: no cover - psycopg2 reports errors by raising from poll()
             raise psycopg2.OperationalError(f"unexpected poll state {state}")
         remaining = deadline - time.monotonic()

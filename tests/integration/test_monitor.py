@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from runner import control
 from runner.config import load_config
 from runner.monitor import Monitor
-from tests.conftest import small_config
+from tests.helpers import small_config
 
 
 def _study(db, tmp_path, name="mon"):

@@ -24,9 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from runner.config import ConfigError, RunConfig, load_config
-from tests.conftest import small_config
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT, small_config
 
 BASE = {
     "study": {
@@ -84,7 +82,7 @@ scalars = st.one_of(
     st.floats(),
     st.text(max_size=20),
     st.dates(min_value=dt.date(1, 1, 1)),
-    st.datetimes(timezones=st.sampled_from([None, dt.timezone.utc])),
+    st.datetimes(timezones=st.sampled_from([None, dt.UTC])),
     st.sampled_from([_nested(20), _nested(60), list(range(300))]),  # deep, long
 )
 values = st.recursive(

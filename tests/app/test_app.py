@@ -16,9 +16,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from runner import control
 from runner.config import load_config
-from runner.study import search_space
-from tests.conftest import small_config, wait_for
-from tests.test_run import trials_of, user_config
+from runner.space import distributions as search_space
+from tests.helpers import small_config, trials_of, user_config, wait_for
 from tui import cli as tui_cli
 from tui.app import TuneApp
 from tui.data import StudyFeed
@@ -155,7 +154,7 @@ def test_plus_and_minus_change_the_worker_count(db, db_url, tmp_path):
 
 @pytest.mark.skipif(bool(os.environ.get("TUNE_TEST_DATABASE_URL")), reason="stops the embedded server")
 def test_a_dead_embedded_server_is_shown_and_brought_back_by_the_app(db, db_url, tmp_path, tune_home):
-    from runner import embedded
+    from runner.storage import embedded
 
     seed_studies(db, tmp_path, symbols=("AAA",))
     app = TuneApp(db_url, None)

@@ -1,4 +1,5 @@
-"""Search that wastes nothing: duplicates, pruning, penalties, constraints, samplers, objectives."""
+"""Search that wastes nothing: duplicates, pruning, penalties, constraints, samplers, objectives
+(real workers on PostgreSQL; the config checks of the search are in tests/unit/test_search.py)."""
 
 from __future__ import annotations
 
@@ -7,40 +8,7 @@ import json
 import pytest
 from optuna.trial import TrialState
 
-from runner.config import ConfigError, load_config
-from runner.dedup import param_key
-from tests.conftest import small_config, tune
-from tests.test_run import count, trials_of
-
-BACKTESTS = '''
-def quadratic(params, data):
-    """A smooth landscape whose partial scores rank trials like the full ones."""
-    share = len(data) / 2000
-    score = -abs(params["fast"] - 10) - abs(params["slow"] - 50) / 10 + 0.05 * share
-    return {"sharpe": score, "trades": 10 * share, "max_drawdown": 0.1 + abs(params["fast"] - 10) / 100,
-            "volatility": 0.2}
-
-def small_space(params, data):
-    return {"sharpe": params["a"] * (2 if params["b"] == "x" else 1), "trades": 50}
-
-def few_trades(params, data):
-    return {"sharpe": params["fast"] / 10, "trades": params["fast"]}
-
-def conditional(params, data):
-    if (params["mode"] == "wide") != ("width" in params):
-        raise ValueError(f"width given when mode is {params['mode']}: {params}")
-    return {"sharpe": params.get("width", 1.0) * params["fast"], "trades": 50}
-'''
-
-
-def config(tmp_path, function: str, name: str, target: int = 12, workers: int = 1, extra: str = "", space: str | None = None):
-    (tmp_path / "searchbt.py").write_text(BACKTESTS)
-    path = small_config(tmp_path, name=name, target=target, workers=workers, strategy=f"searchbt:{function}")
-    text = path.read_text()
-    if space is not None:
-        text = text[: text.index("[space.fast]")] + space
-    path.write_text(text + extra)
-    return path
+from tests.helpers import CONDITIONAL_SPACE, count, search_config, trials_of, tune
 
 
 def status_of(study: str, *args) -> dict:
@@ -49,21 +17,6 @@ def status_of(study: str, *args) -> dict:
 
 
 # ---------------------------------------------------------------- duplicates
-
-
-def test_param_key_compares_floats_at_the_declared_precision(tmp_path):
-    path = small_config(tmp_path)
-    path.write_text(path.read_text().replace("[data]", "[data]") + (
-        '\n[space.stop_loss]\ntype = "float"\nlow = 0.01\nhigh = 0.1\n'
-        '\n[space.ma_type]\ntype = "categorical"\nchoices = ["sma", "ema"]\n'
-    ))
-    cfg = load_config(path)
-    a = param_key(cfg, {"fast": 5, "slow": 30, "stop_loss": 0.0123456, "ma_type": "sma"})
-    b = param_key(cfg, {"ma_type": "sma", "slow": 30, "fast": 5, "stop_loss": 0.01234561})
-    c = param_key(cfg, {"fast": 5, "slow": 30, "stop_loss": 0.012346, "ma_type": "sma"})
-    assert a == b  # same at 6 significant digits, whatever the order
-    assert a != c
-    assert param_key(cfg, {"fast": 5, "slow": 30, "stop_loss": 0.0123456, "ma_type": "ema"}) != a
 
 
 SMALL_SPACE = '''
@@ -78,8 +31,8 @@ choices = ["x", "y"]
 
 
 def test_two_workers_never_evaluate_a_combination_twice_and_stop_when_the_space_is_used_up(db_url, tmp_path):
-    path = config(tmp_path, "small_space", "dup", target=10, workers=2, space=SMALL_SPACE,
-                  extra="")
+    path = search_config(tmp_path, "small_space", "dup", target=10, workers=2, space=SMALL_SPACE,
+                         extra="")
     path.write_text(path.read_text().replace("target_trials = 10", "target_trials = 10\nmax_attempts = 200"))
     proc = tune("run", str(path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -116,7 +69,7 @@ PRUNERS = {  # settings, target of completed trials
 def test_each_pruner_prunes_on_partial_evaluations(db_url, tmp_path, pruner):
     settings, target = PRUNERS[pruner]
     extra = f'\n[pruner]\ntype = "{pruner}"\nn_startup_trials = 2\n{settings}'
-    path = config(tmp_path, "quadratic", f"pr{pruner[:4]}", target=target, extra=extra)
+    path = search_config(tmp_path, "quadratic", f"pr{pruner[:4]}", target=target, extra=extra)
     path.write_text(path.read_text().replace(f"target_trials = {target}", f"target_trials = {target}\nmax_attempts = 300"))
     proc = tune("run", str(path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -135,13 +88,14 @@ def test_each_pruner_prunes_on_partial_evaluations(db_url, tmp_path, pruner):
 
 def test_too_few_trades_prunes_or_takes_the_penalty(db_url, tmp_path):
     space = '[space.fast]\ntype = "int"\nlow = 1\nhigh = 30\n'
-    path = config(tmp_path, "few_trades", "ft", target=8, space=space, extra="")
+    path = search_config(tmp_path, "few_trades", "ft", target=8, space=space, extra="")
     path.write_text(path.read_text().replace("[study]\n", "[study]\nmin_trades = 15\nmax_attempts = 100\n"))
     tune("run", str(path), check=True)
     few = [t for t in trials_of(db_url, "ft-AAA") if t.params["fast"] < 15 and "duplicate_of" not in t.user_attrs]
     assert few and all(t.state == TrialState.PRUNED and "fewer than min_trades=15" in t.user_attrs["prune_reason"] for t in few)
 
-    path.write_text(path.read_text().replace('name = "ft"', 'name = "fp"').replace("[study]\n", "[study]\nmin_trades_penalty = -99.0\n"))
+    path.write_text(path.read_text().replace('name = "ft"', 'name = "fp"')
+                    .replace("[study]\n", "[study]\nmin_trades_penalty = -99.0\n"))
     tune("run", str(path), check=True)
     few = [t for t in trials_of(db_url, "fp-AAA") if t.params["fast"] < 15 and "duplicate_of" not in t.user_attrs]
     assert few and all(t.state == TrialState.COMPLETE and t.value == -99.0 for t in few)
@@ -149,7 +103,7 @@ def test_too_few_trades_prunes_or_takes_the_penalty(db_url, tmp_path):
 
 
 def test_constraints_are_optuna_constraints_and_the_best_trials_feasibility_is_shown(db_url, tmp_path):
-    path = config(tmp_path, "quadratic", "cs", target=10, extra="\n[constraints]\nmax_drawdown = 0.12\nmin_trades = 5\n")
+    path = search_config(tmp_path, "quadratic", "cs", target=10, extra="\n[constraints]\nmax_drawdown = 0.12\nmin_trades = 5\n")
     tune("run", str(path), check=True)
     trials = [t for t in trials_of(db_url, "cs-AAA") if t.state == TrialState.COMPLETE]
     for t in trials:
@@ -168,7 +122,7 @@ def test_constraints_are_optuna_constraints_and_the_best_trials_feasibility_is_s
 
 @pytest.mark.parametrize("sampler", ["tpe", "random", "qmc", "grid"])
 def test_samplers_run_and_a_seeded_worker_repeats_itself(db_url, tmp_path, sampler):
-    path = config(tmp_path, "quadratic", f"s{sampler}", target=6, extra="")
+    path = search_config(tmp_path, "quadratic", f"s{sampler}", target=6, extra="")
     path.write_text(path.read_text().replace("[sampler]\n", f'[sampler]\ntype = "{sampler}"\n'))
     tune("run", str(path), check=True)
     first = [t.params for t in trials_of(db_url, f"s{sampler}-AAA")]
@@ -178,20 +132,8 @@ def test_samplers_run_and_a_seeded_worker_repeats_itself(db_url, tmp_path, sampl
     assert [t.params for t in trials_of(db_url, f"r{sampler}-AAA")] == first
 
 
-def test_a_sampler_whose_package_is_missing_is_a_config_error(tmp_path):
-    path = small_config(tmp_path)
-    path.write_text(path.read_text().replace("[sampler]\n", '[sampler]\ntype = "gp"\n'))
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        with pytest.raises(ConfigError, match=r"needs the 'torch' package: pip install 'tune-tui\[gp\]'"):
-            load_config(path)
-    else:
-        pytest.skip("torch is installed")
-
-
 def test_multi_objective_study_has_a_pareto_front_and_a_compromise(db_url, tmp_path):
-    path = config(tmp_path, "quadratic", "mo", target=12, extra="")
+    path = search_config(tmp_path, "quadratic", "mo", target=12, extra="")
     path.write_text(path.read_text().replace("[study]\n", '[study]\nmetric = ["sharpe", "max_drawdown"]\n'))
     tune("run", str(path), check=True)
     s = status_of("mo-AAA")
@@ -207,26 +149,8 @@ def test_multi_objective_study_has_a_pareto_front_and_a_compromise(db_url, tmp_p
         assert any(f["values"][0] >= t.values[0] and f["values"][1] <= t.values[1] for f in front)
 
 
-CONDITIONAL_SPACE = '''
-[space.fast]
-type = "int"
-low = 2
-high = 20
-
-[space.mode]
-type = "categorical"
-choices = ["narrow", "wide"]
-
-[space.width]
-type = "float"
-low = 1.0
-high = 3.0
-when = { mode = "wide" }
-'''
-
-
 def test_conditional_parameters_exist_only_when_their_condition_holds(db_url, tmp_path):
-    path = config(tmp_path, "conditional", "cd", target=12, space=CONDITIONAL_SPACE)
+    path = search_config(tmp_path, "conditional", "cd", target=12, space=CONDITIONAL_SPACE)
     path.write_text(path.read_text().replace("[sampler]\n", "[sampler]\ngroup = true\n"))
     tune("run", str(path), check=True)
     trials = trials_of(db_url, "cd-AAA")
@@ -235,9 +159,3 @@ def test_conditional_parameters_exist_only_when_their_condition_holds(db_url, tm
     assert modes == {"narrow", "wide"}
     for t in trials:
         assert ("width" in t.params) == (t.params["mode"] == "wide")
-
-
-def test_condition_on_an_unknown_parameter_is_a_config_error(tmp_path):
-    path = config(tmp_path, "conditional", "cx", space=CONDITIONAL_SPACE.replace("mode = \"wide\" }", "mood = \"wide\" }"))
-    with pytest.raises(ConfigError, match="names 'mood', which is not another parameter"):
-        load_config(path)

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from runner.config import DEMO_CONFIG, ConfigError, load_config
-from tests.conftest import small_config, tune, write_config
+from tests.helpers import small_config, tune, write_config
 
 
 def test_demo_config_is_valid():
@@ -28,7 +28,8 @@ BROKEN = {
     # name: (edit of the small config, expected field, words expected in the problem)
     "misspelled field": (lambda t: t.replace("target_trials", "target_trails"), "study.target_trails", "unknown field"),
     "low above high": (lambda t: t.replace("low = 25", "low = 95"), "space.slow", "low (95) must be below high (80)"),
-    "unknown strategy": (lambda t: t.replace('name = "ma_crossover"', 'name = "ma_crosover"'), "strategy.name", "unknown strategy"),
+    "unknown strategy": (lambda t: t.replace('name = "ma_crossover"', 'name = "ma_crosover"'), "strategy.name",
+                         "unknown strategy"),
     "unknown metric": (lambda t: t.replace("[study]\n", '[study]\nmetric = "sharp"\n'), "study.metric", "unknown metric"),
     "missing data file": (
         lambda t: t.replace("[data.synthetic]\nbars = 2000\nseed = 1\n", 'path = "nowhere/{symbol}.csv"\n'),
@@ -242,7 +243,7 @@ def test_bounds_themselves_are_accepted(tmp_path):
 
 
 def test_unreadable_file(tmp_path, monkeypatch):
-    import runner.config as config
+    import runner.config.loading as config
 
     path = small_config(tmp_path)
 
@@ -315,7 +316,7 @@ def test_error_with_a_huge_or_multiline_value_stays_one_short_line(tmp_path):
 def test_enormous_int_ranges_are_fast(tmp_path):
     import time
 
-    from runner.config import GRID_SIZE_CAP, grid_size
+    from runner.space import GRID_SIZE_CAP, grid_size
 
     path = small_config(tmp_path)
     text = path.read_text().replace("low = 2\n", "low = -9007199254740992\n").replace("high = 20\n", "high = 9007199254740992\n")
@@ -351,7 +352,7 @@ def test_a_user_backtest_that_fails_to_import(tmp_path, case):
 
 
 def test_any_unexpected_error_is_still_one_config_error_line(tmp_path, monkeypatch):
-    import runner.config as config
+    import runner.config.loading as config
 
     def broken(cfg, path):
         raise ZeroDivisionError("a bug\nover two lines")

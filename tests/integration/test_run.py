@@ -5,74 +5,24 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 
-import optuna
 import psutil
 import pytest
 from optuna.trial import TrialState
 
 from runner import control
 from runner.storage import Database, mask_url
-from tests.conftest import ROOT, small_config, tune, wait_for
-
-USER_BACKTESTS = '''
-import time
-
-def flaky(params, data):
-    """Raises for some parameters, returns NaN for others: each must fail only its trial."""
-    fast = params["fast"]
-    if fast % 3 == 0:
-        raise ValueError(f"boom at fast={fast}")
-    if fast % 3 == 1:
-        return float("nan")
-    return {"sharpe": fast / 10, "trades": 50}
-
-def slow(params, data):
-    """A backtest that takes a while, so that a trial is surely running when we act."""
-    time.sleep(0.25)
-    return {"sharpe": params["fast"] - params["slow"] / 10, "trades": 50}
-'''
-
-
-def user_config(tmp_path, function: str, **kw):
-    (tmp_path / "mybt.py").write_text(USER_BACKTESTS)
-    return small_config(tmp_path, strategy=f"mybt:{function}", **kw)
-
-
-def trials_of(url: str, study: str) -> list[optuna.trial.FrozenTrial]:
-    db = Database(url)
-    try:
-        return optuna.load_study(study_name=study, storage=db.optuna_storage(study)).get_trials(deepcopy=False)
-    except KeyError:  # no worker has created the study yet
-        return []
-    finally:
-        db.dispose()
-
-
-def count(trials, state) -> int:
-    return sum(t.state == state for t in trials)
-
-
-def status_json(*args) -> dict:
-    proc = tune("status", *args, "--json", check=True)
-    return {s["study"]: s for s in json.loads(proc.stdout)["studies"]}
-
-
-def start_run(config) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "runner.cli", "run", str(config)], cwd=ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-
-
-def live_workers(db: Database, study: str) -> list[dict]:
-    return [
-        {"id": w.id, "pid": w.pid, "status": w.status, "trial_id": w.trial_id}
-        for w in control.list_workers(db, [study], live_only=True)
-        if w.pid  # a launch claimed but not yet started has no process yet
-    ]
+from tests.helpers import (
+    count,
+    live_workers,
+    small_config,
+    start_run,
+    status_json,
+    trials_of,
+    tune,
+    user_config,
+    wait_for,
+)
 
 
 def test_run_reaches_every_target_and_status_matches_optuna(db_url, tmp_path):
@@ -124,13 +74,15 @@ def test_killed_worker_trial_fails_within_grace_and_the_other_finishes(db, db_ur
     run = start_run(config)
     try:
         victim = wait_for(
-            lambda: next((w for w in live_workers(db, "k-AAA") if w["trial_id"] is not None and len(live_workers(db, "k-AAA")) == 2), None),
+            lambda: next((w for w in live_workers(db, "k-AAA")
+                          if w["trial_id"] is not None and len(live_workers(db, "k-AAA")) == 2), None),
             message="two live workers, one in a trial",
         )
         os.kill(victim["pid"], signal.SIGKILL)
         # grace_seconds = 3 in the small config: the trial must be FAILED soon after.
         killed = wait_for(
-            lambda: next((t for t in trials_of(db_url, "k-AAA") if t._trial_id == victim["trial_id"] and t.state == TrialState.FAIL), None),
+            lambda: next((t for t in trials_of(db_url, "k-AAA")
+                          if t._trial_id == victim["trial_id"] and t.state == TrialState.FAIL), None),
             timeout=3 + 2 * 0.5 + 10, message="the killed worker's trial to be failed",
         )
         assert "worker lost" in killed.user_attrs["fail_reason"]
@@ -218,7 +170,7 @@ def test_bad_data_is_reported_with_symbol_and_row(db_url, tmp_path):
 
 @pytest.mark.skipif(bool(os.environ.get("TUNE_TEST_DATABASE_URL")), reason="restarts the embedded server only")
 def test_completed_trials_survive_a_database_restart(db, db_url, tmp_path, tune_home):
-    from runner import embedded
+    from runner.storage import embedded
 
     config = user_config(tmp_path, "slow", name="rs", target=12)
     run = start_run(config)

@@ -7,6 +7,9 @@ freezes it, kills its postmaster with SIGKILL, points a client at a port that
 accepts and never answers, fills the log disk. Every test checks the standard:
 the number of backtests that finished (lines a user backtest appends to a
 ledger file) equals the number of COMPLETE trials, and no trial is left RUNNING.
+
+The machinery (Server, ledger_config, worker_env, start_worker, trials,
+assert_nothing_lost…) is in tests/helpers.py: benchmarks/bench_faults.py uses it too.
 """
 
 from __future__ import annotations
@@ -23,62 +26,30 @@ import threading
 import time
 from pathlib import Path
 
-import optuna
 import psutil
-import psycopg2
 import pytest
 from optuna.trial import TrialState
 
-from runner import embedded
-from runner.storage import Database
-from tests.conftest import ROOT, small_config, tune, wait_for
+from runner.storage import Database, embedded
+from tests.helpers import (
+    ROOT,
+    Server,
+    assert_nothing_lost,
+    count,
+    finished_backtests,
+    fresh_database,
+    ledger_config,
+    start_worker,
+    trials,
+    tune,
+    wait_for,
+    worker_env,
+)
 
 pytestmark = pytest.mark.fault
 
-LEDGER_BACKTEST = '''
-import os, time
 
-def counted(params, data):
-    """Sleeps, then appends a line to the ledger: one line per finished backtest."""
-    time.sleep(float(os.environ.get("BT_SLEEP", "0.2")))
-    with open(os.environ["BT_LEDGER"], "a") as out:
-        out.write(f"{params['fast']},{params['slow']}\\n")
-    return {"sharpe": params["fast"] - params["slow"] / 10, "trades": 50}
-'''
-
-
-# ----------------------------------------------------------------- helpers
-
-
-class Server:
-    """A second embedded PostgreSQL with a TUNE_HOME of its own."""
-
-    def __init__(self) -> None:
-        self.home = Path(tempfile.mkdtemp(prefix="tune-fault-"))
-        self.url = embedded.ensure_running(self.home)
-        self.pgdata = embedded.data_dir(self.home)
-
-    def processes(self) -> list[psutil.Process]:
-        info = embedded._postmaster_info(self.pgdata)
-        if info is None:
-            return []
-        postmaster = psutil.Process(info["pid"])
-        return [postmaster, *postmaster.children(recursive=True)]
-
-    def stop(self) -> None:
-        assert embedded.stop(self.home)
-
-    def start(self) -> None:
-        embedded.ensure_running(self.home)
-
-    def remove(self) -> None:
-        for proc in self.processes():  # a frozen server must not outlive the test
-            try:
-                proc.send_signal(signal.SIGCONT)
-            except psutil.Error:
-                pass
-        embedded.remove(self.home)
-        shutil.rmtree(self.home, ignore_errors=True)
+# ----------------------------------------------------------------- fixtures
 
 
 @pytest.fixture
@@ -86,72 +57,6 @@ def server():
     s = Server()
     yield s
     s.remove()
-
-
-def ledger_config(tmp_path: Path, name: str, target: int, workers: int = 1) -> Path:
-    (tmp_path / "ledgerbt.py").write_text(LEDGER_BACKTEST)
-    return small_config(tmp_path, name=name, target=target, workers=workers, strategy="ledgerbt:counted")
-
-
-def worker_env(tmp_path: Path, url: str | None, home: Path | None = None, sleep: float = 0.2) -> dict:
-    env = {**os.environ, "BT_LEDGER": str(tmp_path / "ledger.txt"), "BT_SLEEP": str(sleep), "PYTHONUNBUFFERED": "1"}
-    if url is None:
-        env.pop("TUNE_STORAGE_URL", None)
-    else:
-        env["TUNE_STORAGE_URL"] = url
-    if home is not None:
-        env["TUNE_HOME"] = str(home)
-    return env
-
-
-def start_worker(config: Path, env: dict, log: Path | int | None = None) -> subprocess.Popen:
-    out = open(log, "ab") if isinstance(log, Path) else log if log is not None else subprocess.DEVNULL
-    return subprocess.Popen(
-        [sys.executable, "-m", "runner.cli", "worker", str(config), "--symbol", "AAA"],
-        cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-
-
-def trials(url: str, study: str) -> list[optuna.trial.FrozenTrial]:
-    db = Database.open(url)
-    try:
-        return optuna.load_study(study_name=study, storage=db.optuna_storage(study)).get_trials(deepcopy=False)
-    except KeyError:
-        return []
-    finally:
-        db.dispose()
-
-
-def count(trial_list, state) -> int:
-    return sum(t.state == state for t in trial_list)
-
-
-def finished_backtests(tmp_path: Path) -> int:
-    ledger = tmp_path / "ledger.txt"
-    return len(ledger.read_text().splitlines()) if ledger.exists() else 0
-
-
-def assert_nothing_lost(tmp_path: Path, url: str, study: str) -> list[optuna.trial.FrozenTrial]:
-    found = trials(url, study)
-    assert count(found, TrialState.COMPLETE) == finished_backtests(tmp_path), (
-        f"{finished_backtests(tmp_path)} backtests finished, {count(found, TrialState.COMPLETE)} COMPLETE trials"
-    )
-    assert count(found, TrialState.RUNNING) == 0
-    return found
-
-
-def fresh_database(server_url: str) -> str:
-    import uuid
-
-    from sqlalchemy.engine import make_url
-
-    name = f"tune_fault_{uuid.uuid4().hex[:8]}"
-    conn = psycopg2.connect(server_url)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    conn.close()
-    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
 
 
 # ------------------------------------------------------------------- tests

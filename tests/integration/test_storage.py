@@ -1,4 +1,4 @@
-"""The Postgres journal: ordered, hole-free, shared by processes; URLs masked."""
+"""The Postgres journal: ordered, hole-free, shared by processes (URLs and retries: tests/unit/test_storage.py)."""
 
 from __future__ import annotations
 
@@ -8,23 +8,7 @@ import optuna
 import psycopg2
 import pytest
 
-from runner.storage import Database, PostgresJournalBackend, StorageError, mask_url, resolve_url
-
-
-def test_mask_url_hides_the_password():
-    masked = mask_url("postgresql://alice:s3cret@db.example:5432/tune")
-    assert "s3cret" not in masked
-    assert masked == "postgresql://alice:***@db.example:5432/tune"
-
-
-def test_resolve_url_rejects_non_postgres():
-    with pytest.raises(StorageError, match="only PostgreSQL"):
-        resolve_url("sqlite:///x.db")
-
-
-def test_unreachable_database_is_one_clear_error():
-    with pytest.raises(StorageError, match=r"cannot connect to postgresql://u:\*\*\*@127\.0\.0\.1:1/x"):
-        Database.open("postgresql://u:pw@127.0.0.1:1/x")
+from runner.storage import Database, PostgresJournalBackend, StorageError
 
 
 def test_journal_appends_in_order_and_reads_from_an_offset(db):
@@ -83,20 +67,6 @@ def test_batched_user_attrs_are_one_append(db):
     assert len(after) == before + 2
     assert after[-1]["_t"] == after[-2]["_t"]  # one append carried both records
     assert study.trials[0].user_attrs == {"sharpe": 1.5, "trades": 12}
-
-
-def test_passwords_in_the_query_string_are_masked_too():
-    masked = mask_url("postgresql://bob@db.example/tune?password=s3cret&sslmode=require&sslpassword=k3y")
-    assert "s3cret" not in masked and "k3y" not in masked
-    assert "sslmode=require" in masked
-
-
-def test_a_malformed_url_is_bad_input():
-    from runner.storage import BadStorageURL
-
-    with pytest.raises(BadStorageURL, match="not a valid storage URL"):
-        resolve_url("postgresql://u:pw@host:notaport/db")
-    assert resolve_url("postgres://u:pw@h:5432/db") == "postgresql://u:pw@h:5432/db"
 
 
 def test_appending_to_a_study_deleted_meanwhile_is_an_error_not_a_silent_loss(db):

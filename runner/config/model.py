@@ -1,0 +1,314 @@
+"""The run configuration as typed models: what each field may hold (see fields.py for bounds)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+import backtest
+
+from .fields import (
+    MAX_BARS,
+    MAX_BPS,
+    MAX_FLOAT_PARAM,
+    MAX_FLOAT_STEPS,
+    MAX_INT_PARAM,
+    MAX_SEED,
+    MAX_TRIALS,
+    NAME_MAX,
+    PATH_MAX,
+    SYMBOL_MAX,
+    TimeText,
+    _check_freq,
+    _check_path_template,
+    _check_symbol,
+    _short_repr,
+)
+
+
+class _Strict(BaseModel):
+    # A misspelled field is an error, never silently ignored; nan and inf are never numbers.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+Scalar = bool | int | float | str
+
+
+class _Param(_Strict):
+    # Conditional parameter: suggested only when every named parameter has the given value.
+    when: dict[str, Scalar] | None = None
+
+
+class FloatParam(_Param):
+    type: Literal["float"]
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = Field(default=None, gt=0)
+
+    @field_validator("low", "high", "step")
+    @classmethod
+    def _in_range(cls, value: float | None) -> float | None:
+        if value is not None and abs(value) > MAX_FLOAT_PARAM:
+            raise ValueError(f"must be within ±{MAX_FLOAT_PARAM:.0e} (got {value})")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> FloatParam:
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        if self.step is not None and (self.high - self.low) / self.step > MAX_FLOAT_STEPS:
+            # Optuna checks the step with decimal arithmetic, which fails on more.
+            raise ValueError(f"step {self.step} is too small: more than {MAX_FLOAT_STEPS:.0e} steps from low to high")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log-scaled range needs low > 0 (got {self.low})")
+        if self.log and self.step is not None:
+            raise ValueError("step and log cannot be combined")
+        return self
+
+
+class IntParam(_Param):
+    type: Literal["int"]
+    low: int = Field(ge=-MAX_INT_PARAM, le=MAX_INT_PARAM)
+    high: int = Field(ge=-MAX_INT_PARAM, le=MAX_INT_PARAM)
+    step: int = Field(default=1, ge=1, le=2 * MAX_INT_PARAM)
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> IntParam:
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        if self.log and (self.low <= 0 or self.step != 1):
+            raise ValueError("a log-scaled int range needs low > 0 and step 1")
+        return self
+
+
+class CategoricalParam(_Param):
+    type: Literal["categorical"]
+    choices: list[Scalar] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> CategoricalParam:
+        if len(set(map(repr, self.choices))) != len(self.choices):
+            raise ValueError("choices must be distinct")
+        return self
+
+
+Param = Annotated[FloatParam | IntParam | CategoricalParam, Field(discriminator="type")]
+
+
+class StudySettings(_Strict):
+    name: str = Field(max_length=NAME_MAX, pattern=r"^[A-Za-z0-9_.]+$", description="studies are named {name}-{symbol}")
+    # One metric, or several for a multi-objective study (a Pareto front instead of one best).
+    metric: str | list[str] = "sharpe"
+    direction: Literal["maximize", "minimize"] | list[Literal["maximize", "minimize"]] | None = None
+    target_trials: int = Field(default=200, ge=1, le=MAX_TRIALS, description="completed trials per symbol")
+    max_attempts: int | None = Field(default=None, ge=1, le=3 * MAX_TRIALS, description="cap on all trials per symbol")
+    workers_per_symbol: int = Field(default=1, ge=1, le=64)
+    resume: bool = True
+    min_trades: int = Field(default=0, ge=0, le=MAX_BARS)
+    min_trades_penalty: float | None = None  # set: too few trades completes with this value; unset: pruned
+    dedup: bool = True  # never backtest one parameter combination twice in a study
+    float_precision: int = Field(default=6, ge=1, le=15)  # significant digits that make floats "equal"
+    heartbeat_seconds: float = Field(default=2.0, ge=0.1, le=300)
+    grace_seconds: float = Field(default=10.0, gt=0, le=3600)
+
+    @field_validator("metric")
+    @classmethod
+    def _check_metric(cls, metric: str | list[str]) -> str | list[str]:
+        metrics = metric if isinstance(metric, list) else [metric]
+        for name in metrics:
+            if not 1 <= len(name) <= 100:
+                raise ValueError(f"a metric name has 1 to 100 characters (got {_short_repr(name)})")
+        if len(metrics) > 16:
+            raise ValueError(f"at most 16 metrics (got {len(metrics)})")
+        return metric
+
+    @model_validator(mode="after")
+    def _check(self) -> StudySettings:
+        if self.max_attempts is not None and self.max_attempts < self.target_trials:
+            raise ValueError(
+                f"max_attempts ({self.max_attempts}) is below target_trials ({self.target_trials})"
+            )
+        if self.grace_seconds < 2 * self.heartbeat_seconds:
+            raise ValueError("grace_seconds must be at least twice heartbeat_seconds")
+        if isinstance(self.metric, list):
+            if len(self.metric) < 2 or len(set(self.metric)) != len(self.metric):
+                raise ValueError("a list of metrics needs two or more distinct names")
+            if isinstance(self.direction, list) and len(self.direction) != len(self.metric):
+                raise ValueError("direction must have one entry per metric")
+            if self.min_trades_penalty is not None:
+                raise ValueError("min_trades_penalty needs a single metric (multi-objective trials are pruned)")
+        elif isinstance(self.direction, list):
+            raise ValueError("a list of directions needs a list of metrics")
+        return self
+
+    @property
+    def metrics(self) -> list[str]:
+        return self.metric if isinstance(self.metric, list) else [self.metric]
+
+    @property
+    def attempt_cap(self) -> int:
+        # Without an explicit cap, allow pruned/failed/duplicate trials up to twice the target.
+        return self.max_attempts if self.max_attempts is not None else 3 * self.target_trials
+
+
+class SyntheticData(_Strict):
+    bars: int = Field(default=20_000, ge=100, le=MAX_BARS)
+    freq: Annotated[str, Field(max_length=50), AfterValidator(_check_freq)] = "1h"
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
+    start: TimeText = "2020-01-01"
+
+
+Symbol = Annotated[str, Field(max_length=SYMBOL_MAX, pattern=r"^[A-Za-z0-9_.^=-]+$"), AfterValidator(_check_symbol)]
+
+
+class DataSettings(_Strict):
+    symbols: list[Symbol] = Field(min_length=1)
+    path: Annotated[str, Field(max_length=PATH_MAX), AfterValidator(_check_path_template)] | None = Field(
+        default=None, description="file per symbol, e.g. data/{symbol}.csv")
+    start: TimeText | None = None
+    end: TimeText | None = None
+    synthetic: SyntheticData | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> DataSettings:
+        if len(set(self.symbols)) != len(self.symbols):
+            raise ValueError("symbols must be distinct")
+        if self.path is not None and self.synthetic is not None:
+            raise ValueError("give either path or [data.synthetic], not both")
+        if self.path is not None and "{symbol}" not in self.path and len(self.symbols) > 1:
+            raise ValueError("path must contain {symbol} when there are several symbols")
+        return self
+
+
+class StrategySettings(_Strict):
+    name: str = Field(max_length=200)
+    fees_bps: float = Field(default=0.0, ge=0, lt=MAX_BPS)
+    slippage_bps: float = Field(default=0.0, ge=0, lt=MAX_BPS)
+    stop_loss: float | None = Field(default=None, gt=0, lt=1)
+    fixed: dict[str, Any] = Field(default_factory=dict, description="parameters passed as they are")
+
+    @property
+    def is_user_backtest(self) -> bool:
+        return ":" in self.name
+
+
+class SamplerSettings(_Strict):
+    type: Literal["tpe", "random", "cmaes", "gp", "qmc", "grid"] = "tpe"
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+    n_startup_trials: int = Field(default=10, ge=0, le=MAX_TRIALS)
+    n_ei_candidates: int = Field(default=24, ge=1, le=10_000)  # TPE
+    multivariate: bool = True  # TPE: model parameters jointly
+    group: bool = False  # TPE: model conditional parameter groups separately (needs multivariate)
+    constant_liar: bool = True  # TPE: treat running trials as bad, so parallel workers spread out
+    qmc_type: Literal["sobol", "halton"] = "sobol"  # QMC
+
+    @model_validator(mode="after")
+    def _check(self) -> SamplerSettings:
+        if self.group and not self.multivariate:
+            raise ValueError("group = true needs multivariate = true")
+        return self
+
+
+class PrunerSettings(_Strict):
+    """Stop unpromising trials early, from metrics on growing slices of the period.
+
+    A trial is evaluated on the first 1/steps of the bars, then 2/steps, …, and
+    the pruner compares each partial score with other trials' at that step. An
+    unpruned trial costs (steps + 1) / 2 full backtests; one pruned at the first
+    step costs 1/steps.
+    """
+
+    type: Literal["none", "median", "percentile", "successive_halving", "hyperband", "wilcoxon"] = "none"
+    steps: int = Field(default=4, ge=2, le=50)
+    n_startup_trials: int = Field(default=5, ge=0, le=MAX_TRIALS)  # median, percentile
+    n_warmup_steps: int = Field(default=0, ge=0, le=1000)  # median, percentile, wilcoxon
+    interval_steps: int = Field(default=1, ge=1, le=1000)  # median, percentile
+    percentile: float = Field(default=25.0, gt=0, lt=100)  # percentile: keep trials above this
+    reduction_factor: int = Field(default=3, ge=2, le=100)  # successive_halving, hyperband
+    min_resource: int = Field(default=1, ge=1, le=1000)  # successive_halving, hyperband
+    min_early_stopping_rate: int = Field(default=0, ge=0, le=50)  # successive_halving
+    p_threshold: float = Field(default=0.1, gt=0, lt=1)  # wilcoxon
+
+    @property
+    def active(self) -> bool:
+        return self.type != "none"
+
+
+class ConstraintSettings(_Strict):
+    """Feasibility limits, given to Optuna as constraints (constrained samplers steer away)."""
+
+    max_drawdown: float | None = Field(default=None, gt=0)
+    min_trades: int | None = Field(default=None, ge=1, le=MAX_BARS)
+    max_volatility: float | None = Field(default=None, gt=0)
+
+    def values(self, metrics: dict[str, float]) -> dict[str, float]:
+        """Optuna's convention: a trial is feasible when every value is <= 0."""
+        limits = (("max_drawdown", "max_drawdown", self.max_drawdown, 1),
+                  ("min_trades", "trades", self.min_trades, -1),
+                  ("max_volatility", "volatility", self.max_volatility, 1))
+        out = {}
+        for name, metric, limit, sign in limits:
+            if limit is None:
+                continue
+            if metric not in metrics:  # a user backtest that does not report it
+                raise ValueError(f"constraint {name} needs the backtest to return {metric!r}")
+            out[name] = sign * (metrics[metric] - limit)
+        return out
+
+
+class RunConfig(_Strict):
+    study: StudySettings
+    data: DataSettings
+    strategy: StrategySettings
+    sampler: SamplerSettings = SamplerSettings()
+    pruner: PrunerSettings = PrunerSettings()
+    constraints: ConstraintSettings = ConstraintSettings()
+    space: dict[str, Param] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> RunConfig:
+        for name, p in self.space.items():
+            for other, value in (p.when or {}).items():
+                if other == name or other not in self.space:
+                    raise ValueError(f"space.{name}.when names {other!r}, which is not another parameter of the space")
+                q = self.space[other]
+                if q.when:
+                    raise ValueError(f"space.{name}.when: {other!r} is itself conditional; one level only")
+                if isinstance(q, CategoricalParam) and value not in q.choices:
+                    raise ValueError(f"space.{name}.when: {value!r} is not one of {other}'s choices")
+        if self.pruner.active and len(self.study.metrics) > 1:
+            raise ValueError("pruning needs a single metric (Optuna cannot prune multi-objective trials)")
+        return self
+
+    # Set by load_config; not part of the file.
+    source_path: Path | None = Field(default=None, exclude=True)
+
+    @property
+    def base_dir(self) -> Path:
+        return self.source_path.parent if self.source_path else Path.cwd()
+
+    @property
+    def directions(self) -> list[str]:
+        d = self.study.direction
+        if isinstance(d, list):
+            return list(d)
+        if d is not None and len(self.study.metrics) == 1:
+            return [d]
+        return [backtest.METRIC_DIRECTIONS.get(m, "maximize") for m in self.study.metrics]
+
+    @property
+    def direction(self) -> str:
+        """Direction of the first (for a single-objective study: the) metric."""
+        return self.directions[0]
+
+    def study_name(self, symbol: str) -> str:
+        return f"{self.study.name}-{symbol}"
+
+    def study_names(self) -> list[str]:
+        return [self.study_name(s) for s in self.data.symbols]
+
+

@@ -1,0 +1,112 @@
+"""The search space: one home for what the config's [space] means to Optuna and to us.
+
+* :func:`distributions` — the Optuna distribution of each parameter;
+* :func:`is_conditional` — whether a parameter exists only under a condition
+  (then trials are suggested define-by-run, and the space is not enumerable);
+* :func:`suggest` — a trial's parameters, conditions honoured;
+* :func:`grid_points`, :func:`grid_size` — every value of a discrete space, and how many combinations;
+* :func:`param_key` — the canonical key of a combination (deduplication).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+
+from .config.model import CategoricalParam, FloatParam, IntParam, RunConfig
+
+GRID_LIMIT = 100_000  # combinations we enumerate (dedup picks a free one among them)
+# Optuna's GridSampler rescans every earlier trial after each one (quadratic):
+# 800 trials took 41 s in memory (benchmarks/bench_samplers.py). Beyond this, TPE.
+GRID_SAMPLER_LIMIT = 5_000
+
+
+GRID_SIZE_CAP = 10**18  # grid_size stops counting here: any such space is far beyond every limit
+
+
+def grid_size(cfg: RunConfig) -> int | None:
+    """Number of distinct parameter combinations (at most GRID_SIZE_CAP), or None
+    if a float has no step. Arithmetic only: fast for any range."""
+    size = 1
+    for p in cfg.space.values():
+        if isinstance(p, CategoricalParam):
+            n = len(p.choices)
+        elif isinstance(p, IntParam):
+            n = (p.high - p.low) // p.step + 1
+        elif p.step is not None:
+            steps = (p.high - p.low) / p.step
+            n = int(round(steps)) + 1 if steps < GRID_SIZE_CAP else GRID_SIZE_CAP
+        else:
+            return None
+        size = min(size * n, GRID_SIZE_CAP)
+    return size
+
+
+
+def is_conditional(cfg: RunConfig) -> bool:
+    """True if some parameter exists only when a condition (``when``) holds."""
+    return any(p.when for p in cfg.space.values())
+
+
+def distributions(cfg: RunConfig) -> dict[str, BaseDistribution]:
+    space: dict[str, BaseDistribution] = {}
+    for name, p in cfg.space.items():
+        if isinstance(p, FloatParam):
+            space[name] = FloatDistribution(p.low, p.high, log=p.log, step=p.step)
+        elif isinstance(p, IntParam):
+            space[name] = IntDistribution(p.low, p.high, log=p.log, step=p.step)
+        elif isinstance(p, CategoricalParam):
+            space[name] = CategoricalDistribution(p.choices)
+    return space
+
+
+def grid_points(cfg: RunConfig) -> dict[str, list]:
+    """Every value of every parameter of a discrete space (the grid sampler, dedup's free combinations)."""
+    points: dict[str, list] = {}
+    for name, p in cfg.space.items():
+        if isinstance(p, CategoricalParam):
+            points[name] = list(p.choices)
+        elif isinstance(p, IntParam):
+            points[name] = list(range(p.low, p.high + 1, p.step))
+        else:
+            assert p.step is not None, "a discrete space: config checks every float has a step"
+            count = int(round((p.high - p.low) / p.step)) + 1
+            points[name] = [round(p.low + i * p.step, 12) for i in range(count)]
+    return points
+
+
+def suggest(trial: optuna.Trial, cfg: RunConfig, space: dict[str, BaseDistribution]) -> dict[str, Any]:
+    """The trial's parameters. Conditional ones are suggested only when their condition holds."""
+    params: dict[str, Any] = {}
+    # Unconditional first, so that every condition can be checked against them.
+    for name in sorted(space, key=lambda n: cfg.space[n].when is not None):
+        when = cfg.space[name].when
+        if when and any(params.get(other) != value for other, value in when.items()):
+            continue
+        params[name] = _suggest_one(trial, name, space[name])
+    return params
+
+
+def _suggest_one(trial: optuna.Trial, name: str, d: BaseDistribution) -> Any:
+    if isinstance(d, FloatDistribution):
+        return trial.suggest_float(name, d.low, d.high, step=d.step, log=d.log)
+    if isinstance(d, IntDistribution):
+        return trial.suggest_int(name, d.low, d.high, step=d.step, log=d.log)
+    assert isinstance(d, CategoricalDistribution)
+    return trial.suggest_categorical(name, d.choices)
+
+
+def param_key(cfg: RunConfig, params: dict[str, Any]) -> str:
+    parts = []
+    for name in sorted(params):
+        value, spec = params[name], cfg.space.get(name)
+        if isinstance(spec, FloatParam):
+            if spec.step is not None:
+                value = round((value - spec.low) / spec.step)
+            else:
+                value = float(f"{value:.{cfg.study.float_precision}g}")
+        parts.append([name, value])
+    return json.dumps(parts, separators=(",", ":"))

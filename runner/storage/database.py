@@ -1,0 +1,145 @@
+"""One process's handle on the storage: the control-plane tables through SQLAlchemy,
+and an Optuna storage per study."""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from typing import Any
+
+import optuna
+import psycopg2
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from . import connection, embedded
+from .connection import StorageError, libpq_args
+from .journal import PostgresJournalBackend, TuneJournalStorage
+from .schema import SCHEMA, SCHEMA_LOCK
+from .urls import mask_url, resolve_url
+
+
+def retry_on_disconnect(fn):
+    """Retry a control-plane call while the database is away (a restart, a network blip),
+    for this process's patience (:mod:`runner.connection`).
+
+    Each call runs in its own transaction, so running it again after a lost
+    connection is safe.
+    """
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        db = args[0] if args and isinstance(args[0], Database) else getattr(args[0], "db", None) if args else None
+        # Connection lost, server shutting down, serialization failure: all leave
+        # the transaction rolled back, so a rerun is safe.
+        return connection.retry(
+            lambda: fn(*args, **kwargs), transient=(sa.exc.OperationalError, sa.exc.InterfaceError),
+            url=getattr(db, "url", None),
+        )
+
+    return wrapper
+
+
+class Database:
+    """One process's handle on the storage: control tables and per-study journals."""
+
+    def __init__(self, url: str, connect_args: dict[str, Any] | None = None) -> None:
+        self.url = url
+        self.masked_url = mask_url(url)
+        sa_url = make_url(url).set(drivername="postgresql+psycopg2")
+        # pool_pre_ping: a connection that died with a server restart is replaced, not used.
+        self.connect_args = connect_args if connect_args is not None else libpq_args()
+        self.engine = sa.create_engine(
+            sa_url, pool_pre_ping=True, pool_size=2, max_overflow=4, connect_args=self.connect_args
+        )
+        self._storages: dict[str, TuneJournalStorage] = {}
+
+    @classmethod
+    def open(cls, cli_url: str | None = None) -> Database:
+        """Resolve the URL, connect and make sure the schema exists."""
+        url = resolve_url(cli_url)
+        db = cls(url)
+        db.ensure_schema()
+        return db
+
+    def ensure_schema(self) -> None:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK})
+                conn.exec_driver_sql(SCHEMA)
+        except sa.exc.OperationalError as exc:
+            if embedded.revive(self.url):  # our embedded server had died: it is back now
+                return self.ensure_schema()
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise StorageError(f"cannot connect to {self.masked_url}: {reason}") from None
+        except sa.exc.ProgrammingError as exc:
+            if isinstance(exc.orig, psycopg2.errors.InsufficientPrivilege):
+                raise StorageError(
+                    f"{self.masked_url}: the database role may not create tables; it needs the CREATE "
+                    "privilege on the database's public schema (GRANT CREATE ON SCHEMA public TO <role>), "
+                    "or an administrator runs any tune command once to create them"
+                ) from None
+            raise
+
+    def optuna_storage(self, study: str) -> TuneJournalStorage:
+        """The Optuna storage holding ``study`` (cached: replays only new records)."""
+        if study not in self._storages:
+            self._storages[study] = TuneJournalStorage(PostgresJournalBackend(self.url, study, self.connect_args))
+        return self._storages[study]
+
+    def read_journals(self, offsets: dict[str, int], limit: int | None = None) -> dict[str, list[dict[str, Any]]]:
+        """New journal records of many studies in one query: ``{study: records from offset}``,
+        at most ``limit`` per study.
+
+        For followers (the app, ``tune status``) that replay records themselves;
+        the cost depends on the number of new records only.
+        """
+        if not offsets:
+            return {}
+        names, starts = zip(*offsets.items())
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    """
+                    SELECT o.stream, j.body
+                    FROM unnest(CAST(:names AS text[]), CAST(:starts AS bigint[])) AS o(stream, first)
+                    CROSS JOIN LATERAL (
+                        SELECT seq, body FROM tune_journal
+                        WHERE stream = o.stream AND seq >= o.first
+                        ORDER BY seq LIMIT :limit
+                        OFFSET 0  -- keeps the planner from flattening this into a scan of the whole table
+                    ) AS j
+                    ORDER BY o.stream, j.seq
+                    """
+                ),
+                {"names": list(names), "starts": list(starts), "limit": limit},
+            ).all()
+        out: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+        for stream, body in rows:
+            out[stream].append(body)
+        return out
+
+    def forget_storage(self, study: str) -> None:
+        storage = self._storages.pop(study, None)
+        if storage is not None:
+            storage.journal.close()
+
+    def delete_study_records(self, study: str) -> None:
+        """Remove every trace of a study (a fresh start): journal, control row, workers, events."""
+        self.forget_storage(study)
+        with self.engine.begin() as conn:
+            for table, column in (
+                ("tune_journal", "stream"), ("tune_streams", "stream"), ("tune_studies", "name"),
+                ("tune_workers", "study"), ("tune_events", "study"), ("tune_param_claims", "study"),
+            ):
+                conn.execute(sa.text(f"DELETE FROM {table} WHERE {column} = :s"), {"s": study})
+
+    def dispose(self) -> None:
+        for study in list(self._storages):
+            self.forget_storage(study)
+        self.engine.dispose()
+
+
+def quiet_optuna() -> None:
+    """Optuna logs every trial at INFO; our own status output replaces that."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)

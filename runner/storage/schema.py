@@ -1,0 +1,79 @@
+"""The tables: the journal of every study and the control plane beside it."""
+
+from __future__ import annotations
+
+SCHEMA_LOCK = 0x74756E65  # "tune": serialises CREATE TABLE IF NOT EXISTS across processes
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tune_journal (
+    stream  text   NOT NULL,
+    seq     bigint NOT NULL,
+    body    jsonb  NOT NULL,
+    PRIMARY KEY (stream, seq)
+);
+CREATE TABLE IF NOT EXISTS tune_streams (
+    stream     text PRIMARY KEY,
+    next_seq   bigint NOT NULL DEFAULT 0,
+    generation text NOT NULL DEFAULT md5(random()::text)  -- a new one when a study starts fresh
+);
+ALTER TABLE tune_streams ADD COLUMN IF NOT EXISTS generation text NOT NULL DEFAULT md5(random()::text);
+CREATE TABLE IF NOT EXISTS tune_studies (
+    name            text PRIMARY KEY,
+    run_name        text NOT NULL,
+    symbol          text NOT NULL,
+    config_path     text,
+    metric          text[] NOT NULL,  -- one entry per objective
+    direction       text[] NOT NULL,
+    target_trials   integer NOT NULL,
+    max_attempts    integer NOT NULL,
+    desired_workers integer NOT NULL DEFAULT 1,
+    grace_seconds   double precision NOT NULL DEFAULT 10,
+    control         text NOT NULL DEFAULT 'running',
+    ended_code      text,  -- runner.states.EndCode
+    ended_reason    text,  -- the message for a person
+    next_worker_index integer NOT NULL DEFAULT 0,  -- each worker ever started gets its own (its seed)
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS tune_workers (
+    id           text PRIMARY KEY,
+    study        text NOT NULL,
+    host         text NOT NULL,
+    pid          integer NOT NULL,
+    started_at   timestamptz NOT NULL DEFAULT now(),
+    heartbeat_at timestamptz NOT NULL DEFAULT now(),
+    status       text NOT NULL DEFAULT 'starting',
+    trial_id     integer,
+    trials_done  integer NOT NULL DEFAULT 0,
+    exit_reason  text,
+    worker_index integer NOT NULL DEFAULT 0
+);
+ALTER TABLE tune_studies ADD COLUMN IF NOT EXISTS next_worker_index integer NOT NULL DEFAULT 0;
+ALTER TABLE tune_studies ADD COLUMN IF NOT EXISTS ended_code text;
+DO $$ BEGIN  -- databases made before objectives were arrays ("sharpe,max_drawdown")
+    IF (SELECT data_type FROM information_schema.columns
+        WHERE table_schema = current_schema() AND table_name = 'tune_studies' AND column_name = 'metric') = 'text' THEN
+        ALTER TABLE tune_studies ALTER COLUMN metric TYPE text[] USING string_to_array(metric, ','),
+                                 ALTER COLUMN direction TYPE text[] USING string_to_array(direction, ',');
+    END IF;
+END $$;
+ALTER TABLE tune_workers ADD COLUMN IF NOT EXISTS worker_index integer NOT NULL DEFAULT 0;
+CREATE INDEX IF NOT EXISTS tune_workers_study ON tune_workers (study, status);
+CREATE TABLE IF NOT EXISTS tune_events (
+    id      bigserial PRIMARY KEY,
+    study   text NOT NULL,
+    worker  text,
+    at      timestamptz NOT NULL DEFAULT now(),
+    level   text NOT NULL,
+    message text NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tune_events_study ON tune_events (study, id);
+CREATE TABLE IF NOT EXISTS tune_param_claims (
+    study        text NOT NULL,
+    key          text NOT NULL,
+    trial_number integer NOT NULL,
+    worker       text,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (study, key)
+);
+"""

@@ -11,10 +11,11 @@ indicators it computes (``data.indicator_cache``, an LRU of 64 MiB by default),
 so parameter values that an optimizer proposes again cost nothing to recompute.
 """
 
-from .data import DataError, PriceData, load_ohlcv, validate_ohlcv
+from .data import DataError, load_ohlcv, validate_ohlcv
 from .engine import BacktestResult, run_backtest
 from .evaluation import evaluate, evaluate_partial
 from .metrics import METRIC_DIRECTIONS, METRICS, compute_metrics
+from .prices import PriceData
 from .strategies import STRATEGIES, InvalidParams, Strategy, get_strategy
 from .synthetic import synthetic_ohlcv
 from .user import resolve_user_backtest

@@ -62,7 +62,7 @@ class IndicatorCache:
         return {"max_bytes": self.max_bytes}
 
     def __setstate__(self, state: dict[str, int]) -> None:
-        self.__init__(state["max_bytes"])
+        IndicatorCache.__init__(self, state["max_bytes"])
 
     def get(self, key: tuple, compute: Callable[[], np.ndarray], pinned: bool = False) -> np.ndarray:
         """The array stored under ``key`` (a tuple whose first item names the

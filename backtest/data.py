@@ -4,30 +4,19 @@
 a tz-naive ``DatetimeIndex`` named ``timestamp`` and float64 columns
 ``open, high, low, close, volume`` (plus ``adj_close`` when the file has one).
 ``validate_ohlcv`` rejects data a backtest cannot trust, naming the symbol and
-the offending row. ``PriceData`` is the read-only numpy bundle that a worker
-prepares once and hands to every trial, so the hot path never touches pandas.
+the offending row. ``PriceData`` (prices.py) is the read-only numpy bundle that
+a worker prepares from it once and hands to every trial, so the hot path never
+touches pandas.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pandas as pd
-
-from .cache import IndicatorCache
-from .indicators import (
-    ema,
-    previous_max,
-    previous_min,
-    price_moves,
-    running_sum,
-    sma_from_running_sum,
-    wilder_rsi_from_moves,
-)
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
 
@@ -46,7 +35,6 @@ _TIMESTAMP_KEYS = ("timestamp", "datetime", "date", "time")
 _ANONYMOUS_INDEX_KEYS = ("unnamed0", "index")
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 
-_NANOSECONDS_PER_YEAR = 365.25 * 24 * 3600 * 1e9
 
 
 class DataError(ValueError):
@@ -313,141 +301,3 @@ def validate_ohlcv(
 # ------------------------------------------------------------------ prepared arrays
 
 
-def _read_only(values: np.ndarray) -> np.ndarray:
-    values = np.array(values, copy=True)
-    values.setflags(write=False)
-    return values
-
-
-@dataclass(frozen=True, eq=False)
-class PriceData:
-    """One symbol's bars as read-only numpy arrays, prepared once per worker.
-
-    ``close_returns[t]`` is close[t] / close[t-1] - 1 (0 for the first bar),
-    precomputed because every backtest needs it. ``bars_per_year`` is measured
-    from the timestamps ((bars - 1) / years spanned), so it fits any bar size
-    and calendar: about 252 for exchange-traded daily bars, 8766 for 24/7 hourly.
-
-    The indicator methods (``sma``, ``ema``, ``rsi``, ``previous_max``,
-    ``previous_min``) return read-only arrays from ``indicator_cache``, an LRU
-    shared with every ``head`` of this data: an optimizer that proposes a
-    window it tried before gets the array back without recomputing it. What
-    every window needs (the running sum of the closes, the bar-to-bar moves)
-    is computed once, on first use, and kept (``indicator_cache.max_bytes = 0``
-    turns off the caching of the per-window arrays only).
-    """
-
-    symbol: str
-    timestamps: np.ndarray
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    bars_per_year: float
-    close_returns: np.ndarray = field(init=False, repr=False)
-    indicator_cache: IndicatorCache = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        for name in ("timestamps", "open", "high", "low", "close"):
-            object.__setattr__(self, name, _read_only(getattr(self, name)))
-        returns = np.zeros(len(self.close))
-        np.divide(self.close[1:], self.close[:-1], out=returns[1:])
-        returns[1:] -= 1.0
-        returns.setflags(write=False)
-        object.__setattr__(self, "close_returns", returns)
-        object.__setattr__(self, "indicator_cache", IndicatorCache())
-        object.__setattr__(self, "_root", self)
-
-    @classmethod
-    def from_frame(cls, df: pd.DataFrame, symbol: str) -> PriceData:
-        """Validate a standard OHLCV frame and copy it into arrays."""
-        validate_ohlcv(df, symbol)
-        timestamps = df.index.to_numpy(dtype="datetime64[ns]")
-        span = (timestamps[-1] - timestamps[0]).astype("int64") / _NANOSECONDS_PER_YEAR
-        return cls(
-            symbol=symbol,
-            timestamps=timestamps,
-            open=df["open"].to_numpy(dtype="float64"),
-            high=df["high"].to_numpy(dtype="float64"),
-            low=df["low"].to_numpy(dtype="float64"),
-            close=df["close"].to_numpy(dtype="float64"),
-            bars_per_year=(len(df) - 1) / span,
-        )
-
-    def __len__(self) -> int:
-        return len(self.close)
-
-    def head(self, bars: int) -> PriceData:
-        """The first ``bars`` bars. Keeps this data's bars_per_year, so that
-        annualised metrics of a prefix are comparable with the whole.
-
-        The arrays are read-only views (nothing is copied) and the indicator
-        cache is shared: an indicator at bar t depends on bars up to t only,
-        so the prefix of the whole data's indicator is the prefix's indicator.
-        """
-        bars = len(self.close[:bars])
-        prefix = object.__new__(PriceData)
-        for name in ("symbol", "bars_per_year", "indicator_cache", "_root"):
-            object.__setattr__(prefix, name, getattr(self, name))
-        for name in ("timestamps", "open", "high", "low", "close", "close_returns"):
-            object.__setattr__(prefix, name, getattr(self, name)[:bars])
-        return prefix
-
-    def return_range(self) -> tuple[float, float]:
-        """Lowest and highest close-to-close return of the whole data (which
-        bound those of every ``head``), cached."""
-        root = self._root
-        low, high = self.indicator_cache.get(
-            ("return_range",), lambda: np.array([root.close_returns.min(), root.close_returns.max()]), pinned=True
-        )
-        return float(low), float(high)
-
-    # ------------------------------------------------------------ cached indicators
-
-    def _cached(self, key: tuple, compute) -> np.ndarray:
-        return self.indicator_cache.get(key, compute)[: len(self.close)]
-
-    def sma(self, window: int) -> np.ndarray:
-        """``indicators.sma(close, window)``, cached (read-only)."""
-        root = self._root
-        window = int(window)
-
-        def compute() -> np.ndarray:
-            if window > len(root.close):
-                return np.full(len(root.close), np.nan)
-            running = root.indicator_cache.get(("running_sum",), lambda: running_sum(root.close), pinned=True)
-            return sma_from_running_sum(running, root.close[0], window)
-
-        return self._cached(("sma", window), compute)
-
-    def ema(self, span: int) -> np.ndarray:
-        """``indicators.ema(close, span)``, cached (read-only)."""
-        root = self._root
-        return self._cached(("ema", int(span)), lambda: ema(root.close, int(span)))
-
-    def rsi(self, period: int) -> np.ndarray:
-        """``indicators.wilder_rsi(close, period)``, cached (read-only)."""
-        root = self._root
-        period = int(period)
-
-        def compute() -> np.ndarray:
-            moves = root.indicator_cache.get(("price_moves",), lambda: price_moves(root.close), pinned=True)
-            return wilder_rsi_from_moves(moves, period)
-
-        return self._cached(("rsi", period), compute)
-
-    def previous_max(self, column: str, window: int) -> np.ndarray:
-        """``indicators.previous_max`` of a price column, cached (read-only)."""
-        values = getattr(self._root, _price_column(column))
-        return self._cached(("previous_max", column, int(window)), lambda: previous_max(values, int(window)))
-
-    def previous_min(self, column: str, window: int) -> np.ndarray:
-        """``indicators.previous_min`` of a price column, cached (read-only)."""
-        values = getattr(self._root, _price_column(column))
-        return self._cached(("previous_min", column, int(window)), lambda: previous_min(values, int(window)))
-
-
-def _price_column(column: str) -> str:
-    if column not in PRICE_COLUMNS:
-        raise ValueError(f"column must be one of {', '.join(PRICE_COLUMNS)}, got {column!r}")
-    return column

@@ -33,7 +33,8 @@ from functools import cached_property
 import numpy as np
 
 from .cache import scratch_buffer
-from .data import DataError, PriceData
+from .data import DataError
+from .prices import PriceData
 from .strategies import InvalidParams, Strategy, get_strategy
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .data import PriceData
 from .engine import simulate
 from .metrics import compute_metrics
+from .prices import PriceData
 from .strategies import Strategy
 
 

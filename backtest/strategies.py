@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data import PriceData
+from .prices import PriceData
 
 
 class InvalidParams(ValueError):

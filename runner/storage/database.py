@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from . import connection, embedded
 from .connection import StorageError, libpq_args
 from .journal import PostgresJournalBackend, TuneJournalStorage
-from .schema import SCHEMA, SCHEMA_LOCK
+from .schema import SCHEMA, SCHEMA_LOCK, SCHEMA_VERSION, is_current
 from .urls import mask_url, resolve_url
 
 
@@ -64,8 +64,14 @@ class Database:
     def ensure_schema(self) -> None:
         try:
             with self.engine.begin() as conn:
+                if is_current(conn):
+                    return
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK})
+                if is_current(conn):
+                    return  # another process did it while we waited
                 conn.exec_driver_sql(SCHEMA)
+                conn.execute(sa.text("DELETE FROM tune_schema_version"))
+                conn.execute(sa.text("INSERT INTO tune_schema_version VALUES (:v)"), {"v": SCHEMA_VERSION})
         except sa.exc.OperationalError as exc:
             if embedded.revive(self.url):  # our embedded server had died: it is back now
                 return self.ensure_schema()

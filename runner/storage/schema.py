@@ -4,7 +4,22 @@ from __future__ import annotations
 
 SCHEMA_LOCK = 0x74756E65  # "tune": serialises CREATE TABLE IF NOT EXISTS across processes
 
+# Raise with every change to SCHEMA. A database at this version is left alone: the
+# DDL below (ALTER TABLE takes an ACCESS EXCLUSIVE lock even when there is nothing
+# to do) runs once per database and version, not in every process that opens it,
+# where it blocked, and could deadlock with, other processes' reads.
+SCHEMA_VERSION = 3
+
+
+def is_current(conn) -> bool:
+    """True if this database's tables are at SCHEMA_VERSION (no lock beyond a read)."""
+    if conn.exec_driver_sql("SELECT to_regclass('tune_schema_version')").scalar() is None:
+        return False
+    found = conn.exec_driver_sql("SELECT max(version) FROM tune_schema_version").scalar()
+    return found is not None and found >= SCHEMA_VERSION
+
 SCHEMA = """
+CREATE TABLE IF NOT EXISTS tune_schema_version (version integer NOT NULL);
 CREATE TABLE IF NOT EXISTS tune_journal (
     stream  text   NOT NULL,
     seq     bigint NOT NULL,

@@ -131,3 +131,22 @@ def test_queued_parameters_survive_a_failed_append(db, monkeypatch):
     storage.flush()  # the queue was kept: written now
     study.tell(trial, 1.0)
     assert study.trials[0].params == {"a": trial.params["a"]}
+
+
+def test_opening_a_current_database_takes_no_table_lock(db, db_url):
+    """Every process opens the database; on a current schema that must not take the
+    ACCESS EXCLUSIVE locks of the schema's DDL, which waited behind (and deadlocked
+    with) other processes' reads."""
+    from runner.storage.connection import libpq_args
+
+    reader = psycopg2.connect(db_url)
+    try:
+        with reader.cursor() as cur:  # a read in an open transaction holds ACCESS SHARE locks
+            cur.execute("SELECT count(*) FROM tune_studies, tune_workers")
+        other = Database(db_url, connect_args={**libpq_args(), "options": "-c lock_timeout=1000"})
+        try:
+            other.ensure_schema()  # would fail after 1 s on a lock if it ran the DDL
+        finally:
+            other.dispose()
+    finally:
+        reader.close()

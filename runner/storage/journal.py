@@ -83,23 +83,33 @@ class PostgresJournalBackend(BaseJournalBackend):
         )
         return [] if result is None else result
 
+    # Records per query when catching up: each round trip stays well inside its
+    # deadline (runner/storage/connection.py) however long the history is.
+    READ_PAGE = 20_000
+
     def read_logs(self, log_number_from: int) -> Iterable[dict[str, Any]]:
-        # The head row comes with the records: no row, or another generation, means
-        # the study was deleted under us (the records would belong to another study).
-        rows = self._execute(
-            """
-            SELECT h.generation, j.body FROM tune_streams h
-            LEFT JOIN LATERAL (
-                SELECT seq, body FROM tune_journal WHERE stream = h.stream AND seq >= %s ORDER BY seq
-            ) j ON true
-            WHERE h.stream = %s ORDER BY j.seq
-            """,
-            (log_number_from, self._stream),
-            fetch=True,
-        )
-        if not rows or rows[0][0] != self._generation:
-            raise self._gone()
-        return [body for _, body in rows if body is not None]
+        records: list[dict[str, Any]] = []
+        while True:
+            # The head row comes with the records: no row, or another generation, means
+            # the study was deleted under us (the records would belong to another study).
+            rows = self._execute(
+                """
+                SELECT h.generation, j.body FROM tune_streams h
+                LEFT JOIN LATERAL (
+                    SELECT seq, body FROM tune_journal WHERE stream = h.stream AND seq >= %s
+                    ORDER BY seq LIMIT %s
+                ) j ON true
+                WHERE h.stream = %s ORDER BY j.seq
+                """,
+                (log_number_from + len(records), self.READ_PAGE, self._stream),
+                fetch=True,
+            )
+            if not rows or rows[0][0] != self._generation:
+                raise self._gone()
+            page = [body for _, body in rows if body is not None]
+            records += page
+            if len(page) < self.READ_PAGE:
+                return records
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
         if not logs:

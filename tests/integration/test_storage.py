@@ -150,3 +150,17 @@ def test_opening_a_current_database_takes_no_table_lock(db, db_url):
             other.dispose()
     finally:
         reader.close()
+
+
+def test_a_long_journal_is_read_in_pages(db, monkeypatch):
+    """Catching up on a long history is several bounded queries, not one unbounded one."""
+    backend = PostgresJournalBackend(db.url, "paged")
+    backend.append_logs([{"op_code": 0, "n": i} for i in range(25)])
+    monkeypatch.setattr(PostgresJournalBackend, "READ_PAGE", 10)
+    queries = []
+    real = backend._execute
+    monkeypatch.setattr(backend, "_execute", lambda *a, **k: queries.append(a) or real(*a, **k))
+    assert [r["n"] for r in backend.read_logs(3)] == list(range(3, 25))
+    assert len(queries) == 3  # 10 + 10 + 2
+    assert [r["n"] for r in backend.read_logs(20)] == list(range(20, 25))
+    backend.close()

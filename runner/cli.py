@@ -323,7 +323,7 @@ class CommandTimeout(StorageError):
 
 # A command that reads or changes a little (status, pause, export, …) gives up after
 # this long in all, and any one round trip to the database after IO_TIMEOUT_SECONDS.
-COMMAND_DEADLINE_SECONDS = 60
+COMMAND_DEADLINE_SECONDS = 300  # a backstop: a hang ends sooner, at a round trip's deadline
 IO_TIMEOUT_SECONDS = 15.0
 PATIENCE_SECONDS = 15.0  # how long a command retries a lost connection
 

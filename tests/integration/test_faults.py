@@ -92,6 +92,14 @@ def test_a_worker_waits_out_a_long_outage_and_loses_nothing(server, tmp_path):
     assert count(found, TrialState.COMPLETE) == 12
     assert during == recorded + 1  # finished during the outage, held by the worker, recorded after
     assert "unreachable" in log.read_text()
+    # and, once it was back, the study's log (the app's log pane) says the worker waited it out
+    db = Database.open(url)
+    try:
+        with db.engine.connect() as conn:
+            messages = [m for (m,) in conn.exec_driver_sql("SELECT message FROM tune_events WHERE study = 'out-AAA'")]
+    finally:
+        db.dispose()
+    assert any("unreachable for" in m and "waited" in m for m in messages), messages
 
 
 def test_a_worker_stopped_during_an_outage_leaves_its_result_on_disk_and_it_is_delivered(server, tmp_path):

@@ -69,6 +69,19 @@ def test_reaching_the_target_leaves_no_waiting_trial_behind(db_url, tmp_path):
         assert s["attempts"] == s["complete"] + s["pruned"] + s["failed"] + s["duplicate"] == len(trials)
 
 
+def test_duplicates_spend_no_attempt_and_a_sampler_proposing_only_duplicates_ends_the_study(db_url, tmp_path):
+    # A float without a step at 1 significant digit: about ten distinct combinations, and a
+    # space that cannot be enumerated (no free combination to enqueue after a duplicate).
+    space = '[space.x]\ntype = "float"\nlow = 1.0\nhigh = 9.0\n'
+    path = search_config(tmp_path, "stepped", "ds", target=40, space=space)
+    path.write_text(path.read_text().replace("[study]\n", "[study]\nfloat_precision = 1\nmax_attempts = 40\n"))
+    proc = tune("run", str(path), env={"BT_LEDGER": str(tmp_path / "ledger")})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    s = status_of("ds-AAA")
+    assert s["state"] == "exhausted" and "200 duplicates in a row" in s["ended_reason"]
+    assert s["complete"] < 40 and s["duplicate"] >= 200 and s["attempts"] - s["duplicate"] < 40
+
+
 STEP_SPACE = '[space.x]\ntype = "float"\nlow = 0.2\nhigh = 1.0\nstep = 0.2\n'
 
 

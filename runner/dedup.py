@@ -17,9 +17,11 @@ original's value instead would count that point twice (and toward the target
 of completed trials); telling "pruned" would mark the best region as bad,
 since that is where TPE proposes repeats.
 
-On a finite space, each duplicate is followed by one combination nobody has
-claimed yet, enqueued for the next trial (:meth:`ClaimBook.pick_unclaimed`),
-and the study ends by itself when none is left.
+Duplicates do not count toward ``max_attempts`` (no backtest ran). On a
+finite space, each duplicate is followed by the unclaimed combination nearest
+to it, enqueued right before the next trial (:meth:`ClaimBook.pick_unclaimed`),
+and the study ends by itself when none is left; elsewhere, a sampler that
+proposes only duplicates (200 in a row) ends the study too.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .config import RunConfig
+from .config import CategoricalParam, RunConfig
 from .space import GRID_LIMIT, grid_points, grid_size, is_conditional, param_key
 from .storage import Database, retry_on_disconnect
 
@@ -54,6 +56,10 @@ class ClaimBook:
         self.space_size = None if is_conditional(cfg) else grid_size(cfg)
         self._combinations: list[dict[str, Any]] | None = None
         self._keys: list[str] = []
+        self._names: list[str] = []
+        self._points: list[list[Any]] = []
+        self._positions: list[tuple[int, ...]] = []
+        self._scales: list[tuple[int, bool]] = []
 
     @retry_on_disconnect
     def claim(self, params: dict[str, Any], trial_number: int, trial_id: int) -> Duplicate | None:
@@ -87,14 +93,16 @@ class ClaimBook:
         return Duplicate(existing, MEMORY if remembered else DATABASE)
 
     @retry_on_disconnect
-    def pick_unclaimed(self, rng: random.Random) -> dict[str, Any] | None | bool:
-        """A random combination nobody has claimed yet; None when a finite space is used up;
-        False when the space is not enumerable (continuous, conditional or huge).
+    def pick_unclaimed(self, rng: random.Random, near: dict[str, Any] | None = None) -> dict[str, Any] | None | bool:
+        """A combination nobody has claimed yet — the nearest to ``near`` (the duplicate
+        the sampler proposed), ties broken at random; None when a finite space is used
+        up; False when the space is not enumerable (continuous, conditional or huge).
 
         Why: a sampler is not told about duplicates (see the module docstring), so
         on a small discrete space it keeps proposing the combinations it likes
         best, which are all taken. After each duplicate the worker enqueues one
-        unclaimed combination instead, so every duplicate buys a new evaluation.
+        unclaimed combination instead, so every duplicate buys a new evaluation —
+        next to where the sampler wanted to look (it keeps exploiting).
         """
         if self.space_size is None or self.space_size > GRID_LIMIT:
             return False
@@ -103,13 +111,48 @@ class ClaimBook:
             names = list(points)
             self._combinations = [dict(zip(names, values)) for values in itertools.product(*points.values())]
             self._keys = [param_key(self.cfg, c) for c in self._combinations]
+            self._names, self._points = names, list(points.values())
+            self._positions = list(itertools.product(*(range(len(v)) for v in self._points)))
+            self._scales = [(max(len(v) - 1, 1), isinstance(self.cfg.space[n], CategoricalParam))
+                            for n, v in zip(names, self._points)]
+        claimed = self._claimed_keys()
+        free = [i for i, key in enumerate(self._keys) if key not in claimed]
+        if not free:
+            return None
+        if near:
+            target = self._position(near)
+            distance = [self._distance(self._positions[i], target) for i in free]
+            closest = min(distance)
+            free = [i for i, d in zip(free, distance) if d == closest]
+        return self._combinations[rng.choice(free)]
+
+    def _claimed_keys(self) -> set[str]:
         with self.db.engine.connect() as conn:
-            claimed = {
+            return {
                 r[0] for r in conn.execute(sa.text("SELECT key FROM tune_param_claims WHERE study = :s"), {"s": self.study})
             }
-        free = [i for i, key in enumerate(self._keys) if key not in claimed]
-        return self._combinations[rng.choice(free)] if free else None
 
+    def _position(self, params: dict[str, Any]) -> list[int | None]:
+        """A combination's index on each parameter's grid (None: not on it)."""
+        out: list[int | None] = []
+        for name, values in zip(self._names, self._points):
+            value = params.get(name)
+            key = param_key(self.cfg, {name: value})
+            out.append(next((i for i, v in enumerate(values) if param_key(self.cfg, {name: v}) == key), None))
+        return out
+
+    def _distance(self, position: tuple[int, ...], target: list[int | None]) -> float:
+        """Sum over parameters of the distance in grid steps, each scaled to [0, 1] by the
+        parameter's number of values; a categorical counts 0 (same choice) or 1."""
+        total = 0.0
+        for i, j, (scale, categorical) in zip(position, target, self._scales):
+            if j is None:
+                total += 1.0
+            elif categorical:
+                total += i != j
+            else:
+                total += abs(i - j) / scale
+        return total
 
 
 @retry_on_disconnect

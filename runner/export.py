@@ -39,6 +39,8 @@ def summary(db: Database, study: str, trials: list[optuna.trial.FrozenTrial]) ->
         "best_params": s.best_params,
         "best_metrics": s.best_metrics,
     }
+    if s.best_on_bound:
+        out["best_on_bound"] = s.best_on_bound  # the space probably needs widening there
     if s.best_feasible is not None:
         out["constraints_satisfied"] = s.best_feasible
         out["constraint_values"] = s.best_constraints

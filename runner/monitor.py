@@ -86,9 +86,12 @@ class Snapshot:
 
 def category(trial: FrozenTrial) -> str:
     """complete | pruned | failed | duplicate | running | waiting: duplicates are FAILED trials
-    to Optuna (see runner/dedup.py) but their own kind to a person."""
+    to Optuna (see runner/dedup.py) but their own kind to a person; a failed backtest is a
+    PRUNED infeasible trial to Optuna (on_failure = "avoid", runner/worker.py) but failed."""
     if trial.state == TrialState.FAIL:
         return "duplicate" if "duplicate_source" in trial.user_attrs else "failed"
+    if trial.state == TrialState.PRUNED and "fail_reason" in trial.user_attrs:
+        return "failed"  # a failure told to Optuna as an infeasible pruned trial (on_failure = "avoid")
     return {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned",
             TrialState.RUNNING: "running", TrialState.WAITING: "waiting"}[trial.state]
 
@@ -333,6 +336,9 @@ def _set_best(s: StudyStatus, t: FrozenTrial, constrained: bool) -> None:
     s.best_trial = t.number
     s.best_params = dict(t.params)
     s.best_metrics = dict(t.user_attrs)
+    from .space import on_bound  # here: runner.space imports the config, which imports the monitor's users
+
+    s.best_on_bound = on_bound(t.params, t.distributions)
     if constrained:
         s.best_constraints = dict(t.constraints)
         s.best_feasible = feasible(t)

@@ -5,12 +5,15 @@
   (then trials are suggested define-by-run, and the space is not enumerable);
 * :func:`suggest` — a trial's parameters, conditions honoured;
 * :func:`grid_points`, :func:`grid_size` — every value of a discrete space, and how many combinations;
-* :func:`param_key` — the canonical key of a combination (deduplication).
+* :func:`param_key` — the canonical key of a combination (deduplication);
+* :func:`exact` / :class:`ExactSteps` — a float on a step at its exact grid value
+  (``low + k*step`` rounded to the decimals the user wrote), wherever it comes from.
 """
 
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 import optuna
@@ -63,6 +66,10 @@ def distributions(cfg: RunConfig) -> dict[str, BaseDistribution]:
     return space
 
 
+def has_float_steps(cfg: RunConfig) -> bool:
+    return any(isinstance(p, FloatParam) and p.step is not None for p in cfg.space.values())
+
+
 def grid_points(cfg: RunConfig) -> dict[str, list]:
     """Every value of every parameter of a discrete space (the grid sampler, dedup's free combinations)."""
     points: dict[str, list] = {}
@@ -74,8 +81,69 @@ def grid_points(cfg: RunConfig) -> dict[str, list]:
         else:
             assert p.step is not None, "a discrete space: config checks every float has a step"
             count = int(round((p.high - p.low) / p.step)) + 1
-            points[name] = [round(p.low + i * p.step, 12) for i in range(count)]
+            points[name] = [step_value(p, i) for i in range(count)]
     return points
+
+
+def _decimals(x: float) -> int:
+    exponent = Decimal(repr(float(x))).normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+def step_value(p: FloatParam, k: int) -> float:
+    """The k-th value of a float on a step, as the user would write it: ``low + k*step``
+    rounded to the decimals of low and step (0.2 + 2*0.2 is 0.6, not 0.6000000000000001)."""
+    assert p.step is not None
+    return round(p.low + k * p.step, min(15, max(_decimals(p.low), _decimals(p.step))))
+
+
+def exact(cfg: RunConfig, name: str, value: Any) -> Any:
+    """A parameter's value on its grid: floats on a step at their exact grid value."""
+    p = cfg.space.get(name)
+    if isinstance(p, FloatParam) and p.step is not None and isinstance(value, (int, float)):
+        return step_value(p, round((value - p.low) / p.step))
+    return value
+
+
+class ExactSteps(optuna.samplers.BaseSampler):
+    """Wraps the configured sampler so that every float on a step it proposes is the
+    exact grid value: that value is what Optuna stores, the backtest gets, and
+    status, export and CSV show. Everything else is the wrapped sampler's."""
+
+    def __init__(self, inner: optuna.samplers.BaseSampler, cfg: RunConfig) -> None:
+        self.inner, self.cfg = inner, cfg
+
+    def infer_relative_search_space(self, study, trial):
+        return self.inner.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study, trial, search_space):
+        return {k: exact(self.cfg, k, v) for k, v in self.inner.sample_relative(study, trial, search_space).items()}
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        return exact(self.cfg, param_name, self.inner.sample_independent(study, trial, param_name, param_distribution))
+
+    def before_trial(self, study, trial):
+        self.inner.before_trial(study, trial)
+
+    def after_trial(self, study, trial, state, values):
+        self.inner.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self.inner.reseed_rng()
+
+
+def on_bound(params: dict[str, Any], dists: dict[str, BaseDistribution]) -> list[str]:
+    """The numeric parameters of a trial that sit on a bound of the space, e.g.
+    "slow = 20 (low)": a best trial there suggests widening the space on that side."""
+    out = []
+    for name, value in params.items():
+        d = dists.get(name)
+        if isinstance(d, (IntDistribution, FloatDistribution)) and not isinstance(value, bool):
+            if value <= d.low:
+                out.append(f"{name} = {value} (low)")
+            elif value >= d.high:  # Optuna moves a high off the step grid down onto it
+                out.append(f"{name} = {value} (high)")
+    return out
 
 
 def suggest(trial: optuna.Trial, cfg: RunConfig, space: dict[str, BaseDistribution]) -> dict[str, Any]:

@@ -57,6 +57,8 @@ class StudyStatus:
     best_metrics: dict[str, Any] = field(default_factory=dict)
     best_feasible: bool | None = None  # None when the study has no constraints
     best_constraints: dict[str, float] = field(default_factory=dict)  # <= 0 is satisfied
+    # The best's parameters that sit on a bound of the space ("slow = 20 (low)"): widen it there?
+    best_on_bound: list[str] = field(default_factory=list)
     front_size: int = 0  # multi-objective
     pareto_front: list[dict[str, Any]] = field(default_factory=list)  # [{number, values, params}]
     compromise_trial: dict[str, Any] | None = None  # the front's trial nearest the ideal point
@@ -79,7 +81,7 @@ def derive_state(control: str, ended_code: str | None, s: StudyStatus) -> StudyS
         return StudyState.DONE
     if ended_code == EndCode.SPACE_EXHAUSTED:
         return StudyState.EXHAUSTED
-    if s.attempts >= s.max_attempts:
+    if s.attempts - s.duplicate >= s.max_attempts:  # duplicates run no backtest: not in the cap
         return StudyState.CAPPED
     if control == Control.STOPPED:
         return StudyState.STOPPED
@@ -93,11 +95,13 @@ def derive_state(control: str, ended_code: str | None, s: StudyStatus) -> StudyS
 
 
 def best_label(s: StudyStatus) -> str:
-    """The best value as a table cell: "front 7" for several objectives; "!" marks an infeasible best."""
+    """The best value as a table cell: "front 7" for several objectives; "!" marks an infeasible
+    best, "^" a best on a bound of the space."""
     if len(s.metrics) > 1:
         return f"front {s.front_size}" if s.front_size else "-"
     label = format_value(s.best_value)
-    return label + "!" if s.best_feasible is False else label
+    label = label + "!" if s.best_feasible is False else label
+    return label + "^" if s.best_on_bound else label
 
 
 def format_value(value: float | None) -> str:

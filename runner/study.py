@@ -14,7 +14,7 @@ from optuna.study import StudyDirection
 import backtest
 
 from .config import CategoricalParam, ConfigError, RunConfig, SyntheticData
-from .space import grid_points
+from .space import ExactSteps, grid_points, has_float_steps
 from .storage import Database
 
 
@@ -60,11 +60,14 @@ def make_sampler(cfg: RunConfig, symbol: str, worker_index: int) -> optuna.sampl
 def open_study(db: Database, cfg: RunConfig, symbol: str, worker_index: int = 0) -> optuna.Study:
     """Create the symbol's study, or load it if another worker (or an earlier run) made it."""
     name = cfg.study_name(symbol)
+    sampler = make_sampler(cfg, symbol, worker_index)
+    if has_float_steps(cfg):
+        sampler = ExactSteps(sampler, cfg)  # 0.6, never 0.6000000000000001
     study = optuna.create_study(
         storage=db.optuna_storage(name),
         study_name=name,
         directions=[StudyDirection.MAXIMIZE if d == "maximize" else StudyDirection.MINIMIZE for d in cfg.directions],
-        sampler=make_sampler(cfg, symbol, worker_index),
+        sampler=sampler,
         pruner=make_pruner(cfg),
         load_if_exists=True,
     )
@@ -115,7 +118,17 @@ def _check_data(cfg: RunConfig) -> None:
 
 
 class TrialPruned(Exception):
-    """The trial is valid but should not count as complete (too few trades, a pruner)."""
+    """The trial is valid but should not count as complete (too few trades, a pruner).
+
+    ``metrics``: what the full run measured, kept with the trial (too few trades);
+    ``violation``: how far the trial is from counting, told to Optuna as a constraint
+    (> 0: infeasible) so that TPE ranks it below every feasible trial."""
+
+    def __init__(self, reason: str, metrics: dict[str, float] | None = None,
+                 violation: dict[str, float] | None = None) -> None:
+        super().__init__(reason)
+        self.metrics = metrics or {}
+        self.violation = violation or {}
 
 
 @dataclass
@@ -185,7 +198,7 @@ class Objective:
             return values
         reason = f"{metrics['trades']:.0f} trades, fewer than min_trades={min_trades}"
         if self.cfg.study.min_trades_penalty is None:
-            raise TrialPruned(reason)
+            raise TrialPruned(reason, metrics, {"study_min_trades": float(min_trades - metrics["trades"])})
         metrics["min_trades_penalty"] = 1.0  # recorded with the trial: its value is the penalty
         return [self.cfg.study.min_trades_penalty]
 

@@ -37,6 +37,10 @@ from .study import Objective, TrialPruned, open_study, worker_seed
 
 EXIT_OK, EXIT_CRASH, EXIT_BAD_INPUT = 0, 1, 2
 DUPLICATE = "duplicate"
+# Constraint names of outcomes that are not the user's constraints (see README "What
+# Optuna is told"); INFEASIBLE ranks them below any real constraint violation.
+DUPLICATE_STREAK = 200  # duplicates in a row on a space that cannot be enumerated: the study ends
+INVALID, FAILED, INFEASIBLE = "valid_params", "failed", 1e9
 
 log = logging.getLogger("tune.worker")
 
@@ -74,6 +78,7 @@ class Worker:
         self.claims: dedup.ClaimBook | None = None
         self.rng = random.Random()
         self._outage_noted = 0.0
+        self._last_params: dict = {}
 
     def database_back(self, waited: float) -> None:
         """After an outage: say in the study's log that this worker waited it out (while it
@@ -159,6 +164,8 @@ class Worker:
         target = self.cfg.study.target_trials
         cap = self.cfg.study.attempt_cap
         s = self.shared
+        pending: dict | None = None  # a free combination to evaluate next (after a duplicate)
+        streak = 0  # duplicates in a row
         while True:
             if s.interrupted:
                 raise Interrupted()
@@ -178,12 +185,14 @@ class Worker:
             trials = storage.get_all_trials(study._study_id, deepcopy=False)
             complete = sum(t.state == TrialState.COMPLETE for t in trials)
             running = sum(t.state == TrialState.RUNNING for t in trials)
+            # A duplicate runs no backtest: the cap counts what was run (seed 002).
+            attempts = sum(not _is_duplicate(t) and t.state != TrialState.WAITING for t in trials)
             if complete >= target:
                 control.set_ended(self.db, self.study_name, EndCode.TARGET_REACHED, f"target reached ({complete} complete)")
                 return f"target reached ({complete} complete)"
-            if len(trials) >= cap:
-                control.set_ended(self.db, self.study_name, EndCode.ATTEMPT_CAP, f"attempt cap reached ({len(trials)} trials)")
-                return f"attempt cap reached ({len(trials)} trials)"
+            if attempts >= cap:
+                control.set_ended(self.db, self.study_name, EndCode.ATTEMPT_CAP, f"attempt cap reached ({attempts} trials run)")
+                return f"attempt cap reached ({attempts} trials run)"
             if complete + running >= target:
                 # Enough trials are in flight to reach the target: wait for them
                 # instead of overshooting; ask again if one of them fails.
@@ -192,17 +201,30 @@ class Worker:
                 s.changed.wait(timeout=0.5)
                 continue
             s.status = WorkerStatus.RUNNING
+            if pending is not None:
+                # Enqueued only now, right before the ask that takes it: a study that ends
+                # in between leaves no WAITING trial behind.
+                study.enqueue_trial(pending, skip_if_exists=False)
+                pending = None
             if self._one_trial(study, storage, space, objective) != DUPLICATE:
+                streak = 0
                 continue
+            streak += 1
             assert self.claims is not None  # only the claim book reports duplicates
-            unclaimed = self.claims.pick_unclaimed(self.rng)
+            unclaimed = self.claims.pick_unclaimed(self.rng, near=self._last_params)
             if unclaimed is None:
                 reason = f"space exhausted: all {self.claims.space_size} combinations evaluated"
                 control.set_ended(self.db, self.study_name, EndCode.SPACE_EXHAUSTED, reason)
                 self.event("info", reason)
                 return reason
-            if unclaimed:  # the sampler is stuck on taken combinations: evaluate a free one next
-                study.enqueue_trial(unclaimed, skip_if_exists=False)
+            if unclaimed:  # the sampler is stuck on taken combinations: evaluate a free one nearby next
+                pending = unclaimed
+            elif streak >= DUPLICATE_STREAK:
+                # Duplicates spend no attempts; a sampler that proposes nothing else ends here.
+                reason = f"space exhausted: the sampler proposed {streak} duplicates in a row"
+                control.set_ended(self.db, self.study_name, EndCode.SPACE_EXHAUSTED, reason)
+                self.event("info", reason)
+                return reason
 
     def _set_control(self, state: str | None) -> None:
         s = self.shared
@@ -235,6 +257,7 @@ class Worker:
             self.event("warning", "a trial was failed by another process before it started")
             return "lost"
         s.trial_id = trial._trial_id
+        self._last_params = params
         if self.claims is not None:
             duplicate = self.claims.claim(params, trial.number, trial._trial_id)
         else:
@@ -250,9 +273,18 @@ class Worker:
         try:
             evaluation = self._interruptible(self._evaluate, trial, objective, params)
             values, attrs = evaluation.values, _finite(evaluation.metrics)
-            system = {f"constraints:{k}": v for k, v in self.cfg.constraints.values(evaluation.metrics).items()}
-        except (TrialPruned, backtest.InvalidParams) as exc:
+            system = _constraints(self.cfg.constraints.values(evaluation.metrics))
+        except TrialPruned as exc:
+            # Too few trades: the run's metrics stay with the trial, and Optuna is told
+            # how far it is from counting (infeasible: TPE ranks it below every feasible
+            # trial). A pruner's prune is told as it is (its intermediate values rank it).
+            state, attrs = TrialState.PRUNED, {**_finite(exc.metrics), "prune_reason": str(exc)}
+            if exc.violation:
+                system = _constraints({**self._user_constraints(exc.metrics), **exc.violation})
+        except backtest.InvalidParams as exc:
+            # Parameters the strategy rejects (fast >= slow): the worst kind of infeasible.
             state, attrs = TrialState.PRUNED, {"prune_reason": str(exc)}
+            system = _constraints({INVALID: INFEASIBLE})
         except Interrupted:
             self._finish(study, storage, trial, TrialState.FAIL, None, {"fail_reason": "interrupted (worker stopped)"},
                          evaluated=False)
@@ -261,10 +293,20 @@ class Worker:
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
             state, attrs = TrialState.FAIL, {"fail_reason": reason}
+            if self.cfg.study.on_failure == "avoid":
+                # Told as an infeasible pruned trial, which TPE learns from (a FAILED one
+                # is invisible to every sampler); fail_reason makes it "failed" to a person.
+                state, system = TrialState.PRUNED, _constraints({FAILED: INFEASIBLE})
             self.event("warning", f"trial {trial.number} failed: {reason}")
         self._finish(study, storage, trial, state, values, attrs, system)
         s.trials_done += 1
         return state.name.lower()
+
+    def _user_constraints(self, metrics: dict[str, float]) -> dict[str, float]:
+        try:
+            return self.cfg.constraints.values(metrics)
+        except ValueError:  # a metric a constraint needs is missing: the failure shows on complete trials
+            return {}
 
     def _interruptible(self, fn, *args):
         """Run the backtest where a signal may interrupt it (see install_signal_handlers);
@@ -323,6 +365,15 @@ class Worker:
         finally:
             self.shared.trial_id = None
         spool.done(kept)
+
+
+def _is_duplicate(trial) -> bool:
+    return trial.state == TrialState.FAIL and "duplicate_source" in trial.user_attrs
+
+
+def _constraints(values: dict[str, float]) -> dict[str, float]:
+    """Constraint values as Optuna 5 reads them (system attributes ``constraints:NAME``)."""
+    return {f"constraints:{k}": v for k, v in values.items()}
 
 
 def _finite(metrics: dict[str, float]) -> dict[str, float | None]:

@@ -166,6 +166,22 @@ def small_space(params, data):
 def few_trades(params, data):
     return {"sharpe": params["fast"] / 10, "trades": params["fast"]}
 
+def crossover(params, data):
+    """An MA-crossover-like landscape: fast >= slow is invalid, short slow windows trade
+    too little for min_trades, large gaps draw down too much; best near fast=10, slow=24."""
+    import backtest
+    fast, slow = params["fast"], params["slow"]
+    if fast >= slow:
+        raise backtest.InvalidParams(f"fast ({fast}) must be below slow ({slow})")
+    return {"sharpe": 2.0 - abs(fast - 10) / 10 - abs(slow - 24) / 20, "trades": 600 / slow,
+            "max_drawdown": 0.1 + (slow - fast) / 100, "volatility": 0.2}
+
+def stepped(params, data):
+    import os
+    with open(os.environ["BT_LEDGER"], "a") as out:
+        out.write(repr(params["x"]) + "\\n")
+    return {"sharpe": -abs(params["x"] - 0.6), "trades": 50}
+
 def conditional(params, data):
     if (params["mode"] == "wide") != ("width" in params):
         raise ValueError(f"width given when mode is {params['mode']}: {params}")

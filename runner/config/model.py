@@ -110,6 +110,10 @@ class StudySettings(_Strict):
     resume: bool = True
     min_trades: int = Field(default=0, ge=0, le=MAX_BARS)
     min_trades_penalty: float | None = None  # set: too few trades completes with this value; unset: pruned
+    # A failed backtest (NaN, inf, an exception): "avoid" tells Optuna an infeasible trial so
+    # TPE steers away (the trial still shows as failed, with its reason); "ignore" fails it
+    # in Optuna too, which every sampler skips.
+    on_failure: Literal["avoid", "ignore"] = "avoid"
     dedup: bool = True  # never backtest one parameter combination twice in a study
     float_precision: int = Field(default=6, ge=1, le=15)  # significant digits that make floats "equal"
     heartbeat_seconds: float = Field(default=2.0, ge=0.1, le=300)

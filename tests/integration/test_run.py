@@ -11,6 +11,7 @@ import pytest
 from optuna.trial import TrialState
 
 from runner import control
+from runner.monitor import category
 from runner.storage import Database, mask_url
 from tests.helpers import (
     count,
@@ -34,8 +35,9 @@ def test_run_reaches_every_target_and_status_matches_optuna(db_url, tmp_path):
     for name, s in status.items():
         trials = trials_of(db_url, name)
         assert s["complete"] == count(trials, TrialState.COMPLETE) >= 15
-        assert s["pruned"] == count(trials, TrialState.PRUNED)
-        assert s["failed"] == count(trials, TrialState.FAIL)
+        kinds = [category(t) for t in trials]
+        assert s["pruned"] == kinds.count("pruned")
+        assert s["failed"] == kinds.count("failed")
         assert s["running"] == count(trials, TrialState.RUNNING) == 0
         assert s["state"] == "done" and s["workers_alive"] == 0
         best = max((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.value)
@@ -44,17 +46,23 @@ def test_run_reaches_every_target_and_status_matches_optuna(db_url, tmp_path):
         assert "max_drawdown" in best.user_attrs and "trades" in best.user_attrs  # every metric stored
 
 
-def test_a_crashing_objective_fails_its_trial_not_the_worker(db_url, tmp_path):
-    config = user_config(tmp_path, "flaky", name="f", target=5)
-    config.write_text(config.read_text().replace("target_trials = 5", "target_trials = 5\nmax_attempts = 80"))
+@pytest.mark.parametrize("on_failure", ["avoid", "ignore"])
+def test_a_crashing_objective_fails_its_trial_not_the_worker(db_url, tmp_path, on_failure):
+    config = user_config(tmp_path, "flaky", name=f"f{on_failure}", target=5)
+    config.write_text(config.read_text().replace(
+        "target_trials = 5", f'target_trials = 5\nmax_attempts = 80\non_failure = "{on_failure}"'))
     proc = tune("run", str(config))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    trials = trials_of(db_url, "f-AAA")
-    failed = [t for t in trials if t.state == TrialState.FAIL]
+    trials = trials_of(db_url, f"f{on_failure}-AAA")
+    failed = [t for t in trials if category(t) == "failed"]
     assert count(trials, TrialState.COMPLETE) == 5
     reasons = {t.user_attrs["fail_reason"] for t in failed}
     assert any(r.startswith("ValueError: boom at fast=") for r in reasons)
     assert any("sharpe is nan" in r for r in reasons)
+    if on_failure == "avoid":  # what Optuna is told: infeasible, so TPE steers away
+        assert all(t.state == TrialState.PRUNED and t.constraints == {"failed": 1e9} for t in failed)
+    else:  # failed for Optuna too: invisible to every sampler
+        assert all(t.state == TrialState.FAIL and not t.constraints for t in failed)
 
 
 def test_password_is_never_on_a_worker_command_line(db, db_url, tmp_path, server_url):

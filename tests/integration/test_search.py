@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 
 import pytest
@@ -33,7 +35,9 @@ choices = ["x", "y"]
 def test_two_workers_never_evaluate_a_combination_twice_and_stop_when_the_space_is_used_up(db_url, tmp_path):
     path = search_config(tmp_path, "small_space", "dup", target=10, workers=2, space=SMALL_SPACE,
                          extra="")
-    path.write_text(path.read_text().replace("target_trials = 10", "target_trials = 10\nmax_attempts = 200"))
+    # A duplicate runs no backtest and spends no attempt: a cap of 10 does not end the study
+    # before the 6 combinations are evaluated (it would, counting the duplicates).
+    path.write_text(path.read_text().replace("target_trials = 10", "target_trials = 10\nmax_attempts = 10"))
     proc = tune("run", str(path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     trials = trials_of(db_url, "dup-AAA")
@@ -46,10 +50,56 @@ def test_two_workers_never_evaluate_a_combination_twice_and_stop_when_the_space_
     assert s["duplicate"] == len(duplicates) and s["failed"] == 0
     assert sum(s["duplicate_sources"].values()) == s["duplicate"]
     assert set(s["duplicate_sources"]) <= {"memory", "database"}
+    assert not [t for t in trials if t.state == TrialState.WAITING]
     for t in duplicates:  # each points at the trial that evaluated its combination
         if t.user_attrs["duplicate_of"] is not None:
             original = trials[t.user_attrs["duplicate_of"]]
             assert original.params == t.params and "duplicate_of" not in original.user_attrs
+
+
+def test_reaching_the_target_leaves_no_waiting_trial_behind(db_url, tmp_path):
+    # 5 of 6 combinations: the sampler repeats itself, each duplicate is followed by a free
+    # combination; the one enqueued when the target is reached must not stay WAITING.
+    for workers in (1, 2):
+        path = search_config(tmp_path, "small_space", f"wt{workers}", target=5, workers=workers, space=SMALL_SPACE)
+        tune("run", str(path), check=True)
+        trials = trials_of(db_url, f"wt{workers}-AAA")
+        assert not [t for t in trials if t.state in (TrialState.WAITING, TrialState.RUNNING)]
+        s = status_of(f"wt{workers}-AAA")
+        assert s["attempts"] == s["complete"] + s["pruned"] + s["failed"] + s["duplicate"] == len(trials)
+
+
+def test_duplicates_spend_no_attempt_and_a_sampler_proposing_only_duplicates_ends_the_study(db_url, tmp_path):
+    # A float without a step at 1 significant digit: about ten distinct combinations, and a
+    # space that cannot be enumerated (no free combination to enqueue after a duplicate).
+    space = '[space.x]\ntype = "float"\nlow = 1.0\nhigh = 9.0\n'
+    path = search_config(tmp_path, "stepped", "ds", target=40, space=space)
+    path.write_text(path.read_text().replace("[study]\n", "[study]\nfloat_precision = 1\nmax_attempts = 40\n"))
+    proc = tune("run", str(path), env={"BT_LEDGER": str(tmp_path / "ledger")})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    s = status_of("ds-AAA")
+    assert s["state"] == "exhausted" and "200 duplicates in a row" in s["ended_reason"]
+    assert s["complete"] < 40 and s["duplicate"] >= 200 and s["attempts"] - s["duplicate"] < 40
+
+
+STEP_SPACE = '[space.x]\ntype = "float"\nlow = 0.2\nhigh = 1.0\nstep = 0.2\n'
+
+
+def test_a_float_on_a_step_is_its_exact_grid_value_everywhere(db_url, tmp_path, monkeypatch):
+    ledger = tmp_path / "ledger"
+    monkeypatch.setenv("BT_LEDGER", str(ledger))
+    path = search_config(tmp_path, "stepped", "sv", target=5, space=STEP_SPACE)
+    tune("run", str(path), check=True)
+    grid = {"0.2", "0.4", "0.6", "0.8", "1.0"}
+    assert set(ledger.read_text().split()) <= grid  # what the backtest got
+    trials = trials_of(db_url, "sv-AAA")
+    assert {repr(t.params["x"]) for t in trials} <= grid  # what Optuna stored
+    csv_file = tmp_path / "trials.csv"
+    tune("export", "sv-AAA", "--json", "--csv", str(csv_file), check=True)
+    column = [row["param_x"] for row in csv.DictReader(io.StringIO(csv_file.read_text()))]
+    assert set(column) <= grid, column  # what the export shows
+    s = status_of("sv-AAA")
+    assert repr(s["best_params"]["x"]) in grid
 
 
 # ------------------------------------------------------------------- pruning
@@ -100,6 +150,29 @@ def test_too_few_trades_prunes_or_takes_the_penalty(db_url, tmp_path):
     few = [t for t in trials_of(db_url, "fp-AAA") if t.params["fast"] < 15 and "duplicate_of" not in t.user_attrs]
     assert few and all(t.state == TrialState.COMPLETE and t.value == -99.0 for t in few)
     assert all(t.user_attrs["min_trades_penalty"] == 1.0 for t in few)
+
+
+CROSSOVER_SPACE = '[space.fast]\ntype = "int"\nlow = 2\nhigh = 40\n\n[space.slow]\ntype = "int"\nlow = 20\nhigh = 80\n'
+
+
+def test_a_constraint_heavy_search_finds_a_feasible_best_and_tells_optuna_why_the_rest_is_not(db_url, tmp_path):
+    # About 1 in 10 combinations is feasible: fast < slow (else invalid), trades = 600/slow
+    # >= 15 (slow <= 40), drawdown 0.1 + (slow - fast)/100 <= 0.3.
+    extra = "\n[constraints]\nmax_drawdown = 0.3\n"
+    path = search_config(tmp_path, "crossover", "ch", target=25, space=CROSSOVER_SPACE, extra=extra)
+    path.write_text(path.read_text().replace("[study]\n", "[study]\nmin_trades = 15\nmax_attempts = 150\n"))
+    tune("run", str(path), check=True)
+    trials = trials_of(db_url, "ch-AAA")
+    s = status_of("ch-AAA")
+    assert s["best_feasible"] is True and s["best_value"] > 1.0
+    invalid = [t for t in trials if "must be below" in t.user_attrs.get("prune_reason", "")]
+    assert all(t.state == TrialState.PRUNED and t.constraints == {"valid_params": 1e9} for t in invalid)
+    few = [t for t in trials if "fewer than min_trades" in t.user_attrs.get("prune_reason", "")]
+    assert few, "no trial with too few trades"
+    for t in few:  # pruned, with the metrics it had and how far it is from counting
+        assert t.state == TrialState.PRUNED and t.user_attrs["trades"] < 15
+        assert t.constraints["study_min_trades"] == pytest.approx(15 - t.user_attrs["trades"])
+        assert "max_drawdown" in t.constraints
 
 
 def test_constraints_are_optuna_constraints_and_the_best_trials_feasibility_is_shown(db_url, tmp_path):

@@ -109,3 +109,16 @@ def test_the_compromise_of_an_empty_one_or_a_flat_front():
     # an objective equal over the front scales to 1 for all: the other decides; ties go to the lower number
     assert compromise([trial(3, 1.0, 0.5), trial(2, 2.0, 0.5)], MAX_MIN).number == 2
     assert compromise([trial(5, 1.0, 0.5), trial(4, 1.0, 0.5)], MAX_MIN).number == 4
+
+
+def test_a_failure_told_to_optuna_as_infeasible_is_still_failed_to_a_person():
+    from runner.monitor import category
+
+    def finished(state, attrs):
+        return FrozenTrial(number=0, state=state, value=None, values=None, datetime_start=datetime(2024, 1, 1),
+                           datetime_complete=datetime(2024, 1, 1), params={}, distributions={}, user_attrs=attrs,
+                           system_attrs={"constraints:failed": 1e9}, intermediate_values={}, trial_id=0)
+
+    assert category(finished(TrialState.PRUNED, {"fail_reason": "ValueError: sharpe is nan"})) == "failed"
+    assert category(finished(TrialState.PRUNED, {"prune_reason": "3 trades"})) == "pruned"
+    assert category(finished(TrialState.FAIL, {"fail_reason": "worker lost"})) == "failed"

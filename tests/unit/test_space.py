@@ -92,3 +92,88 @@ def test_param_key_of_a_stepped_float_is_its_step_index(stepped):
 def test_param_key_keeps_a_parameter_outside_the_space_as_is(stepped):
     key = dict(json.loads(param_key(stepped, {"fast": 5, "allow_short": True, "note": 0.123456789})))
     assert key == {"fast": 5, "allow_short": True, "note": 0.123456789}
+
+
+# ------------------------------------------------------- exact step values, bounds
+
+STEP_SPACE = '''
+[space.x]
+type = "float"
+low = 0.2
+high = 1.0
+step = 0.2
+
+[space.y]
+type = "float"
+low = 0.0
+high = 0.3
+step = 0.01
+'''
+
+
+def test_a_float_on_a_step_is_the_value_the_user_would_write(tmp_path):
+    from runner.space import exact, step_value
+
+    cfg = load_config(search_config(tmp_path, "quadratic", "st", space=STEP_SPACE))
+    assert grid_points(cfg)["x"] == [0.2, 0.4, 0.6, 0.8, 1.0]  # 0.2 + 2*0.2 is 0.6000000000000001 in floats
+    assert grid_points(cfg)["y"][:8] == [0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07]
+    assert step_value(cfg.space["y"], 29) == 0.29
+    assert exact(cfg, "x", 0.6000000000000001) == 0.6 and exact(cfg, "y", 0.07000000000000001) == 0.07
+
+
+@pytest.mark.parametrize("multivariate", [True, False])
+def test_the_sampler_proposes_exact_step_values_only(tmp_path, multivariate):
+    import optuna
+
+    from runner.space import ExactSteps
+
+    cfg = load_config(search_config(tmp_path, "quadratic", "st", space=STEP_SPACE))
+    grid = {n: set(v) for n, v in grid_points(cfg).items()}
+    sampler = ExactSteps(optuna.samplers.TPESampler(seed=0, n_startup_trials=3, multivariate=multivariate), cfg)
+    study = optuna.create_study(sampler=sampler)
+    for _ in range(40):
+        trial = study.ask(fixed_distributions=distributions(cfg))
+        study.tell(trial, trial.params["x"] - trial.params["y"])
+    for name in ("x", "y"):
+        values = {t.params[name] for t in study.trials}
+        assert values <= grid[name], values - grid[name]
+
+
+def test_a_parameter_on_a_bound_of_the_space_is_named():
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    from runner.space import on_bound
+
+    dists = {"fast": IntDistribution(2, 20, step=3), "slow": IntDistribution(20, 60),
+             "stop": FloatDistribution(0.01, 0.1), "kind": CategoricalDistribution(["sma", "ema"])}
+    assert on_bound({"fast": 5, "slow": 20, "stop": 0.05, "kind": "sma"}, dists) == ["slow = 20 (low)"]
+    # 2..20 step 3: Optuna's high is 20, the last point on the grid
+    assert on_bound({"fast": 20, "slow": 30, "stop": 0.1, "kind": "ema"}, dists) == ["fast = 20 (high)", "stop = 0.1 (high)"]
+    assert on_bound({"fast": 8, "slow": 30, "stop": 0.05, "kind": "ema"}, dists) == []
+
+
+# ------------------------------------------------------- the free combination nearest a duplicate
+
+
+def test_after_a_duplicate_the_nearest_unclaimed_combination_is_picked(tmp_path, monkeypatch):
+    import random
+
+    from runner.dedup import ClaimBook
+
+    space = ('[space.a]\ntype = "int"\nlow = 1\nhigh = 20\n\n[space.b]\ntype = "int"\nlow = 1\nhigh = 20\n\n'
+             '[space.c]\ntype = "categorical"\nchoices = ["x", "y"]\n')
+    cfg = load_config(search_config(tmp_path, "quadratic", "nb", space=space))
+    book = ClaimBook(None, cfg, "nb-AAA", "w")  # type: ignore[arg-type]
+    claimed = {param_key(cfg, {"a": a, "b": b, "c": "x"}) for a in range(8, 13) for b in range(8, 13)}
+    monkeypatch.setattr(book, "_claimed_keys", lambda: claimed)
+    rng = random.Random(0)
+    for _ in range(20):
+        pick = book.pick_unclaimed(rng, near={"a": 10, "b": 10, "c": "x"})
+        assert isinstance(pick, dict)
+        # the 5x5 block around (10, 10, x) is taken: the nearest free ones are 3 steps away
+        # on one axis (3/19); another choice of c is a distance of 1
+        assert abs(pick["a"] - 10) + abs(pick["b"] - 10) == 3 and pick["c"] == "x"
+    claimed_all = {param_key(cfg, c) for c in (dict(zip("abc", v)) for v in
+                   itertools.product(range(1, 21), range(1, 21), ["x", "y"]))}
+    monkeypatch.setattr(book, "_claimed_keys", lambda: claimed_all)
+    assert book.pick_unclaimed(rng, near={"a": 10, "b": 10, "c": "x"}) is None

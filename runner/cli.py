@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_worker(args) -> int:
-    from .worker import run_worker
+    from .worker_process import run_worker
 
     cfg = load_config(args.config)
     if args.symbol not in cfg.data.symbols:

@@ -120,7 +120,7 @@ def ask_tell_loop(study, storage, n: int, cost_ms: float, registration=None) -> 
         value, metrics = burn(trial.params, cost_ms)
         kept = None
         if registration is not None:  # the worker keeps the result on disk until told (runner/spool.py)
-            kept = spool.keep_result(study.study_name, registration.id, trial, TrialState.COMPLETE, [value],
+            kept = spool.keep_result("bench", study.study_name, registration.id, trial, TrialState.COMPLETE, [value],
                                      metrics, {}, None)
         storage.set_trial_attrs(trial._trial_id, metrics)
         study.tell(trial, value)

@@ -197,12 +197,15 @@ def cmd_export(args) -> int:
         import yaml
 
         text = yaml.safe_dump(json.loads(json.dumps(data, default=str)), sort_keys=False)
-    if args.output:
-        Path(args.output).write_text(text)
-    else:
+    # The CSV first: a bad --csv path stops before anything is printed.
+    for path, content in ((args.csv, trials_csv(trials) if args.csv else ""), (args.output, text)):
+        if path:
+            try:
+                Path(path).write_text(content)
+            except OSError as exc:
+                raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    if not args.output:
         sys.stdout.write(text)
-    if args.csv:
-        Path(args.csv).write_text(trials_csv(trials))
     db.dispose()
     return EXIT_OK
 
@@ -232,13 +235,15 @@ def cmd_run(args) -> int:
     console.print(f"storage: {printable(db.masked_url)}", markup=False)
     for note in supervisor.prepare_studies(db, cfg, new_run=True):
         console.print(printable(note), markup=False)
-    workers = supervisor.start_workers(db, cfg)
     names = cfg.study_names()
-    console.print(printable(f"started {len(workers)} worker(s) for {len(names)} studies; logs in {supervisor.log_dir()}"),
-                  markup=False)
     monitor = Monitor(db, names)  # one follower for the whole run: each poll reads only what is new
+    workers: list = []
+    # From before the first worker starts: a Ctrl-C at any moment stops every worker started.
     with _CatchInterrupts() as signals:
         try:
+            workers += supervisor.start_workers(db, cfg)
+            console.print(printable(f"started {len(workers)} worker(s) for {len(names)} studies; "
+                                    f"logs in {supervisor.log_dir()}"), markup=False)
             _follow_run(monitor, names, cfg.study.target_trials, workers, console, signals)
         finally:
             if signals.caught:
@@ -360,6 +365,12 @@ def run_reporting_errors(fn, *args):
         return EXIT_FAIL
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except OSError as exc:  # stdout gone or full (a closed pipe, a full disk)
+        try:
+            print(f"error: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
+        except OSError:
+            pass
+        return EXIT_FAIL
 
 
 # Commands that run until their work is done; the others are short and get a deadline.

@@ -33,6 +33,7 @@ import optuna
 from optuna.distributions import distribution_to_json, json_to_distribution
 from optuna.trial import FrozenTrial, TrialState
 
+from .storage import StorageError
 from .storage.embedded import private_dir, tune_home
 
 log = logging.getLogger(__name__)
@@ -53,12 +54,13 @@ def _write(record: dict[str, Any]) -> Path:
     return final
 
 
-def keep_result(study: str, worker: str, trial: FrozenTrial | Any, state: TrialState, values: list[float] | None,
-                user_attrs: dict[str, Any], system_attrs: dict[str, Any], claim_key: str | None) -> Path | None:
+def keep_result(database: str, study: str, worker: str, trial: FrozenTrial | Any, state: TrialState,
+                values: list[float] | None, user_attrs: dict[str, Any], system_attrs: dict[str, Any],
+                claim_key: str | None) -> Path | None:
     """Write a finished trial's result before telling it; returns the file (None if the disk
     refused: the result then lives only in the worker's memory, as before)."""
     record = {
-        "kind": "result", "study": study, "worker": worker, "pid": os.getpid(),
+        "kind": "result", "database": database, "study": study, "worker": worker, "pid": os.getpid(),
         "trial_id": trial._trial_id, "number": trial.number, "state": state.name,
         "values": values, "params": trial.params,
         "distributions": {k: distribution_to_json(d) for k, d in trial.distributions.items()},
@@ -71,9 +73,9 @@ def keep_result(study: str, worker: str, trial: FrozenTrial | Any, state: TrialS
         return None
 
 
-def keep_exit(study: str, worker: str, reason: str, status: str) -> Path | None:
+def keep_exit(database: str, study: str, worker: str, reason: str, status: str) -> Path | None:
     try:
-        return _write({"kind": "exit", "study": study, "worker": worker, "pid": os.getpid(),
+        return _write({"kind": "exit", "database": database, "study": study, "worker": worker, "pid": os.getpid(),
                        "reason": reason, "status": status})
     except OSError as exc:
         log.warning("could not keep the exit reason on disk: %s", exc)
@@ -122,19 +124,32 @@ def waiting(study: str | None = None) -> list[tuple[Path, dict[str, Any]]]:
 
 
 def deliver_all(db, study: str | None = None) -> int:
-    """Hand every waiting record to the database; returns how many were delivered.
-    Records that fail for a reason other than the database being away are reported
-    and kept (a person can look at them)."""
+    """Hand every waiting record of this database to it; returns how many were delivered.
+
+    A record belongs to the database it was written for (``tune_database.id``): a
+    command opening another database leaves it alone. One that cannot be delivered
+    (its study deleted, a record the database refuses) is moved to ``spool/undelivered/``
+    and reported, never retried by every command.
+    """
     delivered = 0
     for path, record in waiting(study):
+        if record.get("database", db.identity) != db.identity:
+            continue
         try:
             if record["kind"] == "result":
                 note = _deliver_result(db, record)
             else:
                 note = _deliver_exit(db, record)
+        except StorageError:
+            raise  # the database is away: the record waits for the next process
         except KeyError:
             note = "its study no longer exists; dropped"
-        done(path)
+            done(path)
+        except Exception as exc:
+            note = _set_aside(path, exc)  # moved: nothing left to remove
+            log.warning("%s", note)
+        else:
+            done(path)
         delivered += 1
         from . import control
 
@@ -143,6 +158,13 @@ def deliver_all(db, study: str | None = None) -> int:
         except Exception:
             pass
     return delivered
+
+
+def _set_aside(path: Path, exc: Exception) -> str:
+    aside = private_dir(spool_dir() / "undelivered") / path.name
+    os.replace(path, aside)
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"a kept result could not be recorded ({type(exc).__name__}: {first}); set aside in {aside}"
 
 
 def deliver_file(db, path: Path) -> str:

@@ -40,7 +40,8 @@ def log_dir() -> Path:
 
 def open_log(path: Path):
     """Append to a worker's log, created owner-only (0600)."""
-    return os.fdopen(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
+    # O_NOFOLLOW: a log name that is a link (planted by someone) is refused, not written through.
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600), "ab")
 
 
 def spawn_worker(cfg: RunConfig, symbol: str, index: int, worker_id: str, storage_url: str) -> SpawnedWorker:

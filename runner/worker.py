@@ -105,6 +105,7 @@ class Worker:
         # and its index (the sampler's seed) is its own.
         self.registration = control.WorkerRegistration(self.db, self.study_name, self.launch_id)
         self.id, self.index = self.registration.id, self.registration.index
+        self.db.identity  # noqa: B018 - read now: kept results name their database even in an outage
         self.rng = random.Random(worker_seed(self.cfg, self.symbol, self.index))
         beat = Heartbeat(self.db, self.study_name, self.registration, self.shared, self._set_control,
                          self.cfg.study.heartbeat_seconds, self.cfg.study.grace_seconds)
@@ -148,7 +149,7 @@ class Worker:
             assert self.registration is not None
             self.registration.exit(reason, status)
         except BaseException:
-            spool.keep_exit(self.study_name, self.id, reason, status)
+            spool.keep_exit(self.db.identity, self.study_name, self.id, reason, status)
             return
         try:
             control.add_event(self.db, self.study_name, self.id, "info" if code == EXIT_OK else "error",
@@ -288,7 +289,9 @@ class Worker:
                          evaluated=False)
             dedup.release(self.db, self.study_name, [trial.number])  # never evaluated: free to retry
             raise
-        except Exception as exc:
+        except (Exception, KeyboardInterrupt, SystemExit) as exc:
+            # A signal to this worker arrives as Interrupted (above); a KeyboardInterrupt or
+            # SystemExit here came from the backtest's own code: it fails the trial only.
             reason = f"{type(exc).__name__}: {exc}"
             state, attrs = TrialState.FAIL, {"fail_reason": reason}
             if self.cfg.study.on_failure == "avoid":
@@ -344,7 +347,8 @@ class Worker:
         kept = None
         if evaluated:
             key = param_key(self.cfg, trial.params) if self.claims is not None else None
-            kept = spool.keep_result(self.study_name, self.id, trial, state, values, attrs, system or {}, key)
+            kept = spool.keep_result(self.db.identity, self.study_name, self.id, trial, state, values, attrs,
+                                     system or {}, key)
         try:
             if attrs or system:
                 storage.set_trial_attrs(trial._trial_id, attrs, system or {})

@@ -130,6 +130,12 @@ def small_config(tmp_path: Path, name: str = "t", target: int = 20, workers: int
 USER_BACKTESTS = '''
 import time
 
+def odd_names(params, data):
+    """Metric names and a message PostgreSQL cannot store as they are (NUL, a lone surrogate)."""
+    if params["fast"] % 5 == 0:
+        raise ValueError("bad\\x00value \\udc80")
+    return {"sharpe": params["fast"] / 10, "trades": 50, "a\\x00b": 1.0, "col\\udc80": 2.0}
+
 def flaky(params, data):
     """Raises for some parameters, returns NaN for others: each must fail only its trial."""
     fast = params["fast"]

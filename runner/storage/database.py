@@ -86,6 +86,12 @@ class Database:
                 ) from None
             raise
 
+    @functools.cached_property
+    def identity(self) -> str:
+        """This database's own id (``tune_database``): the same from every host and URL."""
+        with self.engine.connect() as conn:
+            return conn.exec_driver_sql("SELECT id FROM tune_database").scalar_one()
+
     def optuna_storage(self, study: str) -> TuneJournalStorage:
         """The Optuna storage holding ``study`` (cached: replays only new records)."""
         if study not in self._storages:

@@ -95,16 +95,31 @@ def tune_home(create: bool = True) -> Path:
             raise HomeError(f"{label} is not a directory")
         if not os.access(home, os.W_OK | os.X_OK):
             raise HomeError(f"the data directory {label} is not writable by this user")
+        _check_ours(home, label)
     return home
+
+
+def _check_ours(path: Path, label: str) -> None:
+    """Refuse a directory another user controls: its logs could be links we would write
+    through, its kept results forged (HomeError, exit 2)."""
+    st = os.stat(path)
+    if st.st_uid != os.geteuid():
+        raise HomeError(f"{label} belongs to another user (uid {st.st_uid}); use a directory of your own")
+    if st.st_mode & 0o022:
+        raise HomeError(f"{label} is writable by other users; chmod go-w it, or use another directory")
 
 
 def private_dir(path: Path) -> Path:
     """``path`` as a directory only we can use: created 0700 if missing (its parent must
-    exist or is created the same way). Returns it."""
+    exist or is created the same way), refused if it is a link or another user's, or
+    writable by others. Returns it."""
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise EmbeddedError(f"cannot create {path}: {exc.strerror}") from None
+    if path.is_symlink():
+        raise HomeError(f"{path} is a symbolic link; tune-tui keeps its files in real directories")
+    _check_ours(path, str(path))
     return path
 
 

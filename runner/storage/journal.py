@@ -21,6 +21,33 @@ from ._optuna_private import JournalOperation
 from .connection import StorageError, libpq_args
 
 
+def _storable(value: Any) -> Any:
+    """``value`` with every string as PostgreSQL's jsonb accepts it: NUL and lone
+    surrogates (which a backtest's metric names or an exception's message can hold)
+    become visible escapes. A refused record would fail the worker, not the trial."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            value = value.replace("\x00", "\\x00")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            value = value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return value
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_storable(v) for v in value]
+    return value
+
+
+def _record_text(entry: dict[str, Any]) -> str:
+    text = json.dumps(entry)
+    # json.dumps writes NUL as \u0000 and surrogates as \udXXX: only then look closer.
+    if "\\u0000" in text or "\\ud" in text:
+        text = json.dumps(_storable(entry))
+    return text
+
+
 class PostgresJournalBackend(BaseJournalBackend):
     """An Optuna journal stored as rows of ``tune_journal``, one stream per study.
 
@@ -117,7 +144,7 @@ class PostgresJournalBackend(BaseJournalBackend):
         # A token lets a retry after a lost connection tell whether the first
         # attempt committed, so a record is never appended twice.
         token = uuid.uuid4().hex
-        bodies = [json.dumps({**entry, "_t": token}) for entry in logs]
+        bodies = [_record_text({**entry, "_t": token}) for entry in logs]
 
         def already_written() -> bool:
             rows = self._execute(

@@ -8,7 +8,7 @@ SCHEMA_LOCK = 0x74756E65  # "tune": serialises CREATE TABLE IF NOT EXISTS across
 # DDL below (ALTER TABLE takes an ACCESS EXCLUSIVE lock even when there is nothing
 # to do) runs once per database and version, not in every process that opens it,
 # where it blocked, and could deadlock with, other processes' reads.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def is_current(conn) -> bool:
@@ -20,6 +20,11 @@ def is_current(conn) -> bool:
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tune_schema_version (version integer NOT NULL);
+-- Who this database is: results kept on a host's disk during an outage are only ever
+-- delivered to the database they came from (runner/spool.py).
+CREATE TABLE IF NOT EXISTS tune_database (id text NOT NULL);
+INSERT INTO tune_database SELECT md5(random()::text || clock_timestamp()::text)
+WHERE NOT EXISTS (SELECT 1 FROM tune_database);
 CREATE TABLE IF NOT EXISTS tune_journal (
     stream  text   NOT NULL,
     seq     bigint NOT NULL,

@@ -7,6 +7,8 @@ import os
 import re
 import warnings
 
+import psycopg2
+import psycopg2.extensions
 from sqlalchemy.engine import make_url
 
 from . import embedded
@@ -71,7 +73,13 @@ def check_url(url: str) -> str:
             f"{mask_url(url)}: names no server; give a host (postgresql://user@HOST:5432/db) "
             "or a socket directory (postgresql://user@/db?host=/var/run/postgresql)"
         )
-    return u.set(drivername="postgresql").render_as_string(hide_password=False)
+    libpq = u.set(drivername="postgresql").render_as_string(hide_password=False)
+    try:
+        psycopg2.extensions.parse_dsn(libpq)  # libpq's own check: unknown options, bad values
+    except psycopg2.ProgrammingError as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid"
+        raise BadStorageURL(f"{mask_url(url)}: {detail}") from None
+    return libpq
 
 
 def resolve_url(cli_url: str | None = None) -> str:

@@ -235,3 +235,18 @@ def test_a_study_whose_only_worker_died_gets_its_trial_failed_by_tune_status(db,
             run.kill()
     killed = next(t for t in trials_of(db_url, "solo-AAA") if t._trial_id == victim["trial_id"])
     assert killed.state == TrialState.FAIL and "worker lost" in killed.user_attrs["fail_reason"]
+
+
+def test_text_postgresql_cannot_store_fails_nothing(db_url, tmp_path):
+    """A backtest whose metric names or error messages hold NUL or a lone surrogate: its
+    trials complete (or fail) as usual, with the odd characters shown as escapes."""
+    config = user_config(tmp_path, "odd_names", name="odd", target=8)
+    proc = tune("run", str(config), timeout=180)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    trials = trials_of(db_url, "odd-AAA")
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(complete) >= 8
+    assert "a\\x00b" in complete[0].user_attrs and "col\\udc80" in complete[0].user_attrs
+    failed = [t for t in trials if "fail_reason" in t.user_attrs]
+    assert all("\\x00" in t.user_attrs["fail_reason"] for t in failed)
+    assert tune("status", timeout=60).returncode == 0

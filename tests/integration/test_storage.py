@@ -164,3 +164,23 @@ def test_a_long_journal_is_read_in_pages(db, monkeypatch):
     assert len(queries) == 3  # 10 + 10 + 2
     assert [r["n"] for r in backend.read_logs(20)] == list(range(20, 25))
     backend.close()
+
+
+def test_kept_results_go_only_to_their_database_and_a_bad_one_is_set_aside(db, tmp_path, monkeypatch):
+    from runner import spool
+
+    monkeypatch.setenv("TUNE_HOME", str(tmp_path / "home"))
+    optuna.create_study(storage=db.optuna_storage("p-AAA"), study_name="p-AAA")
+    dead = 2**22 + 7  # no such process: the records were left by workers that exited
+    elsewhere = spool._write({"kind": "exit", "database": "another-database", "study": "p-AAA", "worker": "w1",
+                              "pid": dead, "reason": "stopped", "status": "exited"})
+    poison = spool._write({
+        "kind": "result", "database": db.identity, "study": "p-AAA", "worker": "w2", "pid": dead,
+        "trial_id": 99, "number": 99, "state": "COMPLETE", "values": [1.0], "params": {"x": 5},
+        "distributions": {"x": '{"name": "IntDistribution", "attributes": {"low": 0, "high": 3, "step": 1, "log": false}}'},
+        "user_attrs": {}, "system_attrs": {}, "claim_key": None,
+    })
+    assert spool.deliver_all(db) == 1  # the poison: reported and set aside, not retried
+    assert elsewhere.exists()  # another database's record waits for that database
+    assert not poison.exists() and (spool.spool_dir() / "undelivered" / poison.name).exists()
+    assert spool.deliver_all(db) == 0  # nothing left to crash the next command

@@ -70,7 +70,7 @@ def test_log_files_and_spool_are_owner_only(tmp_path, monkeypatch):
     assert stat.S_IMODE(os.stat(tmp_path / "home").st_mode) == 0o700
     assert stat.S_IMODE(os.stat(logs).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(logs / "x.log").st_mode) == 0o600
-    path = spool.keep_exit("s-AAA", "w1", "stopped", "exited")
+    path = spool.keep_exit("db-id", "s-AAA", "w1", "stopped", "exited")
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
 
@@ -81,3 +81,29 @@ def test_an_unusable_tune_home_is_one_line_and_exit_2(tmp_path):
     proc = tune("status", env={"TUNE_HOME": str(blocker / "home"), "TUNE_STORAGE_URL": ""}, timeout=60)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and "TUNE_HOME" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_tune_home_others_can_write_or_own_is_refused(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)  # anyone could plant links in logs/ or forge kept results
+    proc = tune("status", env={"TUNE_HOME": str(shared), "TUNE_STORAGE_URL": ""}, timeout=60)
+    assert proc.returncode == 2 and "writable by other users" in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    if os.geteuid() == 0:
+        os.chmod(shared, 0o700)
+        os.chown(shared, 65534, 65534)  # nobody's
+        proc = tune("status", env={"TUNE_HOME": str(shared), "TUNE_STORAGE_URL": ""}, timeout=60)
+        assert proc.returncode == 2 and "belongs to another user" in proc.stderr
+
+
+def test_a_planted_link_in_place_of_a_log_is_not_written_through(tmp_path, monkeypatch):
+    from runner import supervisor
+
+    monkeypatch.setenv("TUNE_HOME", str(tmp_path / "home"))
+    victim = tmp_path / "victim"
+    victim.write_text("")
+    (supervisor.log_dir() / "s-AAA.log").symlink_to(victim)
+    with pytest.raises(OSError):
+        supervisor.open_log(supervisor.log_dir() / "s-AAA.log")
+    assert victim.read_text() == ""

@@ -11,6 +11,7 @@ running trial is failed by whoever notices first (:func:`reap_lost_workers`).
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import uuid
@@ -18,7 +19,15 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
+from optuna.distributions import (
+    CategoricalDistribution,
+    check_distribution_compatibility,
+    distribution_to_json,
+    json_to_distribution,
+)
 
+from .config import ConfigError
+from .space import distributions
 from .states import LIVE_WORKER_STATUSES, NEEDS_NO_WORKERS, Control, EndCode, WorkerStatus
 from .storage import Database, retry_on_disconnect
 
@@ -57,6 +66,7 @@ class StudyRow:
     created_at: datetime
     updated_at: datetime
     next_worker_index: int = 0
+    space: dict | None = None  # {param: Optuna distribution JSON} the study's trials were asked in
 
 
 @retry_on_disconnect
@@ -66,32 +76,67 @@ def register_study(db: Database, cfg, symbol: str, *, reset_control: bool) -> No
     ``reset_control`` sets the study back to running (an explicit ``tune run``
     or app start means "run this"); a worker joining later does not reset it.
     """
+    name = cfg.study_name(symbol)
+    space = {k: distribution_to_json(d) for k, d in distributions(cfg).items()}
     values = {
-        "name": cfg.study_name(symbol), "run_name": cfg.study.name, "symbol": symbol,
+        "name": name, "run_name": cfg.study.name, "symbol": symbol,
         "config_path": str(cfg.source_path) if cfg.source_path else None,
         "metric": list(cfg.study.metrics), "direction": list(cfg.directions),
         "target_trials": cfg.study.target_trials, "max_attempts": cfg.study.attempt_cap,
         "desired_workers": cfg.study.workers_per_symbol, "grace_seconds": cfg.study.grace_seconds,
+        "space": json.dumps(space),
     }
     # An explicit run (tune run, the app) means "run this config as written".
     reset = (", control = 'running', ended_code = NULL, ended_reason = NULL, desired_workers = EXCLUDED.desired_workers"
              if reset_control else "")
     with db.engine.begin() as conn:
+        old = conn.execute(
+            sa.text("SELECT metric, direction, space FROM tune_studies WHERE name = :n FOR UPDATE"), {"n": name}
+        ).first()
+        if old is not None:
+            _check_same_study(cfg, name, list(old.metric), list(old.direction), old.space or {}, space)
         conn.execute(
             sa.text(
                 """
                 INSERT INTO tune_studies (name, run_name, symbol, config_path, metric, direction,
-                    target_trials, max_attempts, desired_workers, grace_seconds)
+                    target_trials, max_attempts, desired_workers, grace_seconds, space)
                 VALUES (:name, :run_name, :symbol, :config_path, :metric, :direction,
-                    :target_trials, :max_attempts, :desired_workers, :grace_seconds)
+                    :target_trials, :max_attempts, :desired_workers, :grace_seconds, CAST(:space AS jsonb))
                 ON CONFLICT (name) DO UPDATE SET
                     config_path = EXCLUDED.config_path, metric = EXCLUDED.metric,
                     direction = EXCLUDED.direction, target_trials = EXCLUDED.target_trials,
                     max_attempts = EXCLUDED.max_attempts, grace_seconds = EXCLUDED.grace_seconds,
-                    updated_at = now()""" + reset
+                    space = EXCLUDED.space, updated_at = now()""" + reset
             ),
             values,
         )
+
+
+def _check_same_study(cfg, name: str, metric: list[str], direction: list[str],
+                      old_space: dict[str, str], new_space: dict[str, str]) -> None:
+    """A config that resumes a study must ask the same question: the same objectives, and
+    each parameter it keeps in a distribution Optuna accepts for the trials already there
+    (a range may change; an int may not become a categorical). Otherwise: a ConfigError
+    (exit 2) before any worker starts, instead of workers that crash or old trials that
+    quietly mean something else."""
+    path = cfg.source_path or "config"
+    fresh = f"use a new study.name, or resume = false to start {name} fresh"
+    if metric != list(cfg.study.metrics) or direction != list(cfg.directions):
+        raise ConfigError(path, "study.metric",
+                          f"{name} has trials for {', '.join(metric)} ({', '.join(direction)}), "
+                          f"not {', '.join(cfg.study.metrics)} ({', '.join(cfg.directions)}): {fresh}")
+    for param, text in old_space.items():
+        if param not in new_space:
+            continue  # a parameter left out: the old trials keep their values
+        old, new = json_to_distribution(text), json_to_distribution(new_space[param])
+        try:
+            check_distribution_compatibility(old, new)
+            if isinstance(old, CategoricalDistribution) and isinstance(new, CategoricalDistribution) \
+                    and old.choices != new.choices:
+                raise ValueError("categorical choices cannot change")  # Optuna refuses it at ask
+        except ValueError as exc:
+            raise ConfigError(path, f"space.{param}",
+                              f"{name} has trials with {param} as {old}; it cannot become {new} ({exc}): {fresh}") from None
 
 
 def list_studies(db: Database, names: list[str] | None = None) -> list[StudyRow]:

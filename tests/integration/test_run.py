@@ -250,3 +250,27 @@ def test_text_postgresql_cannot_store_fails_nothing(db_url, tmp_path):
     failed = [t for t in trials if "fail_reason" in t.user_attrs]
     assert all("\\x00" in t.user_attrs["fail_reason"] for t in failed)
     assert tune("status", timeout=60).returncode == 0
+
+
+def test_resuming_a_study_with_an_incompatible_config_is_refused_before_any_worker(db_url, tmp_path):
+    config = small_config(tmp_path, name="chg", target=5)
+    assert tune("run", str(config), timeout=180).returncode == 0
+    text = config.read_text()
+    # a parameter's kind changed: Optuna would refuse every new trial
+    config.write_text(text.replace('[space.slow]\ntype = "int"\nlow = 25\nhigh = 80',
+                                   '[space.slow]\ntype = "categorical"\nchoices = [30, 60]'))
+    proc = tune("run", str(config), timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.count("\n") == 1 and "space.slow" in proc.stderr and "resume = false" in proc.stderr
+    # another objective: the old trials' values would be read as the new metric's
+    config.write_text(text.replace('[study]\n', '[study]\nmetric = "sortino"\n'))
+    proc = tune("run", str(config), timeout=120)
+    assert proc.returncode == 2 and "study.metric" in proc.stderr
+    # a wider range is the same question: it runs
+    config.write_text(text.replace("high = 80", "high = 90").replace("target_trials = 5", "target_trials = 8"))
+    assert tune("run", str(config), timeout=180).returncode == 0
+    # and resume = false starts the study fresh with the new space
+    config.write_text(text.replace('[space.slow]\ntype = "int"\nlow = 25\nhigh = 80',
+                                   '[space.slow]\ntype = "categorical"\nchoices = [30, 60]')
+                      .replace('[study]\n', '[study]\nresume = false\n'))
+    assert tune("run", str(config), timeout=180).returncode == 0

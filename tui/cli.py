@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 from runner.cli import add_storage_option, add_version_option, run_reporting_errors
@@ -78,7 +79,18 @@ def run_app(args) -> int:
     # database URL). Keep it off the terminal: the traceback goes to a log file instead.
     printed = io.StringIO()
     app.error_console = Console(file=printed, width=120, color_system=None, markup=False, highlight=False)
-    result = app.run()
+
+    def leave(signum, frame) -> None:
+        # SIGTERM (kill) or SIGHUP (the terminal went away): leave as "q" does, so the
+        # terminal gets its normal screen back; the workers run on.
+        app.call_later(app.exit, "workers left running; tune-tui attaches to them again, tune status shows them")
+
+    previous = {sig: signal.signal(sig, leave) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        result = app.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     error = getattr(app, "_exception", None)  # Textual keeps the first unhandled exception here
     if app.return_code or error is not None:  # Textual sets return_code to 1 on an unhandled exception
         what = "unknown error"

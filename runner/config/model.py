@@ -30,7 +30,7 @@ from .fields import (
 
 class _Strict(BaseModel):
     # A misspelled field is an error, never silently ignored; nan and inf are never numbers.
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
 
 
 Scalar = bool | int | float | str

@@ -189,6 +189,12 @@ BAD_VALUES = {
     "direction of the wrong type": (_add("study", "direction = 5"), "study.direction", "maximize"),
     "table nested too deep": (lambda t: t + "\n[strategy.fixed]\nx = " + "[" * 40 + "]" * 40 + "\n",
                               "strategy.fixed.x" + ".0" * 14, "nested more than 16 levels"),
+    # types are strict: TOML says what a value is, and a quoted number or a 1 for true is a mistake
+    "a boolean for a count": (_sub("target_trials = 20", "target_trials = true"), "study.target_trials", "valid integer"),
+    "a quoted count": (_sub("target_trials = 20", 'target_trials = "20"'), "study.target_trials", "valid integer"),
+    "a 1 for true": (_add("study", "dedup = 1"), "study.dedup", "valid boolean"),
+    "a word for false": (_add("study", 'resume = "no"'), "study.resume", "valid boolean"),
+    "a quoted number": (_add("strategy", 'fees_bps = "1"'), "strategy.fees_bps", "valid number"),
 }
 
 

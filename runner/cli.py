@@ -22,7 +22,7 @@ from . import __version__, control, reaper, spool
 from .config import ConfigError, load_config
 from .monitor import Monitor
 from .states import FINISHED_WELL, Control
-from .status import StudyStatus, best_label, format_eta, printable
+from .status import StudyStatus, best_label, format_eta
 from .storage import (
     ENV_URL,
     BadStorageURL,
@@ -36,6 +36,7 @@ from .storage import (
     resolve_url,
     stop_embedded,
 )
+from .text import first_line, printable
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -304,7 +305,7 @@ def _report_run(monitor: Monitor, workers, console, interrupted: bool) -> int:
     try:
         statuses = monitor.poll(with_workers=False).statuses
     except (sa.exc.OperationalError, StorageError) as exc:
-        raise StorageError(f"could not read the final results: {str(exc).splitlines()[0]}") from None
+        raise StorageError(f"could not read the final results: {first_line(exc)}") from None
     console.print(status_table(statuses, final=True))
     crashed = [w for w in workers if w.process.returncode not in (0, None)]
     for w in crashed:

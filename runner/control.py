@@ -30,14 +30,10 @@ from .config import ConfigError
 from .space import distributions
 from .states import LIVE_WORKER_STATUSES, NEEDS_NO_WORKERS, Control, EndCode, WorkerStatus
 from .storage import Database, retry_on_disconnect
+from .text import storable
 
 LIVE_STATUSES = [str(s) for s in LIVE_WORKER_STATUSES]  # as bound query parameters
 
-
-def plain(text: str) -> str:
-    """Text PostgreSQL stores: no NUL, no lone surrogate (a backtest's message may hold them)."""
-    text = text.replace("\x00", "\\x00")
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 # Live workers of study :s (heartbeat within the study's grace), as a subquery.
@@ -202,7 +198,7 @@ def add_event(db: Database, study: str, worker: str | None, level: str, message:
     with db.engine.begin() as conn:
         conn.execute(
             sa.text("INSERT INTO tune_events (study, worker, level, message) VALUES (:s, :w, :l, :m)"),
-            {"s": study, "w": worker, "l": level, "m": plain(message)[:2000]},
+            {"s": study, "w": worker, "l": level, "m": storable(message)[:2000]},
         )
 
 
@@ -308,7 +304,7 @@ class WorkerRegistration:
                     "UPDATE tune_workers SET status = :st, exit_reason = :r, trial_id = NULL, heartbeat_at = now()"
                     " WHERE id = :id"
                 ),
-                {"st": status, "r": plain(reason)[:2000], "id": self.id},
+                {"st": status, "r": storable(reason)[:2000], "id": self.id},
             )
 
 
@@ -361,7 +357,7 @@ def record_exit(db: Database, worker_id: str, reason: str, status: str) -> None:
     with db.engine.begin() as conn:
         conn.execute(
             sa.text("UPDATE tune_workers SET status = :st, exit_reason = :r, trial_id = NULL WHERE id = :id"),
-            {"st": status, "r": plain(reason)[:2000], "id": worker_id},
+            {"st": status, "r": storable(reason)[:2000], "id": worker_id},
         )
 
 

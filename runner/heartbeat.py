@@ -17,6 +17,7 @@ from collections.abc import Callable
 from . import reaper
 from .control import WorkerRegistration
 from .storage import Database
+from .text import first_line
 
 log = logging.getLogger("tune.worker")
 
@@ -53,5 +54,4 @@ class Heartbeat(threading.Thread):
                 if beats % reap_every == 0 and now >= reap_after:
                     reaper.reap_lost_workers(self.db, self.study)
             except Exception as exc:  # database away: keep trying, the loop keeps working
-                text = str(exc).strip()
-                log.warning("[%s] heartbeat failed: %s", self.study, text.splitlines()[0] if text else type(exc).__name__)
+                log.warning("[%s] heartbeat failed: %s", self.study, first_line(exc))

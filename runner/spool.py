@@ -33,8 +33,10 @@ import optuna
 from optuna.distributions import distribution_to_json, json_to_distribution
 from optuna.trial import FrozenTrial, TrialState
 
+from . import control, dedup
 from .storage import StorageError
 from .storage.embedded import private_dir, tune_home
+from .text import first_line
 
 log = logging.getLogger(__name__)
 
@@ -151,8 +153,6 @@ def deliver_all(db, study: str | None = None) -> int:
         else:
             done(path)
         delivered += 1
-        from . import control
-
         try:
             control.add_event(db, record["study"], record.get("worker"), "info", note)
         except Exception:
@@ -163,8 +163,7 @@ def deliver_all(db, study: str | None = None) -> int:
 def _set_aside(path: Path, exc: Exception) -> str:
     aside = private_dir(spool_dir() / "undelivered") / path.name
     os.replace(path, aside)
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"a kept result could not be recorded ({type(exc).__name__}: {first}); set aside in {aside}"
+    return f"a kept result could not be recorded ({type(exc).__name__}: {first_line(exc)}); set aside in {aside}"
 
 
 def deliver_file(db, path: Path) -> str:
@@ -202,15 +201,11 @@ def _deliver_result(db, record: dict[str, Any]) -> str:
     new_id = storage.create_new_trial(study_id, template_trial=template)
     number = storage.get_trial_number_from_id(new_id)
     if record.get("claim_key"):
-        from . import dedup
-
         dedup.reclaim(db, record["study"], record["claim_key"], number)
     return (f"trial {record['number']} had been failed as lost during a database outage; "
             f"its finished result is recorded as trial {number}")
 
 
 def _deliver_exit(db, record: dict[str, Any]) -> str:
-    from . import control
-
     control.record_exit(db, record["worker"], record["reason"], record["status"])
     return f"worker {record['worker']} exited while the database was away: {record['reason']}"

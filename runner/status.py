@@ -7,28 +7,10 @@ the fields of :class:`StudyStatus` and are documented in the README.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .states import Control, EndCode, StudyState
-
-# C0 controls (ESC of an ANSI sequence, BEL, backspace, CR, newline, tab…), DEL and C1 controls.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
-
-
-def printable(value: object) -> str:
-    """``value`` as text safe to show in a terminal: every control character becomes a
-    visible escape (``\\x1b``, ``\\n``, ``\\t``, ``\\x9b``…), so an ANSI sequence or a
-    newline inside a fail reason, a name or a message is shown, never acted upon.
-
-    This covers control characters only. Text from a config, the data or a backtest
-    may also look like Rich/Textual markup (``[/x]``, ``[bold]``): show the result as
-    a ``rich.text.Text`` (or with ``markup=False``), never inside a markup string.
-    """
-    text = value if isinstance(value, str) else str(value)
-    return _CONTROL.sub(lambda m: _NAMED.get(m.group(), f"\\x{ord(m.group()):02x}"), text)
 
 
 @dataclass

@@ -24,7 +24,7 @@ from textual.worker import get_current_worker
 
 from runner.monitor import Snapshot, StudyView
 from runner.states import Control
-from runner.status import printable
+from runner.text import printable
 
 from .data import POLL_SECONDS, ControlResult, FeedError, SnapshotReady, StudyFeed
 from .screens.confirm_screen import ConfirmScreen

@@ -69,7 +69,7 @@ def run_app(args) -> int:
     from rich.console import Console
 
     from runner import supervisor
-    from runner.status import printable
+    from runner.text import printable
 
     from .app import TuneApp
 

@@ -21,6 +21,7 @@ from runner.monitor import Monitor, Snapshot
 from runner.states import Control
 from runner.storage import Database, embedded
 from runner.storage.connection import libpq_args
+from runner.text import first_line
 
 POLL_SECONDS = 1.0
 REAP_EVERY_POLLS = 5
@@ -83,7 +84,7 @@ class StudyFeed:
             return SnapshotReady(snapshot)
         except Exception as exc:  # any failure to read is shown in place, never raised into the UI
             embedded.revive(self.db.url)  # our embedded server died? start it again (rate-limited)
-            return FeedError(_one_line(exc))
+            return FeedError(first_line(exc))
         finally:
             self.poll_started = None
 
@@ -94,7 +95,7 @@ class StudyFeed:
             changed = control.set_control(self.db, names, state)
             started = sum(map(self._start_missing, control.list_studies(self.db, changed))) if state == Control.RUNNING else 0
         except Exception as exc:
-            return ControlResult(False, f"could not set {state}: {_one_line(exc)}")
+            return ControlResult(False, f"could not set {state}: {first_line(exc)}")
         label = ", ".join(changed) if len(changed) <= 3 else f"{len(changed)} studies"
         return ControlResult(True, f"{label}: {state}" + (f" (started {started} worker(s))" if started else ""))
 
@@ -117,20 +118,16 @@ class StudyFeed:
             if not self._start_missing(row):
                 return ControlResult(False, f"{study}: no worker started here (no config recorded, or the study has ended)")
         except Exception as exc:
-            return ControlResult(False, f"{study}: cannot start a worker here: {_one_line(exc)}")
+            return ControlResult(False, f"{study}: cannot start a worker here: {first_line(exc)}")
         return ControlResult(True, f"{study}: starting a worker ({desired} wanted)")
 
     def remove_worker(self, study: str) -> ControlResult:
         try:
             desired = control.change_workers(self.db, study, -1)
         except Exception as exc:
-            return ControlResult(False, f"{study}: {_one_line(exc)}")
+            return ControlResult(False, f"{study}: {first_line(exc)}")
         return ControlResult(True, f"{study}: {desired} worker(s) wanted; the youngest retires after its trial")
 
     def close(self) -> None:
         self.db.dispose()
 
-
-def _one_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -16,6 +16,8 @@ import pandas as pd
 from pandas.tseries.frequencies import to_offset
 from pydantic import AfterValidator, BeforeValidator, Field
 
+from ..text import printable
+
 MAX_CONFIG_BYTES = 1_000_000  # a config file larger than this is not read
 MAX_DEPTH = 16  # nesting of tables and arrays
 MAX_TRIALS = 10_000_000  # target_trials; max_attempts up to 3 x this (the default cap), in int4
@@ -30,24 +32,6 @@ SYMBOL_MAX = 64
 PATH_MAX = 4096  # data.path, and each resulting file-name component at most 255 bytes
 COMPONENT_MAX = 255
 _REPR_MAX = 100  # a value quoted in an error message is cut to this
-_LINE_BREAKS = {"Cc", "Zl", "Zp", "Cs"}  # control characters, line/paragraph separators, surrogates
-
-
-def _one_line(text: str, limit: int | None = None) -> str:
-    """``text`` with every control/line-break character escaped, cut to ``limit``."""
-    text = str(text)
-    cut = limit is not None and len(text) > limit
-    if cut:  # escaping only lengthens: cut first, so a huge text costs nothing
-        text = text[:limit]
-    if any(unicodedata.category(c) in _LINE_BREAKS for c in text):
-        text = "".join(
-            c.encode("unicode_escape", "backslashreplace").decode("ascii")
-            if unicodedata.category(c) in _LINE_BREAKS else c
-            for c in text
-        )
-    if limit is not None and (cut or len(text) > limit):
-        text = text[: limit - 1] + "…"
-    return text
 
 
 def _short_repr(value: Any) -> str:
@@ -55,7 +39,7 @@ def _short_repr(value: Any) -> str:
         text = repr(value)
     except Exception:  # a repr that fails: still one line
         text = f"<{type(value).__name__}>"
-    return _one_line(text, _REPR_MAX)
+    return printable(text, _REPR_MAX)
 
 
 class ConfigError(Exception):
@@ -67,8 +51,8 @@ class ConfigError(Exception):
 
     def __init__(self, path: Path | str, field: str, problem: str) -> None:
         self.path = str(path)
-        self.field, self.problem = _one_line(field, 300), _one_line(problem, 5000)
-        shown = _one_line(self.path)
+        self.field, self.problem = printable(field, 300), printable(problem, 5000)
+        shown = printable(self.path)
         super().__init__(f"{shown}: {self.field}: {self.problem}" if self.field else f"{shown}: {self.problem}")
 
 
@@ -135,7 +119,7 @@ def _check_path_template(template: str | None) -> str | None:
         raise ValueError(f"braces do not match ({exc}; write {{{{ and }}}} for a literal brace)") from None
     for name, spec, conv in fields:
         if name != "symbol" or spec or conv:
-            raise ValueError(f"only {{symbol}} may appear in braces (found {{{_one_line(name, 50)}}})")
+            raise ValueError(f"only {{symbol}} may appear in braces (found {{{printable(name, 50)}}})")
     return template
 
 

@@ -31,6 +31,8 @@ from typing import Any, TypeVar
 import psycopg2
 import psycopg2.extensions
 
+from ..text import first_line
+
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 5.0  # seconds to establish a connection (TCP, TLS, start-up, auth)
@@ -58,10 +60,6 @@ def configure(*, io_timeout: float | None = None, patience: float | None | str =
         _wait_hook = on_wait  # type: ignore[assignment]
     if on_back != "keep":
         _back_hook = on_back  # type: ignore[assignment]
-
-
-def io_timeout() -> float:
-    return _settings["io_timeout"]
 
 
 def patience() -> float | None:
@@ -150,9 +148,9 @@ def retry(fn: Callable[[], T], *, transient: tuple[type[BaseException], ...], ur
         except transient as exc:
             waited = time.monotonic() - started
             if limit is not None and waited > limit:
-                raise DatabaseAway(f"{what} is unreachable ({waited:.0f} s): {_first_line(exc)}") from None
+                raise DatabaseAway(f"{what} is unreachable ({waited:.0f} s): {first_line(exc)}") from None
             if not warned:
-                log.warning("%s is unreachable (%s); waiting for it%s", what, _first_line(exc),
+                log.warning("%s is unreachable (%s); waiting for it%s", what, first_line(exc),
                             " (finished results are kept)" if limit is None else f" for up to {limit:.0f} s")
                 warned = True
             if url is not None:
@@ -167,7 +165,3 @@ def retry(fn: Callable[[], T], *, transient: tuple[type[BaseException], ...], ur
 # connection of ours is ever opened without a deadline.
 psycopg2.extensions.set_wait_callback(_wait_with_deadline)
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

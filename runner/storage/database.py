@@ -12,6 +12,7 @@ import psycopg2
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from ..text import first_line
 from . import connection, embedded
 from .connection import StorageError, libpq_args
 from .journal import PostgresJournalBackend, TuneJournalStorage
@@ -28,7 +29,8 @@ def retry_on_disconnect(fn):
     """
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        db = args[0] if args and isinstance(args[0], Database) else getattr(args[0], "db", None) if args else None
+        # The database is the first argument, or the first argument's ``db`` (a method).
+        db = args[0] if args and isinstance(args[0], Database) else getattr(args[0] if args else None, "db", None)
         # Connection lost, server shutting down, serialization failure: all leave
         # the transaction rolled back, so a rerun is safe.
         return connection.retry(
@@ -75,8 +77,7 @@ class Database:
         except sa.exc.OperationalError as exc:
             if embedded.revive(self.url):  # our embedded server had died: it is back now
                 return self.ensure_schema()
-            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-            raise StorageError(f"cannot connect to {self.masked_url}: {reason}") from None
+            raise StorageError(f"cannot connect to {self.masked_url}: {first_line(exc)}") from None
         except sa.exc.ProgrammingError as exc:
             if isinstance(exc.orig, psycopg2.errors.InsufficientPrivilege):
                 raise StorageError(

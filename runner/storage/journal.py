@@ -16,6 +16,7 @@ import psycopg2
 from optuna.distributions import distribution_to_json
 from optuna.storages.journal import BaseJournalBackend, JournalStorage
 
+from ..text import storable
 from . import connection
 from ._optuna_private import JournalOperation
 from .connection import StorageError, libpq_args
@@ -26,13 +27,7 @@ def _storable(value: Any) -> Any:
     surrogates (which a backtest's metric names or an exception's message can hold)
     become visible escapes. A refused record would fail the worker, not the trial."""
     if isinstance(value, str):
-        if "\x00" in value:
-            value = value.replace("\x00", "\\x00")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            value = value.encode("utf-8", "backslashreplace").decode("utf-8")
-        return value
+        return storable(value)
     if isinstance(value, dict):
         return {_storable(k): _storable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -106,7 +101,7 @@ class PostgresJournalBackend(BaseJournalBackend):
 
         result = connection.retry(
             attempt, transient=(psycopg2.OperationalError, psycopg2.InterfaceError), url=self._url,
-            what="the database", on_retry=on_retry,
+            on_retry=on_retry,
         )
         return [] if result is None else result
 

@@ -11,6 +11,7 @@ import psycopg2
 import psycopg2.extensions
 from sqlalchemy.engine import make_url
 
+from ..text import first_line
 from . import embedded
 from .connection import StorageError
 from .embedded import EmbeddedError, HomeError
@@ -77,8 +78,7 @@ def check_url(url: str) -> str:
     try:
         psycopg2.extensions.parse_dsn(libpq)  # libpq's own check: unknown options, bad values
     except psycopg2.ProgrammingError as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid"
-        raise BadStorageURL(f"{mask_url(url)}: {detail}") from None
+        raise BadStorageURL(f"{mask_url(url)}: {first_line(exc)}") from None
     return libpq
 
 

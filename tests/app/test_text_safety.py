@@ -14,7 +14,7 @@ from textual.app import App, ComposeResult
 from textual.widgets._toast import Toast
 
 from runner.monitor import Snapshot
-from runner.status import printable
+from runner.text import printable
 from tests.helpers import (
     ANSI,
     NASTY,

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from runner.cli import status_table
 from runner.export import trials_csv
-from runner.status import printable
+from runner.text import printable
 from tests.helpers import ANSI, CONTROL, NASTY, SHORT, assert_literal, nasty_status
 
 # ----------------------------------------------------------------- the tune CLI

@@ -10,7 +10,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 from textual.widgets.button import ButtonVariant
 
-from runner.status import printable
+from runner.text import printable
 
 
 class ChoiceDialog(ModalScreen):

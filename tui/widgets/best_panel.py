@@ -7,7 +7,8 @@ from rich.text import Text
 from textual.widgets import Static
 
 from runner.monitor import StudyView
-from runner.status import format_value, printable
+from runner.status import format_value
+from runner.text import printable
 
 KEY_METRICS = ("sharpe", "total_return", "max_drawdown", "trades", "win_rate", "profit_factor")
 

@@ -12,7 +12,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from runner.monitor import StudyView
-from runner.status import printable
+from runner.text import printable
 
 
 def downsample(x: np.ndarray, y: np.ndarray, columns: int) -> tuple[np.ndarray, np.ndarray]:

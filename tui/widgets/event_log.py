@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from runner.monitor import StudyView
-from runner.status import printable
+from runner.text import printable
 
 LEVEL_STYLES = {"error": "bold red", "warning": "yellow", "info": "dim"}
 

@@ -6,7 +6,8 @@ from rich.text import Text
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 
-from runner.status import StudyStatus, best_label, format_eta, printable
+from runner.status import StudyStatus, best_label, format_eta
+from runner.text import printable
 
 STATE_STYLES = {
     "running": "bold green", "paused": "bold yellow", "stopped": "bold red", "done": "bold cyan",

@@ -7,7 +7,8 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from runner.monitor import StudyView
-from runner.status import format_value, printable
+from runner.status import format_value
+from runner.text import printable
 
 STATE_STYLES = {"complete": "green", "pruned": "yellow", "failed": "red", "duplicate": "magenta"}
 COLUMNS = ("#", "state", "value", "params / reason")

@@ -62,10 +62,10 @@ class ClaimBook:
         self._scales: list[tuple[int, bool]] = []
 
     @retry_on_disconnect
-    def claim(self, params: dict[str, Any], trial_number: int, trial_id: int) -> Duplicate | None:
-        """Claim the combination for this trial and record the trial in the worker's row,
-        in one round trip; return the Duplicate if someone had the combination first."""
-        key = param_key(self.cfg, params)
+    def claim(self, key: str, trial_number: int, trial_id: int) -> Duplicate | None:
+        """Claim the combination (its :func:`~runner.space.param_key`) for this trial and record
+        the trial in the worker's row, in one round trip; return the Duplicate if someone had
+        the combination first."""
         # The database decides, always: a claim this worker remembers may have been
         # released since (an interrupted or lost trial). Memory only names the source.
         remembered = key in self.seen

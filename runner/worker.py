@@ -11,6 +11,7 @@ it. A paused worker waits on an event: no CPU, no open transaction.
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import os
@@ -28,6 +29,7 @@ import backtest
 from . import control, dedup, reaper, spool
 from .config import RunConfig
 from .heartbeat import Heartbeat
+from .monitor import category
 from .space import distributions, is_conditional, param_key, suggest
 from .states import Control, EndCode, WorkerStatus
 from .storage import Database, StorageError, TuneJournalStorage, connection, quiet_optuna
@@ -182,16 +184,14 @@ class Worker:
                     s.changed.wait(timeout=1.0)
                 continue
             trials = storage.get_all_trials(study._study_id, deepcopy=False)
-            complete = sum(t.state == TrialState.COMPLETE for t in trials)
-            running = sum(t.state == TrialState.RUNNING for t in trials)
+            kinds = collections.Counter(map(category, trials))  # one pass over the study
+            complete, running = kinds["complete"], kinds["running"]
             # A duplicate runs no backtest: the cap counts what was run (seed 002).
-            attempts = sum(not _is_duplicate(t) and t.state != TrialState.WAITING for t in trials)
+            attempts = len(trials) - kinds["duplicate"] - kinds["waiting"]
             if complete >= target:
-                control.set_ended(self.db, self.study_name, EndCode.TARGET_REACHED, f"target reached ({complete} complete)")
-                return f"target reached ({complete} complete)"
+                return self._end(EndCode.TARGET_REACHED, f"target reached ({complete} complete)")
             if attempts >= cap:
-                control.set_ended(self.db, self.study_name, EndCode.ATTEMPT_CAP, f"attempt cap reached ({attempts} trials run)")
-                return f"attempt cap reached ({attempts} trials run)"
+                return self._end(EndCode.ATTEMPT_CAP, f"attempt cap reached ({attempts} trials run)")
             if complete + running >= target:
                 # Enough trials are in flight to reach the target: wait for them
                 # instead of overshooting; ask again if one of them fails.
@@ -212,18 +212,21 @@ class Worker:
             assert self.claims is not None  # only the claim book reports duplicates
             unclaimed = self.claims.pick_unclaimed(self.rng, near=self._last_params)
             if unclaimed is None:
-                reason = f"space exhausted: all {self.claims.space_size} combinations evaluated"
-                control.set_ended(self.db, self.study_name, EndCode.SPACE_EXHAUSTED, reason)
-                self.event("info", reason)
-                return reason
+                return self._end(EndCode.SPACE_EXHAUSTED,
+                                 f"space exhausted: all {self.claims.space_size} combinations evaluated", log=True)
             if unclaimed:  # the sampler is stuck on taken combinations: evaluate a free one nearby next
                 pending = unclaimed
             elif streak >= DUPLICATE_STREAK:
                 # Duplicates spend no attempts; a sampler that proposes nothing else ends here.
-                reason = f"space exhausted: the sampler proposed {streak} duplicates in a row"
-                control.set_ended(self.db, self.study_name, EndCode.SPACE_EXHAUSTED, reason)
-                self.event("info", reason)
-                return reason
+                return self._end(EndCode.SPACE_EXHAUSTED,
+                                 f"space exhausted: the sampler proposed {streak} duplicates in a row", log=True)
+
+    def _end(self, code: EndCode, reason: str, log: bool = False) -> str:
+        """Record why the study's workers stop for good; the reason is also this worker's exit reason."""
+        control.set_ended(self.db, self.study_name, code, reason)
+        if log:
+            self.event("info", reason)
+        return reason
 
     def _set_control(self, state: str | None) -> None:
         s = self.shared
@@ -257,8 +260,10 @@ class Worker:
             return "lost"
         s.trial_id = trial._trial_id
         self._last_params = params
+        key = None  # the combination's canonical key, when deduplicating
         if self.claims is not None:
-            duplicate = self.claims.claim(params, trial.number, trial._trial_id)
+            key = param_key(self.cfg, params)
+            duplicate = self.claims.claim(key, trial.number, trial._trial_id)
         else:
             duplicate = None
             assert self.registration is not None
@@ -299,7 +304,7 @@ class Worker:
                 # is invisible to every sampler); fail_reason makes it "failed" to a person.
                 state, system = TrialState.PRUNED, _constraints({FAILED: INFEASIBLE})
             self.event("warning", f"trial {trial.number} failed: {reason}")
-        self._finish(study, storage, trial, state, values, attrs, system)
+        self._finish(study, storage, trial, state, values, attrs, system, claim_key=key)
         s.trials_done += 1
         return state.name.lower()
 
@@ -339,16 +344,16 @@ class Worker:
                 )
         return objective(params)
 
-    def _finish(self, study, storage, trial, state, values, attrs, system=None, evaluated: bool = True) -> None:
+    def _finish(self, study, storage, trial, state, values, attrs, system=None, evaluated: bool = True,
+                claim_key: str | None = None) -> None:
         """Tell a trial's outcome. An evaluated result is written to local disk first and
         removed once the database has it: if the database is away, the worker waits for
         it (the result in hand); if the worker must exit meanwhile, the file remains and
         the next process delivers it (runner/spool.py)."""
         kept = None
         if evaluated:
-            key = param_key(self.cfg, trial.params) if self.claims is not None else None
             kept = spool.keep_result(self.db.identity, self.study_name, self.id, trial, state, values, attrs,
-                                     system or {}, key)
+                                     system or {}, claim_key)
         try:
             if attrs or system:
                 storage.set_trial_attrs(trial._trial_id, attrs, system or {})
@@ -367,10 +372,6 @@ class Worker:
         finally:
             self.shared.trial_id = None
         spool.done(kept)
-
-
-def _is_duplicate(trial) -> bool:
-    return trial.state == TrialState.FAIL and "duplicate_source" in trial.user_attrs
 
 
 def _constraints(values: dict[str, float]) -> dict[str, float]:

@@ -86,40 +86,28 @@ def tune_home(create: bool = True) -> Path:
         home = Path(platformdirs.user_data_dir("tune-tui", appauthor=False))
         label = str(home)
     home = home.absolute()
-    if create:
-        try:
-            home.mkdir(mode=0o700, parents=True, exist_ok=True)
-        except OSError as exc:
-            raise HomeError(f"cannot create the data directory {label}: {exc.strerror}") from None
-        if not home.is_dir():
-            raise HomeError(f"{label} is not a directory")
-        if not os.access(home, os.W_OK | os.X_OK):
-            raise HomeError(f"the data directory {label} is not writable by this user")
-        _check_ours(home, label)
-    return home
+    return private_dir(home, label, link_ok=True) if create else home
 
 
-def _check_ours(path: Path, label: str) -> None:
-    """Refuse a directory another user controls: its logs could be links we would write
-    through, its kept results forged (HomeError, exit 2)."""
+def private_dir(path: Path, label: str | None = None, link_ok: bool = False) -> Path:
+    """``path`` as a directory only we can use: created 0700 if missing (with its parents),
+    refused (HomeError, exit 2) if it is not a directory we can write, is a link (unless
+    ``link_ok``: TUNE_HOME itself may be one), belongs to another user or is writable by
+    others — its logs could be links we would write through, its kept results forged."""
+    label = label or str(path)
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HomeError(f"cannot create the data directory {label}: {exc.strerror}") from None
+    if not link_ok and path.is_symlink():
+        raise HomeError(f"{label} is a symbolic link; tune-tui keeps its files in real directories")
+    if not path.is_dir() or not os.access(path, os.W_OK | os.X_OK):
+        raise HomeError(f"the data directory {label} is not a directory this user can write")
     st = os.stat(path)
     if st.st_uid != os.geteuid():
         raise HomeError(f"{label} belongs to another user (uid {st.st_uid}); use a directory of your own")
     if st.st_mode & 0o022:
         raise HomeError(f"{label} is writable by other users; chmod go-w it, or use another directory")
-
-
-def private_dir(path: Path) -> Path:
-    """``path`` as a directory only we can use: created 0700 if missing (its parent must
-    exist or is created the same way), refused if it is a link or another user's, or
-    writable by others. Returns it."""
-    try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError as exc:
-        raise EmbeddedError(f"cannot create {path}: {exc.strerror}") from None
-    if path.is_symlink():
-        raise HomeError(f"{path} is a symbolic link; tune-tui keeps its files in real directories")
-    _check_ours(path, str(path))
     return path
 
 
@@ -141,7 +129,7 @@ def data_dir(home: Path | None = None) -> Path:
 
 def socket_dir(pgdata: Path, uid: int) -> Path:
     """The data directory if a socket path inside it fits, else a short private
-    directory of our own in the temporary folder (checked in :func:`_prepare_socket_dir`)."""
+    directory of our own in the temporary folder (checked in :func:`_server_dir`)."""
     if len(str(pgdata / SOCKET_NAME).encode()) <= MAX_SOCKET_PATH:
         return pgdata
     return Path(tempfile.gettempdir()) / f"tune-{uid}-{_home_key(pgdata)[:12]}"
@@ -247,34 +235,32 @@ def _make_root_dir(path: Path, mode: int) -> None:
         raise EmbeddedError(f"{path} exists but is not a root-owned directory closed to others; remove it")
 
 
-def _prepare_socket_dir(path: Path, pgdata: Path, uid: int, gid: int) -> None:
-    if path == pgdata:
-        return  # PostgreSQL keeps its data directory 0700 (or 0750) itself
+def _server_dir(path: Path, uid: int, gid: int, what: str) -> None:
+    """A 0700 directory of the server's user: made if missing, else checked, since someone
+    else may have created the name first, hoping we would use it (not a link, not theirs)."""
     try:
         os.mkdir(path, 0o700)
         os.chown(path, uid, gid)
     except FileExistsError:
         pass
     st = os.lstat(path)
-    # Someone else may have created the name first, hoping we would use it.
     if not stat.S_ISDIR(st.st_mode) or st.st_uid != uid or stat.S_IMODE(st.st_mode) != 0o700:
         raise EmbeddedError(
-            f"the socket directory {path} exists but is not a private (0700) directory of "
-            f"uid {uid}; remove it or set {ENV_HOME} to a shorter path"
+            f"the {what} {path} exists but is not a private (0700) directory of "
+            f"uid {uid}; remove it or set {ENV_HOME} to another path"
         )
 
 
 def _run(tool: str, args: list[str], binaries: Path, timeout: float = START_TIMEOUT + 10) -> subprocess.CompletedProcess:
-    uid = _service_ids()[0] if _running_as_root() else None
+    # As root, run as the server's user, without root's supplementary groups.
+    uid, gid = _service_ids() if _running_as_root() else (None, None)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     env["LC_ALL"] = "C"
     try:
         return subprocess.run(
             [str(binaries / "bin" / tool), *args], capture_output=True, text=True, timeout=timeout,
-            user=uid, group=_service_ids()[1] if uid is not None else None,
-            extra_groups=[] if uid is not None else None,  # not root's supplementary groups
-            env=env, cwd="/",
-            stdin=subprocess.DEVNULL, umask=0o077,
+            user=uid, group=gid, extra_groups=None if uid is None else [],
+            env=env, cwd="/", stdin=subprocess.DEVNULL, umask=0o077,
         )
     except subprocess.TimeoutExpired:
         raise EmbeddedError(f"{tool} did not finish within {timeout:.0f} s") from None
@@ -318,11 +304,7 @@ def ensure_running(home: Path | None = None) -> str:
         binaries = _binaries()
         if _running_as_root():
             _make_root_dir(pgdata.parent.parent, 0o711)
-            try:
-                os.mkdir(pgdata.parent, 0o700)
-                os.chown(pgdata.parent, uid, gid)
-            except FileExistsError:
-                pass
+            _server_dir(pgdata.parent, uid, gid, "data directory")
         if not (pgdata / "PG_VERSION").exists():
             _initdb(pgdata, binaries)
         sock = socket_dir(pgdata, uid)
@@ -348,7 +330,8 @@ def _initdb(pgdata: Path, binaries: Path) -> None:
 
 
 def _start(pgdata: Path, sock: Path, binaries: Path, uid: int, gid: int) -> None:
-    _prepare_socket_dir(sock, pgdata, uid, gid)
+    if sock != pgdata:  # PostgreSQL keeps its data directory 0700 (or 0750) itself
+        _server_dir(sock, uid, gid, "socket directory")
     options = f"-c listen_addresses='' -c unix_socket_directories='{sock}' -c unix_socket_permissions=0700"
     args = ["-D", str(pgdata), "-w", "-t", str(START_TIMEOUT), "-l", str(pgdata / "log"), "-o", options, "start"]
     # After a kill -9 of the postmaster, its old backends hold shared memory until they

@@ -58,8 +58,7 @@ class BacktestResult:
     ``positions[t]`` is held over bar t; ``asset_returns[t]`` is the close-to-
     close return of bar t; ``returns[t]`` is the strategy's return over bar t
     net of costs; ``equity`` starts at 1.0 and compounds ``returns``.
-    ``runs`` (optional) describes ``positions`` run by run; without it, it is
-    derived from ``positions`` when needed.
+    ``runs`` describes ``positions`` run by run (what trades are built from).
     """
 
     timestamps: np.ndarray
@@ -69,23 +68,16 @@ class BacktestResult:
     equity: np.ndarray
     cost_rate: float
     bars_per_year: float
-    runs: Runs | None = field(default=None, repr=False)
+    runs: Runs = field(repr=False)
 
     @cached_property
     def trades(self) -> np.ndarray:
         """Net return of every round trip over the whole backtest."""
         return self.trade_returns()
 
-    @cached_property
-    def _runs(self) -> Runs:
-        if self.runs is not None:
-            return self.runs
-        starts, values = runs_of(self.positions)
-        return Runs(starts, values, _run_growth(self.positions, self.asset_returns, starts))
-
     def runs_upto(self, upto: int | None = None) -> Runs:
         """The runs of ``positions[:upto]`` (the last one cut at ``upto``)."""
-        runs = self._runs
+        runs = self.runs
         bars = len(self.positions[:upto])
         if bars == len(self.positions):
             return runs
@@ -121,13 +113,7 @@ class BacktestResult:
 
     def held_bars(self, upto: int | None = None) -> int:
         """How many of bars 1 .. upto-1 hold a non-zero position."""
-        runs = self.runs_upto(upto)
-        bars = len(self.positions[:upto])
-        if bars < 2:
-            return 0
-        ends = np.append(runs.starts[1:], bars)
-        lengths = ends - np.maximum(runs.starts, 1)
-        return int(lengths[runs.values != 0].sum())
+        return int(np.count_nonzero(self.positions[1:upto]))
 
 
 def runs_of(signal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -187,10 +173,9 @@ def simulate(
     chosen = get_strategy(strategy) if isinstance(strategy, str) else strategy
     resolved = chosen.resolve_params(params)
     bars = len(data)
-    if chosen.levels_fn is not None:
-        signal = np.asarray(chosen.levels_fn(data, **resolved))
-    else:
-        signal = np.asarray(chosen.signal_fn(data, **resolved), dtype=np.float64)
+    signal = np.asarray(chosen.signal_fn(data, **resolved))
+    if signal.dtype.kind not in "biu":  # integer levels are used as they are
+        signal = signal.astype(np.float64, copy=False)
     needed = chosen.min_bars(resolved)
     if bars < needed:
         raise DataError(data.symbol, f"only {bars} bars, the parameters need at least {needed}")

@@ -22,7 +22,8 @@ _MAX_BLOCK_LENGTH = 4096
 _OUTER_CHUNK = 1 << 15
 
 
-def exponential_filter(values: np.ndarray, decay: float, initial: float = 0.0) -> np.ndarray:
+def exponential_filter(values: np.ndarray, decay: float, initial: float = 0.0, *,
+                       scratch: str | None = None) -> np.ndarray:
     """y[t] = decay * y[t-1] + (1 - decay) * values[t], starting from y[-1] = initial.
 
     A Python loop costs ~20 ms per 50k values, so the recursion is solved in
@@ -34,12 +35,9 @@ def exponential_filter(values: np.ndarray, decay: float, initial: float = 0.0) -
 
     Every step writes into one buffer (no padded copy of the input); the
     arithmetic is the same as ever, so results are bit for bit unchanged.
+    ``scratch``: write into that named scratch buffer (see cache.scratch_buffer) instead
+    of a new array, for a caller that is done with the result before the next such call.
     """
-    return _exponential_filter(values, decay, initial, None)
-
-
-def _exponential_filter(values: np.ndarray, decay: float, initial: float, scratch: str | None) -> np.ndarray:
-    """exponential_filter, in the named scratch buffer (see cache.scratch_buffer) if given."""
     values = np.asarray(values, dtype=np.float64)
     if not 0.0 <= decay < 1.0:
         raise ValueError(f"decay must be in [0, 1), got {decay}")
@@ -172,8 +170,8 @@ def wilder_rsi_from_moves(moves: np.ndarray, period: int) -> np.ndarray:
     first_total = first_gain + first_loss
     rsi[period] = 100.0 * first_gain / first_total if first_total > 0 else 50.0
     if bars > period + 1:
-        gain = _exponential_filter(moves[0, period:], decay, first_gain, "rsi_gain")
-        total = _exponential_filter(moves[1, period:], decay, first_loss, "rsi_loss")
+        gain = exponential_filter(moves[0, period:], decay, first_gain, scratch="rsi_gain")
+        total = exponential_filter(moves[1, period:], decay, first_loss, scratch="rsi_loss")
         total += gain
         smoothed = rsi[period + 1 :]
         with np.errstate(invalid="ignore", divide="ignore"):

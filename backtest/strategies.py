@@ -11,9 +11,9 @@ than the latest exit event", which ``_in_position`` computes from the first
 bars of the runs of entry and exit conditions instead of a loop. Long and
 short legs are computed independently and added.
 
-Each built-in strategy also has a ``levels_fn``: the same signal as a compact
-bool or int8 array (one byte a bar instead of eight), which the engine turns
-into runs of constant position without a pass over float64 arrays. Indicators
+The built-in signal functions return compact bool or int8 arrays (one byte a
+bar instead of eight), which the engine turns into runs of constant position
+without a pass over float64 arrays. Indicators
 come from the data's cache (``PriceData.sma`` etc.), so a window that an
 optimizer proposes again costs nothing to recompute.
 """
@@ -40,10 +40,9 @@ class Strategy:
     position to be held over at least one bar (warm-up + signal bar + one
     bar to hold it); the engine rejects shorter data with a DataError.
 
-    ``levels_fn`` (optional, same arguments as ``signal_fn``) returns the same
-    signal as an integer array (bool or int8: -1, 0, 1); the engine uses it
-    instead of ``signal_fn`` when present. ``signal_fn`` may return any
-    finite floats (fractional or leveraged positions).
+    ``signal_fn`` returns integer levels (bool or int8: -1, 0, 1), as the
+    built-in strategies do, or any finite floats (fractional or leveraged
+    positions).
     """
 
     name: str
@@ -51,7 +50,6 @@ class Strategy:
     defaults: Mapping[str, object]
     min_bars: Callable[[Mapping[str, object]], int]
     doc: str
-    levels_fn: Callable[..., np.ndarray] | None = None
 
     def resolve_params(self, params: Mapping[str, object] | None) -> dict[str, object]:
         """Defaults overlaid with ``params``; unknown names raise InvalidParams."""
@@ -126,7 +124,7 @@ def _net(long: np.ndarray, short: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------ MA crossover
 
 
-def _ma_crossover_levels(
+def ma_crossover(
     data: PriceData, fast: int, slow: int, ma_type: str = "sma", allow_short: bool = False
 ) -> np.ndarray:
     fast = _positive_int("fast", fast)
@@ -149,11 +147,6 @@ def _ma_crossover_levels(
     return levels
 
 
-def ma_crossover(
-    data: PriceData, fast: int, slow: int, ma_type: str = "sma", allow_short: bool = False
-) -> np.ndarray:
-    return _ma_crossover_levels(data, fast, slow, ma_type, allow_short).astype(np.float64)
-
 
 def _ma_crossover_min_bars(params: Mapping[str, object]) -> int:
     return _positive_int("slow", params["slow"]) + 1
@@ -162,7 +155,7 @@ def _ma_crossover_min_bars(params: Mapping[str, object]) -> int:
 # ------------------------------------------------------------------ RSI reversion
 
 
-def _rsi_reversion_levels(
+def rsi_reversion(
     data: PriceData,
     period: int = 14,
     lower: float = 30.0,
@@ -187,16 +180,6 @@ def _rsi_reversion_levels(
     return levels
 
 
-def rsi_reversion(
-    data: PriceData,
-    period: int = 14,
-    lower: float = 30.0,
-    upper: float = 70.0,
-    exit: float = 50.0,
-    allow_short: bool = False,
-) -> np.ndarray:
-    return _rsi_reversion_levels(data, period, lower, upper, exit, allow_short).astype(np.float64)
-
 
 def _rsi_reversion_min_bars(params: Mapping[str, object]) -> int:
     return _positive_int("period", params["period"]) + 2
@@ -205,7 +188,7 @@ def _rsi_reversion_min_bars(params: Mapping[str, object]) -> int:
 # ------------------------------------------------------------------ channel breakout
 
 
-def _channel_breakout_levels(
+def channel_breakout(
     data: PriceData, lookback: int = 20, exit_lookback: int = 10, allow_short: bool = False
 ) -> np.ndarray:
     lookback = _positive_int("lookback", lookback)
@@ -232,11 +215,6 @@ def _channel_breakout_levels(
     return levels
 
 
-def channel_breakout(
-    data: PriceData, lookback: int = 20, exit_lookback: int = 10, allow_short: bool = False
-) -> np.ndarray:
-    return _channel_breakout_levels(data, lookback, exit_lookback, allow_short).astype(np.float64)
-
 
 def _channel_breakout_min_bars(params: Mapping[str, object]) -> int:
     lookback = _positive_int("lookback", params["lookback"])
@@ -254,7 +232,6 @@ STRATEGIES: dict[str, Strategy] = {
             signal_fn=ma_crossover,
             defaults={"fast": 20, "slow": 50, "ma_type": "sma", "allow_short": False},
             min_bars=_ma_crossover_min_bars,
-            levels_fn=_ma_crossover_levels,
             doc="Long while the fast moving average is above the slow one "
             "(short while below if allow_short). ma_type: 'sma' or 'ema'; fast < slow.",
         ),
@@ -263,7 +240,6 @@ STRATEGIES: dict[str, Strategy] = {
             signal_fn=rsi_reversion,
             defaults={"period": 14, "lower": 30.0, "upper": 70.0, "exit": 50.0, "allow_short": False},
             min_bars=_rsi_reversion_min_bars,
-            levels_fn=_rsi_reversion_levels,
             doc="Wilder RSI mean reversion: long when RSI < lower until RSI > exit; "
             "short when RSI > upper until RSI < exit (if allow_short). lower < exit < upper.",
         ),
@@ -272,7 +248,6 @@ STRATEGIES: dict[str, Strategy] = {
             signal_fn=channel_breakout,
             defaults={"lookback": 20, "exit_lookback": 10, "allow_short": False},
             min_bars=_channel_breakout_min_bars,
-            levels_fn=_channel_breakout_levels,
             doc="Donchian breakout: long when the close breaks above the highest high of the "
             "previous `lookback` bars, out when it breaks below the lowest low of the previous "
             "`exit_lookback` bars; mirrored for shorts if allow_short.",

@@ -14,6 +14,7 @@ from optuna.study import StudyDirection
 import backtest
 
 from .config import CategoricalParam, ConfigError, RunConfig, SyntheticData
+from .outcomes import MIN_TRADES
 from .space import ExactSteps, grid_points, has_float_steps
 from .storage import Database
 
@@ -198,7 +199,7 @@ class Objective:
             return values
         reason = f"{metrics['trades']:.0f} trades, fewer than min_trades={min_trades}"
         if self.cfg.study.min_trades_penalty is None:
-            raise TrialPruned(reason, metrics, {"study_min_trades": float(min_trades - metrics["trades"])})
+            raise TrialPruned(reason, metrics, {MIN_TRADES: float(min_trades - metrics["trades"])})
         metrics["min_trades_penalty"] = 1.0  # recorded with the trial: its value is the penalty
         return [self.cfg.study.min_trades_penalty]
 

@@ -30,6 +30,7 @@ from . import control, dedup, reaper, spool
 from .config import RunConfig
 from .heartbeat import Heartbeat
 from .monitor import category
+from .outcomes import COMPLETE, FAILURE, INVALID_PARAMS, PRUNED, told
 from .space import distributions, is_conditional, param_key, suggest
 from .states import Control, EndCode, WorkerStatus
 from .storage import Database, StorageError, TuneJournalStorage, connection, quiet_optuna
@@ -37,10 +38,7 @@ from .study import Objective, TrialPruned, open_study, worker_seed
 
 EXIT_OK, EXIT_CRASH, EXIT_BAD_INPUT = 0, 1, 2
 DUPLICATE = "duplicate"
-# Constraint names of outcomes that are not the user's constraints (see README "What
-# Optuna is told"); INFEASIBLE ranks them below any real constraint violation.
 DUPLICATE_STREAK = 200  # duplicates in a row on a space that cannot be enumerated: the study ends
-INVALID, FAILED, INFEASIBLE = "valid_params", "failed", 1e9
 
 log = logging.getLogger("tune.worker")
 
@@ -273,22 +271,19 @@ class Worker:
             self._finish(study, storage, trial, TrialState.FAIL, None, attrs, evaluated=False)
             s.trials_done += 1
             return DUPLICATE
-        state, values, attrs, system = TrialState.COMPLETE, None, {}, {}
+        values = None
         try:
             evaluation = self._interruptible(self._evaluate, trial, objective, params)
             values, attrs = evaluation.values, _finite(evaluation.metrics)
-            system = _constraints(self.cfg.constraints.values(evaluation.metrics))
+            state, system = told(COMPLETE, self.cfg.constraints.values(evaluation.metrics))
         except TrialPruned as exc:
             # Too few trades: the run's metrics stay with the trial, and Optuna is told
-            # how far it is from counting (infeasible: TPE ranks it below every feasible
-            # trial). A pruner's prune is told as it is (its intermediate values rank it).
-            state, attrs = TrialState.PRUNED, {**_finite(exc.metrics), "prune_reason": str(exc)}
-            if exc.violation:
-                system = _constraints({**self._user_constraints(exc.metrics), **exc.violation})
+            # how far it is from counting.
+            attrs = {**_finite(exc.metrics), "prune_reason": str(exc)}
+            state, system = told(PRUNED, self._user_constraints(exc.metrics) if exc.violation else None, exc.violation)
         except backtest.InvalidParams as exc:
-            # Parameters the strategy rejects (fast >= slow): the worst kind of infeasible.
-            state, attrs = TrialState.PRUNED, {"prune_reason": str(exc)}
-            system = _constraints({INVALID: INFEASIBLE})
+            attrs = {"prune_reason": str(exc)}
+            state, system = told(INVALID_PARAMS)
         except Interrupted:
             self._finish(study, storage, trial, TrialState.FAIL, None, {"fail_reason": "interrupted (worker stopped)"},
                          evaluated=False)
@@ -298,13 +293,11 @@ class Worker:
             # A signal to this worker arrives as Interrupted (above); a KeyboardInterrupt or
             # SystemExit here came from the backtest's own code: it fails the trial only.
             reason = f"{type(exc).__name__}: {exc}"
-            state, attrs = TrialState.FAIL, {"fail_reason": reason}
-            if self.cfg.study.on_failure == "avoid":
-                # Told as an infeasible pruned trial, which TPE learns from (a FAILED one
-                # is invisible to every sampler); fail_reason makes it "failed" to a person.
-                state, system = TrialState.PRUNED, _constraints({FAILED: INFEASIBLE})
+            # fail_reason makes it "failed" to a person, whatever Optuna is told.
+            attrs = {"fail_reason": reason}
+            state, system = told(FAILURE, on_failure=self.cfg.study.on_failure)
             self.event("warning", f"trial {trial.number} failed: {reason}")
-        self._finish(study, storage, trial, state, values, attrs, system, claim_key=key)
+        self._finish(study, storage, trial, state, values, attrs, _constraints(system), claim_key=key)
         s.trials_done += 1
         return state.name.lower()
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import bench_database  # noqa: E402
+from benchmarks._common import bench_database
 
 BACKTEST = '''
 import os, time

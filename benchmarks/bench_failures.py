@@ -34,13 +34,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
-import optuna  # noqa: E402
+import numpy as np
+import optuna
 
-from benchmarks._outcomes import COMPLETE, FAILURE, tell  # noqa: E402
-from runner.config import RunConfig  # noqa: E402
-from runner.space import distributions  # noqa: E402
-from runner.study import make_sampler  # noqa: E402
+from benchmarks._outcomes import COMPLETE, FAILURE, tell
+from runner.config import RunConfig
+from runner.space import distributions
+from runner.study import make_sampler
 
 CONFIG = """
 [study]

@@ -11,8 +11,9 @@ ledger per finished backtest, real `tune worker` processes. Prints:
   to give up with its one line, and how long the app takes to say "not answering";
 * after the freeze ends: how long until the app shows fresh figures again;
 * an outage of --outage seconds (the server stopped) under a running worker:
-  backtests finished against COMPLETE trials, and the time from the server's
-  return to the worker's next recorded trial;
+  backtests finished during it (held by the worker), finished against COMPLETE
+  trials, and the time from the server's return until every finished result is
+  recorded;
 * the embedded postmaster killed with SIGKILL: the time until the worker had
   started it again and recorded its next trial.
 """
@@ -31,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from optuna.trial import TrialState  # noqa: E402
+from optuna.trial import TrialState
 
 from runner.storage import StorageError, embedded
 from tests.helpers import (
@@ -105,17 +106,18 @@ def outage(server: Server, work: Path, seconds: float) -> dict:
     try:
         wait_for(lambda: count(trials(url, "out-AAA"), TrialState.RUNNING) == 1
                  and count(trials(url, "out-AAA"), TrialState.COMPLETE) >= 3, timeout=120, message="a running trial")
+        before = finished_backtests(work)
         server.stop()
         t0 = time.monotonic()
         while time.monotonic() - t0 < seconds:
             if worker.poll() is not None:
                 raise SystemExit(f"worker exited during the outage:\n{log.read_text()}")
             time.sleep(1)
-        during = finished_backtests(work)
+        finished = finished_backtests(work)
         server.start()
         t1 = time.monotonic()
-        complete_at_return = completed(url, "out-AAA")
-        wait_for(lambda: completed(url, "out-AAA") > complete_at_return, timeout=120, message="the next recorded trial")
+        # Everything that finished, the results held through the outage included, is recorded.
+        wait_for(lambda: completed(url, "out-AAA") >= finished, timeout=120, message="the held results recorded")
         back = time.monotonic() - t1
         worker.wait(300)
     finally:
@@ -124,10 +126,10 @@ def outage(server: Server, work: Path, seconds: float) -> dict:
     found = trials(url, "out-AAA")
     return {
         f"outage of {seconds:.0f} s: the worker stayed up": worker.returncode == 0,
-        "backtests finished during the outage, held by the worker": during,
+        "backtests finished during the outage, held by the worker": finished - before,
         "backtests finished / COMPLETE trials, at the end": f"{finished_backtests(work)} / {count(found, TrialState.COMPLETE)}",
         "RUNNING trials left": count(found, TrialState.RUNNING),
-        "server back -> next trial recorded (s)": round(back, 1),
+        "server back -> held results recorded (s)": round(back, 1),
     }
 
 
@@ -142,10 +144,7 @@ def killed_postmaster(work: Path) -> dict:
             before = count(trials(url, "kp-AAA"), TrialState.COMPLETE)
             os.kill(embedded._postmaster_info(embedded.data_dir(home))["pid"], signal.SIGKILL)
             t0 = time.monotonic()
-            time.sleep(0.5)
-            wait_for(lambda: embedded._postmaster_info(embedded.data_dir(home)) is not None, timeout=120,
-                     message="a new postmaster")
-            wait_for(lambda: completed(url, "kp-AAA") > before + 1, timeout=120, message="the next recorded trial")
+            wait_for(lambda: completed(url, "kp-AAA") > before, timeout=120, message="the next recorded trial")
             back = time.monotonic() - t0
             worker.wait(300)
         finally:

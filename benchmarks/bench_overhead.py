@@ -14,8 +14,11 @@ minus that cost, i.e. sampler plus storage.
   ours/optimize  plain study.optimize on Database(url).optuna_storage(name)
   ours/ask-tell  the worker's trial: ask(fixed_distributions), one batched
                  set_trial_attrs of 12 metrics, tell
-  ours/worker    ask-tell plus the rest of runner/worker.py's per-trial work:
-                 the trial-count read and the claim in tune_workers
+  ours/worker    ask-tell plus the rest of runner/worker.py's per-trial work: the
+                 control read, the trial-count read, the trial's claim in tune_workers
+                 (as with dedup = false; with dedup the claim also inserts the
+                 combination's key, in the same round trip) and the result kept on
+                 local disk until told (runner/spool.py)
 
 Ratios: "ours / RDBStorage" is the fraction of RDBStorage's per-trial overhead
 we pay (0.3 = a third); "ours / in-memory" is how many times the bare sampler
@@ -41,12 +44,12 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from optuna.trial import TrialState  # noqa: E402
+from optuna.trial import TrialState
 
-from benchmarks._common import bench_database  # noqa: E402
-from runner import control, spool  # noqa: E402
-from runner.config import load_config  # noqa: E402
-from runner.storage import Database  # noqa: E402
+from benchmarks._common import bench_database
+from runner import control, spool
+from runner.config import load_config
+from runner.storage import Database
 
 SPACE = {"fast": IntDistribution(2, 50), "slow": IntDistribution(20, 200),
          "ma": CategoricalDistribution(["sma", "ema"]), "stop": FloatDistribution(0.005, 0.1, log=True)}
@@ -225,16 +228,18 @@ def measure(args, bench) -> None:
             study = new_study(storage, name)
             return lambda: study.optimize(optimize_objective(cost), n_trials=n)
 
+        def register(name: str) -> control.WorkerRegistration:
+            """A registered worker, as runner/worker.py is: a study row, then its worker row."""
+            demo = load_config(None)
+            run, symbol = name.split("-", 1)
+            cfg = demo.model_copy(update={"study": demo.study.model_copy(update={"name": run})})
+            control.register_study(db, cfg, symbol, reset_control=False)
+            return control.WorkerRegistration(db, name)
+
         def ask_tell(name, full=False):
             storage = db.optuna_storage(name)
             study = new_study(storage, name)
-            reg = None
-            if full:  # a registered worker, as runner/worker.py is: a study row, then its worker row
-                demo = load_config(None)
-                run, symbol = name.split("-", 1)
-                cfg = demo.model_copy(update={"study": demo.study.model_copy(update={"name": run})})
-                control.register_study(db, cfg, symbol, reset_control=False)
-                reg = control.WorkerRegistration(db, name)
+            reg = register(name) if full else None
             return lambda: ask_tell_loop(study, storage, n, cost, reg)
 
         new_study(None, "warm-up").optimize(optimize_objective(cost), n_trials=20)  # first-call imports
@@ -259,7 +264,7 @@ def measure(args, bench) -> None:
         if args.profile:
             storage = db.optuna_storage("ours-profile")
             study = new_study(storage, "ours-profile")
-            profile(study, storage, n, cost, control.WorkerRegistration(db, "ours-profile", "bench-profile"))
+            profile(study, storage, n, cost, register("ours-profile"))
     finally:
         if db is not None:
             db.dispose()

@@ -40,14 +40,14 @@ from optuna.trial import TrialState
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_overhead import quiet  # noqa: E402
+from bench_overhead import quiet
 
-from benchmarks._common import bench_database  # noqa: E402
-from runner import control  # noqa: E402
-from runner.config import load_config  # noqa: E402
-from runner.monitor import Monitor  # noqa: E402
-from runner.storage import Database, PostgresJournalBackend  # noqa: E402
-from tui.widgets import convergence_plot, studies_table  # noqa: E402
+from benchmarks._common import bench_database
+from runner import control
+from runner.config import load_config
+from runner.monitor import Monitor
+from runner.storage import Database, PostgresJournalBackend
+from tui.widgets import convergence_plot, studies_table
 
 STUDIES, SIZES, CHUNK = 10, (100, 10_000), 5000
 SPACE = {"fast": IntDistribution(2, 20), "slow": IntDistribution(25, 80)}

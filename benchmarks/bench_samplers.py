@@ -46,14 +46,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import optuna  # noqa: E402
-from optuna.distributions import CategoricalDistribution  # noqa: E402
+import optuna
+from optuna.distributions import CategoricalDistribution
 
-import backtest  # noqa: E402
-from runner.config import load_config  # noqa: E402
-from runner.space import distributions as search_space  # noqa: E402
+import backtest
+from runner.config import load_config
+from runner.space import distributions as search_space
 from runner.space import grid_points
-from runner.study import Objective, make_sampler  # noqa: E402
+from runner.study import Objective, make_sampler
 
 SYMBOLS = ("AAA", "BBB", "CCC")
 CONFIG = """

@@ -53,23 +53,36 @@ def tune(*args: str, env: dict | None = None, timeout: float = 180, check: bool 
     return proc
 
 
-def wait_for(predicate, timeout: float = 60.0, interval: float = 0.1, message: str = "condition"):
-    """Poll ``predicate`` until it returns something truthy, or fail after ``timeout`` seconds."""
+def _polls(timeout: float, message: str):
+    """Yield until the caller returns; raise once ``timeout`` seconds have passed."""
     deadline = time.monotonic() + timeout
     while True:
-        value = predicate()
-        if value:
-            return value
+        yield
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+def wait_for(predicate, timeout: float = 60.0, interval: float = 0.1, message: str = "condition"):
+    """Poll ``predicate`` until it returns something truthy, or fail after ``timeout`` seconds."""
+    for _ in _polls(timeout, message):
+        if value := predicate():
+            return value
         time.sleep(interval)
 
 
-def start_run(config) -> subprocess.Popen:
+async def until(pilot, predicate, message: str = "condition", timeout: float = 45.0, interval: float = 0.1):
+    """:func:`wait_for` for an app under Textual's Pilot: the app runs while we wait."""
+    for _ in _polls(timeout, message):
+        if value := predicate():
+            return value
+        await pilot.pause(interval)
+
+
+def start_run(config, env: dict | None = None) -> subprocess.Popen:
     """``tune run CONFIG`` in the background (stdout and stderr together)."""
     return subprocess.Popen(
         [sys.executable, "-m", "runner.cli", "run", str(config)], cwd=ROOT,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})},
     )
 
 
@@ -228,9 +241,11 @@ when = { mode = "wide" }
 # ------------------------------------------------------------ reading trials
 
 
-def trials_of(url: str, study: str) -> list[optuna.trial.FrozenTrial]:
-    """The study's trials as Optuna sees them ([] before a worker has created the study)."""
-    db = Database(url)
+def trials_of(url: str, study: str, *, checked: bool = False) -> list[optuna.trial.FrozenTrial]:
+    """The study's trials as Optuna sees them ([] before a worker has created the study).
+    ``checked``: through ``Database.open`` (schema checked; a dead embedded server started
+    again; an unreachable one raises StorageError), as the fault suite reads."""
+    db = Database.open(url) if checked else Database(url)
     try:
         return optuna.load_study(study_name=study, storage=db.optuna_storage(study)).get_trials(deepcopy=False)
     except KeyError:  # no worker has created the study yet
@@ -240,15 +255,7 @@ def trials_of(url: str, study: str) -> list[optuna.trial.FrozenTrial]:
 
 
 def trials(url: str, study: str) -> list[optuna.trial.FrozenTrial]:
-    """As :func:`trials_of`, through ``Database.open`` (schema checked; a dead embedded
-    server started again; an unreachable one raises StorageError): the fault suite's reader."""
-    db = Database.open(url)
-    try:
-        return optuna.load_study(study_name=study, storage=db.optuna_storage(study)).get_trials(deepcopy=False)
-    except KeyError:
-        return []
-    finally:
-        db.dispose()
+    return trials_of(url, study, checked=True)
 
 
 def count(trial_list, state) -> int:

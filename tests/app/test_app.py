@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import time
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -17,24 +16,10 @@ from optuna.trial import FrozenTrial, TrialState
 from runner import control
 from runner.config import load_config
 from runner.space import distributions as search_space
-from tests.helpers import small_config, trials_of, user_config, wait_for
+from tests.helpers import small_config, trials_of, until, user_config, wait_for
 from tui import cli as tui_cli
 from tui.app import TuneApp
 from tui.data import StudyFeed
-
-TIMEOUT = 45.0
-
-
-async def until(pilot, predicate, message: str, timeout: float = TIMEOUT):
-    """Let the app run until ``predicate()`` holds, or fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        await pilot.pause(0.1)
 
 
 def status(app: TuneApp, study: str):

@@ -42,6 +42,7 @@ from tests.helpers import (
     start_worker,
     trials,
     tune,
+    until,
     wait_for,
     worker_env,
 )
@@ -114,7 +115,8 @@ def test_a_worker_stopped_during_an_outage_leaves_its_result_on_disk_and_it_is_d
         server.stop()
         # The running backtest finishes during the outage; then the worker is stopped.
         wait_for(lambda: finished_backtests(tmp_path) > backtests_before, timeout=10, message="the backtest to end")
-        time.sleep(0.5)  # let the worker reach its wait for the database
+        # Its result is on disk once the worker goes to tell it (and finds the database away).
+        wait_for(lambda: list((home / "spool").glob("result-*.json")), timeout=10, message="the result kept on disk")
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(30) == 0
         spooled = sorted(p.name for p in (home / "spool").glob("*.json"))
@@ -148,25 +150,19 @@ def test_a_frozen_server_is_detected_by_commands_and_the_app(server, tmp_path):
 
     async def session():
         async with app.run_test(size=(120, 40)) as pilot:
-            deadline = time.monotonic() + 20
-            while app.snapshot is None and time.monotonic() < deadline:
-                await pilot.pause(0.1)
-            assert app.snapshot is not None
+            await until(pilot, lambda: app.snapshot is not None, "a first reading", timeout=20)
             frozen.extend(server.processes())
             for proc in frozen:
                 proc.send_signal(signal.SIGSTOP)
             started = time.monotonic()
-            while "not answering" not in str(app.query_one("#topbar").content):
-                assert time.monotonic() - started < 10, "the app did not notice the frozen server"
-                await pilot.pause(0.2)
+            await until(pilot, lambda: "not answering" in str(app.query_one("#topbar").content),
+                        "the app to notice the frozen server", timeout=10, interval=0.2)
             app.detected_after = time.monotonic() - started
             for proc in frozen:
                 proc.send_signal(signal.SIGCONT)
-            deadline = time.monotonic() + 40
             seen = app.snapshots_seen
-            while not (app.snapshots_seen > seen and not app.db_stalled):
-                assert time.monotonic() < deadline, "the app did not recover"
-                await pilot.pause(0.2)
+            await until(pilot, lambda: app.snapshots_seen > seen and not app.db_stalled, "the app to recover",
+                        timeout=40, interval=0.2)
             await pilot.press("q")
             await pilot.press("enter")
 

@@ -65,16 +65,23 @@ def test_a_crashing_objective_fails_its_trial_not_the_worker(db_url, tmp_path, o
         assert all(t.state == TrialState.FAIL and not t.constraints for t in failed)
 
 
-def test_password_is_never_on_a_worker_command_line(db, db_url, tmp_path, server_url):
+def test_password_is_never_on_a_worker_command_line(db, db_url, tmp_path):
+    from sqlalchemy.engine import make_url
+
     config = user_config(tmp_path, "slow", name="p", target=4)
-    run = start_run(config)
+    # The test servers trust local connections: a password is accepted and ignored.
+    with_password = make_url(db_url).set(password="s3cretMarker").render_as_string(hide_password=False)
+    run = start_run(config, env={"TUNE_STORAGE_URL": with_password})
     try:
         pids = wait_for(lambda: [w["pid"] for w in live_workers(db, "p-AAA")], message="a live worker")
         cmdline = " ".join(psutil.Process(pids[0]).cmdline())
         assert "worker" in cmdline and "--symbol AAA" in cmdline
-        assert "postgresql" not in cmdline
-    finally:
+        assert "postgresql" not in cmdline and "s3cretMarker" not in cmdline
         assert run.wait(60) == 0
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert "s3cretMarker" not in run.stdout.read()
 
 
 def test_killed_worker_trial_fails_within_grace_and_the_other_finishes(db, db_url, tmp_path):

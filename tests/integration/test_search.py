@@ -51,10 +51,11 @@ def test_two_workers_never_evaluate_a_combination_twice_and_stop_when_the_space_
     assert sum(s["duplicate_sources"].values()) == s["duplicate"]
     assert set(s["duplicate_sources"]) <= {"memory", "database"}
     assert not [t for t in trials if t.state == TrialState.WAITING]
-    for t in duplicates:  # each points at the trial that evaluated its combination
-        if t.user_attrs["duplicate_of"] is not None:
-            original = trials[t.user_attrs["duplicate_of"]]
-            assert original.params == t.params and "duplicate_of" not in original.user_attrs
+    pointing = [t for t in duplicates if t.user_attrs["duplicate_of"] is not None]
+    assert pointing  # (None only while the original's trial had not committed yet)
+    for t in pointing:  # each points at the trial that evaluated its combination
+        original = trials[t.user_attrs["duplicate_of"]]
+        assert original.params == t.params and "duplicate_of" not in original.user_attrs
 
 
 def test_reaching_the_target_leaves_no_waiting_trial_behind(db_url, tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.helpers import CONTROL, screen_text, small_config, tune, widget_text
+from tests.helpers import CONTROL, screen_text, small_config, tune, until, widget_text
 from tui.app import TuneApp
 from tui.widgets.best_panel import BestPanel
 from tui.widgets.event_log import EventLog
@@ -53,10 +53,8 @@ def test_run_status_export_and_app_with_markup_in_values_and_reasons(db, db_url,
 
     async def session():
         async with app.run_test(size=(200, 50)) as pilot:
-            deadline = asyncio.get_running_loop().time() + 30
-            while not (app.snapshot and app.snapshot.studies and app.snapshot.studies[0].events):
-                assert asyncio.get_running_loop().time() < deadline, "a first reading with events"
-                await pilot.pause(0.1)
+            await until(pilot, lambda: app.snapshot and app.snapshot.studies and app.snapshot.studies[0].events,
+                        "a first reading with events", timeout=30)
             await pilot.pause()
             best = widget_text(app.query_one(BestPanel))
             assert "[/x]" in best, best

@@ -177,3 +177,13 @@ def test_after_a_duplicate_the_nearest_unclaimed_combination_is_picked(tmp_path,
                    itertools.product(range(1, 21), range(1, 21), ["x", "y"]))}
     monkeypatch.setattr(book, "_claimed_keys", lambda: claimed_all)
     assert book.pick_unclaimed(rng, near={"a": 10, "b": 10, "c": "x"}) is None
+
+
+def test_workers_of_a_study_get_distinct_reproducible_seeds(tmp_path):
+    from runner.study import worker_seed
+
+    cfg = load_config(small_config(tmp_path))  # sampler.seed = 3
+    seeds = [worker_seed(cfg, "AAA", index) for index in range(50)]
+    assert len(set(seeds)) == 50  # each worker index its own seed
+    assert seeds == [worker_seed(cfg, "AAA", index) for index in range(50)]  # the same every run
+    assert worker_seed(cfg, "AAA", 0) != worker_seed(cfg, "BBB", 0)  # and per symbol

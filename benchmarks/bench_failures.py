@@ -9,9 +9,12 @@ and whose Sharpe peaks at a seeded point of the rest (a in 5..65); ``--border``:
 outside the failing region (a in 50..68), where the best region borders the failing one
 and TPE's kernels around the best trials spill into it (the harder case). TPE with the project's defaults
 (``make_sampler``, 10 startup trials), told as ``benchmarks/_outcomes.py`` says, in
-three modes at the same budget:
+four modes at the same budget:
 
-* avoid — ``on_failure = "avoid"`` (the default now): a failure is an infeasible pruned trial;
+* avoid — what a worker does by default: ``on_failure = "avoid"`` tells a failure as an
+  infeasible pruned trial, and the worker's sampler (``search_sampler``) draws TPE's
+  proposal again when its nearest finished trial failed (runner.steering);
+* told — the same telling, with plain TPE (``make_sampler``): what the telling alone does;
 * ignore — ``on_failure = "ignore"``, what every failure was before: FAILED, which no
   sampler reads;
 * penalty — seed 000's workaround: the user's function returns -10 instead of failing.
@@ -40,7 +43,7 @@ import optuna
 from benchmarks._outcomes import COMPLETE, FAILURE, tell
 from runner.config import RunConfig
 from runner.space import distributions
-from runner.study import make_sampler
+from runner.study import make_sampler, search_sampler
 
 CONFIG = """
 [study]
@@ -88,7 +91,8 @@ class Landscape:
 
 def search(cfg, land: Landscape, budget: int, mode: str) -> tuple[int, int, float]:
     """(attempts after the startup trials, of which in the failing region, best value)."""
-    study = optuna.create_study(direction="maximize", sampler=make_sampler(cfg, "AAA", 0))
+    sampler = search_sampler(cfg, "AAA", 0) if mode == "avoid" else make_sampler(cfg, "AAA", 0)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
     space = distributions(cfg)
     startup = cfg.sampler.n_startup_trials
     after = failing = 0
@@ -116,7 +120,7 @@ def main() -> None:
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.simplefilter("ignore")
-    modes = ("avoid", "ignore", "penalty")
+    modes = ("avoid", "told", "ignore", "penalty")
     shares: dict[str, list[float]] = {m: [] for m in modes}
     pooled: dict[str, list[int]] = {m: [0, 0] for m in modes}
     reached: dict[str, list[float]] = {m: [] for m in modes}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +16,7 @@ import backtest
 from .config import CategoricalParam, ConfigError, RunConfig, SyntheticData
 from .outcomes import MIN_TRADES
 from .space import ExactSteps, grid_points, has_float_steps
+from .steering import AvoidFailing
 from .storage import Database
 
 
@@ -58,12 +59,46 @@ def make_sampler(cfg: RunConfig, symbol: str, worker_index: int) -> optuna.sampl
     raise ValueError(f"unknown sampler {kind!r}")
 
 
+def search_sampler(cfg: RunConfig, symbol: str, worker_index: int,
+                   rejects: Callable[[Mapping[str, Any]], bool] | None = None) -> optuna.samplers.BaseSampler:
+    """The sampler a worker searches with: the configured one, its float steps exact, and a
+    multivariate TPE kept out of combinations the strategy rejects and of regions that
+    failed (runner.steering). ``rejects``: the check for a user's backtest benchmark;
+    a built-in strategy's own check otherwise."""
+    sampler = make_sampler(cfg, symbol, worker_index)
+    if cfg.sampler.type == "tpe" and cfg.sampler.multivariate:
+        sampler = AvoidFailing(sampler, rejects or strategy_rejects(cfg))
+    if has_float_steps(cfg):
+        sampler = ExactSteps(sampler, cfg)  # 0.6, never 0.6000000000000001
+    return sampler
+
+
+def strategy_rejects(cfg: RunConfig) -> Callable[[Mapping[str, Any]], bool] | None:
+    """For a built-in strategy: whether it would reject a trial's parameters (fast >= slow),
+    checked without data. None for a user's backtest, which has no such check."""
+    if cfg.strategy.is_user_backtest:
+        return None
+    strategy = backtest.get_strategy(cfg.strategy.name)
+    searched = set(cfg.space)
+
+    def rejects(params: Mapping[str, Any]) -> bool:
+        if not searched <= set(params):  # a conditional parameter absent: run it and see
+            return False
+        full = {**cfg.strategy.fixed, **params}
+        full.pop("stop_loss", None)  # the engine's setting, not the strategy's
+        try:
+            strategy.check(full)
+        except backtest.InvalidParams:
+            return True
+        return False
+
+    return rejects
+
+
 def open_study(db: Database, cfg: RunConfig, symbol: str, worker_index: int = 0) -> optuna.Study:
     """Create the symbol's study, or load it if another worker (or an earlier run) made it."""
     name = cfg.study_name(symbol)
-    sampler = make_sampler(cfg, symbol, worker_index)
-    if has_float_steps(cfg):
-        sampler = ExactSteps(sampler, cfg)  # 0.6, never 0.6000000000000001
+    sampler = search_sampler(cfg, symbol, worker_index)
     study = optuna.create_study(
         storage=db.optuna_storage(name),
         study_name=name,

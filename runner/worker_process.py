@@ -71,7 +71,8 @@ def _quiet_exit() -> None:
 def run_worker(cfg: RunConfig, symbol: str, storage_url: str | None, launch_id: str | None = None) -> int:
     setup_logging()
     try:
-        db = Database.open(storage_url)
+        # One connection (see Database), named so that a DBA can tell whose it is.
+        db = Database.open(storage_url, single_connection=True, application_name=f"tune-worker {os.getpid()}")
         try:
             worker = Worker(db, cfg, symbol, launch_id)
             install_signal_handlers(worker.shared)

@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from ..text import first_line
 from . import connection, embedded
 from .connection import StorageError, libpq_args
-from .journal import PostgresJournalBackend, TuneJournalStorage
+from .journal import PostgresJournalBackend, TuneJournalStorage, journal_checkout
 from .schema import SCHEMA, SCHEMA_LOCK, SCHEMA_VERSION, is_current
 from .urls import mask_url, resolve_url
 
@@ -41,25 +41,48 @@ def retry_on_disconnect(fn):
     return wrapper
 
 
-class Database:
-    """One process's handle on the storage: control tables and per-study journals."""
+# How long a thread waits for a one-connection process's connection (see Database):
+# longer than one round trip may take (runner/storage/connection.py), so the wait
+# ends by the holder's round trip ending, not by this.
+SHARED_CONNECTION_WAIT = 120.0
 
-    def __init__(self, url: str, connect_args: dict[str, Any] | None = None) -> None:
+
+class Database:
+    """One process's handle on the storage: control tables and per-study journals.
+
+    ``single_connection`` (workers): one connection to PostgreSQL for everything —
+    the Optuna journal, control tables and the heartbeat thread take turns on it —
+    so that a PostgreSQL with the default max_connections = 100 serves about 95
+    workers (docs/ARCHITECTURE.md, "Connections"). A thread waits while another uses
+    it (one round trip); nothing may hold it while asking for it again.
+    """
+
+    def __init__(self, url: str, connect_args: dict[str, Any] | None = None, single_connection: bool = False) -> None:
         self.url = url
         self.masked_url = mask_url(url)
         sa_url = make_url(url).set(drivername="postgresql+psycopg2")
-        # pool_pre_ping: a connection that died with a server restart is replaced, not used.
         self.connect_args = connect_args if connect_args is not None else libpq_args()
-        self.engine = sa.create_engine(
-            sa_url, pool_pre_ping=True, pool_size=2, max_overflow=4, connect_args=self.connect_args
-        )
+        self.single_connection = single_connection
+        if single_connection:
+            self.engine = sa.create_engine(
+                sa_url, pool_size=1, max_overflow=0, pool_timeout=SHARED_CONNECTION_WAIT,
+                connect_args=self.connect_args,
+            )
+            sa.event.listen(self.engine, "checkout", _ping_unless_journal)
+        else:
+            # pool_pre_ping: a connection that died with a server restart is replaced, not used.
+            self.engine = sa.create_engine(
+                sa_url, pool_pre_ping=True, pool_size=2, max_overflow=4, connect_args=self.connect_args
+            )
         self._storages: dict[str, TuneJournalStorage] = {}
 
     @classmethod
-    def open(cls, cli_url: str | None = None) -> Database:
-        """Resolve the URL, connect and make sure the schema exists."""
+    def open(cls, cli_url: str | None = None, single_connection: bool = False,
+             application_name: str = "tune") -> Database:
+        """Resolve the URL, connect and make sure the schema exists. ``application_name``:
+        what pg_stat_activity shows for our connections."""
         url = resolve_url(cli_url)
-        db = cls(url)
+        db = cls(url, connect_args=libpq_args(application_name), single_connection=single_connection)
         db.ensure_schema()
         return db
 
@@ -96,7 +119,8 @@ class Database:
     def optuna_storage(self, study: str) -> TuneJournalStorage:
         """The Optuna storage holding ``study`` (cached: replays only new records)."""
         if study not in self._storages:
-            self._storages[study] = TuneJournalStorage(PostgresJournalBackend(self.url, study, self.connect_args))
+            self._storages[study] = TuneJournalStorage(PostgresJournalBackend(
+                self.url, study, self.connect_args, engine=self.engine if self.single_connection else None))
         return self._storages[study]
 
     def read_journals(self, offsets: dict[str, int], limit: int | None = None) -> dict[str, list[dict[str, Any]]]:
@@ -150,6 +174,19 @@ class Database:
         for study in list(self._storages):
             self.forget_storage(study)
         self.engine.dispose()
+
+
+def _ping_unless_journal(dbapi_connection, connection_record, connection_proxy) -> None:
+    """pool_pre_ping for a one-connection engine, except for the journal's checkouts:
+    they are the hot path (several per trial) and handle a dead connection themselves
+    (runner/storage/journal.py), so they do without the extra round trip."""
+    if journal_checkout.active:
+        return
+    try:
+        with dbapi_connection.cursor() as cur:
+            cur.execute("SELECT 1")
+    except (psycopg2.OperationalError, psycopg2.InterfaceError):
+        raise sa.exc.DisconnectionError() from None  # the pool connects afresh and checks out again
 
 
 def quiet_optuna() -> None:

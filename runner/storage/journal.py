@@ -8,11 +8,13 @@
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Iterable
 from typing import Any
 
 import psycopg2
+import sqlalchemy as sa
 from optuna.distributions import distribution_to_json
 from optuna.storages.journal import BaseJournalBackend, JournalStorage
 
@@ -43,6 +45,13 @@ def _record_text(entry: dict[str, Any]) -> str:
     return text
 
 
+class _JournalCheckout(threading.local):
+    active = False  # this thread is checking out the shared connection for a journal statement
+
+
+journal_checkout = _JournalCheckout()
+
+
 class PostgresJournalBackend(BaseJournalBackend):
     """An Optuna journal stored as rows of ``tune_journal``, one stream per study.
 
@@ -52,8 +61,11 @@ class PostgresJournalBackend(BaseJournalBackend):
     sees record n has already seen every record before it: no holes, ever.
     """
 
-    def __init__(self, url: str, stream: str, connect_args: dict[str, Any] | None = None) -> None:
+    def __init__(self, url: str, stream: str, connect_args: dict[str, Any] | None = None, engine: Any = None) -> None:
         self._url = url
+        # engine: a one-connection SQLAlchemy engine (a worker's, see Database) whose
+        # connection each statement borrows; None: a connection of our own.
+        self._engine = engine
         self._stream = stream
         self._connect_args = connect_args if connect_args is not None else libpq_args("tune-journal")
         self._conn: Any = None
@@ -83,18 +95,23 @@ class PostgresJournalBackend(BaseJournalBackend):
     def _execute(self, sql: str, args, fetch: bool = False, on_retry=None, expect_rows: int | None = None) -> list:
         """Run one statement, reconnecting while the server is away (restart, network)."""
 
+        def run(conn) -> list:
+            with conn.cursor() as cur:
+                cur.execute(sql, args)
+                if expect_rows is not None and cur.rowcount != expect_rows:
+                    # The stream's head row is gone or of another generation: the study
+                    # was deleted (a fresh start) under this process. Writing on would
+                    # corrupt the new one.
+                    raise self._gone()
+                return cur.fetchall() if fetch else []
+
         def attempt() -> list:
+            if self._engine is not None:
+                return self._on_shared_connection(run)
             try:
                 if self._conn is None or self._conn.closed:
                     self._conn = self._connect()
-                with self._conn.cursor() as cur:
-                    cur.execute(sql, args)
-                    if expect_rows is not None and cur.rowcount != expect_rows:
-                        # The stream's head row is gone or of another generation: the study
-                        # was deleted (a fresh start) under this process. Writing on would
-                        # corrupt the new one.
-                        raise self._gone()
-                    return cur.fetchall() if fetch else []
+                return run(self._conn)
             except (psycopg2.OperationalError, psycopg2.InterfaceError):
                 self._drop_connection()
                 raise
@@ -104,6 +121,30 @@ class PostgresJournalBackend(BaseJournalBackend):
             on_retry=on_retry,
         )
         return [] if result is None else result
+
+    def _on_shared_connection(self, run) -> list:
+        """``run`` on the engine's one connection, in autocommit (one statement, one round
+        trip: no BEGIN/COMMIT), given back as found; a dead connection is discarded."""
+        journal_checkout.active = True
+        try:
+            pooled = self._engine.raw_connection()
+        except sa.exc.TimeoutError as exc:
+            raise psycopg2.OperationalError(f"waited too long for this process's connection: {exc}") from None
+        finally:
+            journal_checkout.active = False
+        try:
+            conn = pooled.driver_connection
+            conn.autocommit = True
+            try:
+                return run(conn)
+            finally:
+                if not conn.closed:
+                    conn.autocommit = False
+        except (psycopg2.OperationalError, psycopg2.InterfaceError):
+            pooled.invalidate()
+            raise
+        finally:
+            pooled.close()  # back to the pool
 
     # Records per query when catching up: each round trip stays well inside its
     # deadline (runner/storage/connection.py) however long the history is.

@@ -184,3 +184,65 @@ def test_kept_results_go_only_to_their_database_and_a_bad_one_is_set_aside(db, t
     assert elsewhere.exists()  # another database's record waits for that database
     assert not poison.exists() and (spool.spool_dir() / "undelivered" / poison.name).exists()
     assert spool.deliver_all(db) == 0  # nothing left to crash the next command
+
+
+# ------------------------------------------------- one connection per worker
+
+
+def _connections(url: str, application_name: str) -> int:
+    conn = psycopg2.connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (application_name,))
+            return cur.fetchone()[0]
+    finally:
+        conn.close()
+
+
+def test_a_worker_holds_one_connection(db_url, tmp_path):
+    from optuna.trial import TrialState
+
+    from tests.helpers import count, ledger_config, start_worker, trials, wait_for, worker_env
+
+    worker = start_worker(ledger_config(tmp_path, "onecon", target=6), worker_env(tmp_path, db_url, sleep=0.4))
+    try:
+        # Trials done and one running: journal, control tables and heartbeat all in use by now.
+        wait_for(lambda: count(found := trials(db_url, "onecon-AAA"), TrialState.COMPLETE) >= 2
+                 and count(found, TrialState.RUNNING) == 1, message="2 trials done, one running")
+        assert _connections(db_url, f"tune-worker {worker.pid}") == 1
+        assert worker.wait(60) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert count(trials(db_url, "onecon-AAA"), TrialState.COMPLETE) == 6
+
+
+def _kill_backend_of(db: Database, url: str) -> int:
+    with db.engine.connect() as conn:
+        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    killer = psycopg2.connect(url)
+    try:
+        killer.autocommit = True
+        with killer.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    finally:
+        killer.close()
+    return pid
+
+
+def test_a_one_connection_database_reconnects_after_its_connection_is_killed(db_url):
+    db = Database(db_url, single_connection=True)
+    db.ensure_schema()
+    try:
+        study = optuna.create_study(storage=db.optuna_storage("kill"), study_name="kill")
+        study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+        _kill_backend_of(db, db_url)
+        # The journal finds the connection dead, discards it and retries on a new one...
+        study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+        assert len(study.trials) == 4
+        # ...and a control-plane checkout pings it first, and connects afresh.
+        killed = _kill_backend_of(db, db_url)
+        with db.engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() != killed
+    finally:
+        db.dispose()

@@ -57,10 +57,7 @@ class Strategy:
 
     def check(self, params: Mapping[str, object] | None) -> None:
         """Raise InvalidParams if the strategy would reject ``params`` (unknown names included)."""
-        try:
-            self.check_fn(**self.resolve_params(params))
-        except TypeError as exc:  # a required parameter missing
-            raise InvalidParams(str(exc)) from None
+        self.check_fn(**self.resolve_params(params))
 
     def resolve_params(self, params: Mapping[str, object] | None) -> dict[str, object]:
         """Defaults overlaid with ``params``; unknown names raise InvalidParams."""

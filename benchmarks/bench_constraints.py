@@ -38,7 +38,6 @@ import math
 import statistics
 import sys
 import tomllib
-import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -49,6 +48,7 @@ import optuna
 from benchmarks._outcomes import COMPLETE, FEW_TRADES, INVALID_PARAMS, tell
 from runner.config import RunConfig
 from runner.space import distributions
+from runner.storage import quiet_optuna
 from runner.study import make_sampler, search_sampler
 
 CONFIG = """
@@ -147,8 +147,7 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=100)
     parser.add_argument("--hard", action="store_true", help="fast 2..90: ~5 %% feasible, most trials pruned")
     args = parser.parse_args()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.simplefilter("ignore")
+    quiet_optuna()
     modes = ("now", "before", "filter")
     results: dict[str, list[float | None]] = {m: [] for m in modes}
     for seed in range(args.seeds):

@@ -32,7 +32,6 @@ import math
 import statistics
 import sys
 import tomllib
-import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -43,6 +42,7 @@ import optuna
 from benchmarks._outcomes import COMPLETE, FAILURE, tell
 from runner.config import RunConfig
 from runner.space import distributions
+from runner.storage import quiet_optuna
 from runner.study import make_sampler, search_sampler
 
 CONFIG = """
@@ -118,8 +118,7 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=150)
     parser.add_argument("--border", action="store_true", help="the peak borders the failing region")
     args = parser.parse_args()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.simplefilter("ignore")
+    quiet_optuna()
     modes = ("avoid", "told", "ignore", "penalty")
     shares: dict[str, list[float]] = {m: [] for m in modes}
     pooled: dict[str, list[int]] = {m: [0, 0] for m in modes}

@@ -41,7 +41,7 @@ from tests.helpers import (
     finished_backtests,
     fresh_database,
     ledger_config,
-    start_worker,
+    running_worker,
     trials,
     tune,
     wait_for,
@@ -102,8 +102,7 @@ def outage(server: Server, work: Path, seconds: float) -> dict:
     url = fresh_database(server.url)
     config = ledger_config(work, "out", target=40)
     log = work / "outage-worker.log"
-    worker = start_worker(config, worker_env(work, url, sleep=1.0), log)
-    try:
+    with running_worker(config, worker_env(work, url, sleep=1.0), log) as worker:
         wait_for(lambda: count(trials(url, "out-AAA"), TrialState.RUNNING) == 1
                  and count(trials(url, "out-AAA"), TrialState.COMPLETE) >= 3, timeout=120, message="a running trial")
         before = finished_backtests(work)
@@ -120,9 +119,6 @@ def outage(server: Server, work: Path, seconds: float) -> dict:
         wait_for(lambda: completed(url, "out-AAA") >= finished, timeout=120, message="the held results recorded")
         back = time.monotonic() - t1
         worker.wait(300)
-    finally:
-        if worker.poll() is None:
-            worker.kill()
     found = trials(url, "out-AAA")
     return {
         f"outage of {seconds:.0f} s: the worker stayed up": worker.returncode == 0,
@@ -138,8 +134,7 @@ def killed_postmaster(work: Path) -> dict:
     try:
         url = embedded.ensure_running(home)
         config = ledger_config(work, "kp", target=40)
-        worker = start_worker(config, worker_env(work, None, home=home, sleep=0.2), work / "kp.log")
-        try:
+        with running_worker(config, worker_env(work, None, home=home, sleep=0.2), work / "kp.log") as worker:
             wait_for(lambda: count(trials(url, "kp-AAA"), TrialState.COMPLETE) >= 3, timeout=60, message="3 trials")
             before = count(trials(url, "kp-AAA"), TrialState.COMPLETE)
             os.kill(embedded._postmaster_info(embedded.data_dir(home))["pid"], signal.SIGKILL)
@@ -147,9 +142,6 @@ def killed_postmaster(work: Path) -> dict:
             wait_for(lambda: completed(url, "kp-AAA") > before, timeout=120, message="the next recorded trial")
             back = time.monotonic() - t0
             worker.wait(300)
-        finally:
-            if worker.poll() is None:
-                worker.kill()
         found = trials(url, "kp-AAA")
         return {
             "embedded postmaster killed -> restarted by the worker, next trial recorded (s)": round(back, 1),

@@ -105,22 +105,20 @@ def exact(cfg: RunConfig, name: str, value: Any) -> Any:
     return value
 
 
-class ExactSteps(optuna.samplers.BaseSampler):
-    """Wraps the configured sampler so that every float on a step it proposes is the
-    exact grid value: that value is what Optuna stores, the backtest gets, and
-    status, export and CSV show. Everything else is the wrapped sampler's."""
+class WrappedSampler(optuna.samplers.BaseSampler):
+    """A sampler that hands everything to ``inner``; subclasses change what they must."""
 
-    def __init__(self, inner: optuna.samplers.BaseSampler, cfg: RunConfig) -> None:
-        self.inner, self.cfg = inner, cfg
+    def __init__(self, inner: optuna.samplers.BaseSampler) -> None:
+        self.inner = inner
 
     def infer_relative_search_space(self, study, trial):
         return self.inner.infer_relative_search_space(study, trial)
 
     def sample_relative(self, study, trial, search_space):
-        return {k: exact(self.cfg, k, v) for k, v in self.inner.sample_relative(study, trial, search_space).items()}
+        return self.inner.sample_relative(study, trial, search_space)
 
     def sample_independent(self, study, trial, param_name, param_distribution):
-        return exact(self.cfg, param_name, self.inner.sample_independent(study, trial, param_name, param_distribution))
+        return self.inner.sample_independent(study, trial, param_name, param_distribution)
 
     def before_trial(self, study, trial):
         self.inner.before_trial(study, trial)
@@ -130,6 +128,22 @@ class ExactSteps(optuna.samplers.BaseSampler):
 
     def reseed_rng(self) -> None:
         self.inner.reseed_rng()
+
+
+class ExactSteps(WrappedSampler):
+    """Wraps the configured sampler so that every float on a step it proposes is the
+    exact grid value: that value is what Optuna stores, the backtest gets, and
+    status, export and CSV show. Everything else is the wrapped sampler's."""
+
+    def __init__(self, inner: optuna.samplers.BaseSampler, cfg: RunConfig) -> None:
+        super().__init__(inner)
+        self.cfg = cfg
+
+    def sample_relative(self, study, trial, search_space):
+        return {k: exact(self.cfg, k, v) for k, v in self.inner.sample_relative(study, trial, search_space).items()}
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        return exact(self.cfg, param_name, self.inner.sample_independent(study, trial, param_name, param_distribution))
 
 
 def on_bound(params: dict[str, Any], dists: dict[str, BaseDistribution]) -> list[str]:

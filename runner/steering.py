@@ -34,6 +34,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from optuna.trial import FrozenTrial, TrialState
 
 from .outcomes import FAILED, INVALID
+from .space import WrappedSampler
 
 # Draws per trial at most: in bench_failures --border, fewer than 1 % of trials
 # found every one of 8 draws predicted to fail; more draws did not lower the
@@ -59,7 +60,7 @@ def scaled(value: Any, d: BaseDistribution) -> float:
     return 0.0 if high == low else (v - low) / (high - low)
 
 
-class AvoidFailing(optuna.samplers.BaseSampler):
+class AvoidFailing(WrappedSampler):
     """Wraps a TPE sampler; see the module's docstring.
 
     ``rejects(params)``: True when the strategy would reject the parameters
@@ -67,16 +68,17 @@ class AvoidFailing(optuna.samplers.BaseSampler):
 
     def __init__(self, inner: optuna.samplers.BaseSampler,
                  rejects: Callable[[Mapping[str, Any]], bool] | None = None, draws: int = DRAWS) -> None:
-        self.inner, self.rejects, self.draws = inner, rejects, draws
-        # Finished trials are immutable: each is scaled once (rows), in the search space _space.
-        self._space: tuple = ()
+        super().__init__(inner)
+        self.rejects, self.draws = rejects, draws
+        # Finished trials are immutable: each is scaled once (a row), in the search space
+        # last seen (_names, in order; the columns of categoricals among them).
+        self._space: dict[str, BaseDistribution] = {}
+        self._names: list[str] = []
+        self._categorical: list[int] = []
         self._seen: set[int] = set()
         self._rows: list[list[float]] = []
         self._bad: list[bool] = []
         self._arrays: tuple[np.ndarray, np.ndarray] | None = None  # _rows, _bad as arrays, once one failed
-
-    def infer_relative_search_space(self, study, trial):
-        return self.inner.infer_relative_search_space(study, trial)
 
     def sample_relative(self, study, trial, search_space):
         params = self.inner.sample_relative(study, trial, search_space)
@@ -84,56 +86,43 @@ class AvoidFailing(optuna.samplers.BaseSampler):
             return params
         known = self._known(study, search_space)
         for _ in range(self.draws - 1):
-            if not self._avoid(params, search_space, known):
+            if not self._avoid(params, known):
                 return params
             params = self.inner.sample_relative(study, trial, search_space)
         return params
 
-    def _avoid(self, params: dict[str, Any], space: dict[str, BaseDistribution],
-               known: tuple[np.ndarray, np.ndarray] | None) -> bool:
+    def _avoid(self, params: dict[str, Any], known: tuple[np.ndarray, np.ndarray] | None) -> bool:
         if self.rejects is not None and self.rejects(params):
             return True
         if known is None:
             return False
         points, bad = known
-        names = sorted(space)
-        x = np.array([scaled(params[n], space[n]) if n in params else math.nan for n in names])
-        gaps = np.abs(points - x)
-        categorical = [i for i, n in enumerate(names) if isinstance(space[n], CategoricalDistribution)]
-        gaps[:, categorical] = gaps[:, categorical] > 0  # same choice or not
+        gaps = np.abs(points - self._point(params))
+        gaps[:, self._categorical] = gaps[:, self._categorical] > 0  # same choice or not
         gaps[np.isnan(gaps)] = 1.0  # a parameter one of the two lacks: as far as it gets
         distance = np.square(gaps).sum(axis=1)
         # Failing only if every nearest trial (ties included) failed.
         return bool(bad[distance == distance.min()].all())
 
+    def _point(self, params: Mapping[str, Any]) -> list[float]:
+        return [scaled(params[n], self._space[n]) if n in params else math.nan for n in self._names]
+
     def _known(self, study: optuna.Study, space: dict[str, BaseDistribution]) -> tuple[np.ndarray, np.ndarray] | None:
         """The finished trials as points in the scaled space, and which of them failed;
         None when none failed (nothing to avoid). Each trial is scaled once."""
-        key = tuple(sorted(space.items(), key=lambda item: item[0]))
-        if key != self._space:  # a new search space (rare): scale everything again
-            self._space, self._rows, self._bad, self._seen, self._arrays = key, [], [], set(), None
-        names = sorted(space)
+        if space != self._space:  # a new search space (rare): scale everything again
+            self._space, self._names = dict(space), sorted(space)
+            self._categorical = [i for i, n in enumerate(self._names) if isinstance(space[n], CategoricalDistribution)]
+            self._seen, self._rows, self._bad, self._arrays = set(), [], [], None
         added = False
         for t in study.get_trials(deepcopy=False, states=_FINISHED):
             if t.number not in self._seen:
                 self._seen.add(t.number)
-                self._rows.append([scaled(t.params[n], space[n]) if n in t.params else math.nan for n in names])
+                self._rows.append(self._point(t.params))
                 self._bad.append(failed(t))
                 added = True
-        if not any(self._bad):
+        if True not in self._bad:
             return None
         if added or self._arrays is None:
             self._arrays = np.array(self._rows, dtype=float), np.array(self._bad)
         return self._arrays
-
-    def sample_independent(self, study, trial, param_name, param_distribution):
-        return self.inner.sample_independent(study, trial, param_name, param_distribution)
-
-    def before_trial(self, study, trial):
-        self.inner.before_trial(study, trial)
-
-    def after_trial(self, study, trial, state, values):
-        self.inner.after_trial(study, trial, state, values)
-
-    def reseed_rng(self) -> None:
-        self.inner.reseed_rng()

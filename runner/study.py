@@ -73,6 +73,14 @@ def search_sampler(cfg: RunConfig, symbol: str, worker_index: int,
     return sampler
 
 
+def strategy_params(cfg: RunConfig, params: Mapping[str, Any]) -> tuple[dict[str, Any], float | None]:
+    """A trial's parameters as a built-in strategy takes them (the config's fixed ones
+    included), and the stop loss — searched or configured — which is the engine's
+    setting, not the strategy's."""
+    full = {**cfg.strategy.fixed, **params}
+    return full, full.pop("stop_loss", cfg.strategy.stop_loss)
+
+
 def strategy_rejects(cfg: RunConfig) -> Callable[[Mapping[str, Any]], bool] | None:
     """For a built-in strategy: whether it would reject a trial's parameters (fast >= slow),
     checked without data. None for a user's backtest, which has no such check."""
@@ -84,10 +92,8 @@ def strategy_rejects(cfg: RunConfig) -> Callable[[Mapping[str, Any]], bool] | No
     def rejects(params: Mapping[str, Any]) -> bool:
         if not searched <= set(params):  # a conditional parameter absent: run it and see
             return False
-        full = {**cfg.strategy.fixed, **params}
-        full.pop("stop_loss", None)  # the engine's setting, not the strategy's
         try:
-            strategy.check(full)
+            strategy.check(strategy_params(cfg, params)[0])
         except backtest.InvalidParams:
             return True
         return False
@@ -200,10 +206,9 @@ class Objective:
         return len(self.frame)
 
     def __call__(self, params: dict[str, Any], upto: int | None = None) -> Evaluation:
-        full = {**self.cfg.strategy.fixed, **params}
         if self._user_fn is not None:
             frame = self.frame if upto is None else self.frame.iloc[:upto]
-            out = self._user_fn(full, frame)
+            out = self._user_fn({**self.cfg.strategy.fixed, **params}, frame)
             if isinstance(out, dict):
                 missing = [m for m in self.metrics if m not in out]
                 if missing:
@@ -215,7 +220,7 @@ class Objective:
                 metrics = {self.metrics[0]: _as_float(out, self.metrics[0])}
         else:
             s = self.cfg.strategy
-            stop_loss = full.pop("stop_loss", s.stop_loss)
+            full, stop_loss = strategy_params(self.cfg, params)
             data = self.data if upto is None else self.data.head(upto)
             metrics = backtest.evaluate(
                 data, s.name, full, fees_bps=s.fees_bps, slippage_bps=s.slippage_bps, stop_loss=stop_loss

@@ -11,6 +11,7 @@ suite's machinery (a second embedded server, a ledger backtest); text safety
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -339,6 +340,17 @@ def start_worker(config: Path, env: dict, log: Path | int | None = None) -> subp
         [sys.executable, "-m", "runner.cli", "worker", str(config), "--symbol", "AAA"],
         cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
     )
+
+
+@contextlib.contextmanager
+def running_worker(config: Path, env: dict, log: Path | int | None = None):
+    """:func:`start_worker`, killed on the way out if still running (a failed test leaves none)."""
+    worker = start_worker(config, env, log)
+    try:
+        yield worker
+    finally:
+        if worker.poll() is None:
+            worker.kill()
 
 
 def finished_backtests(tmp_path: Path) -> int:

@@ -63,17 +63,15 @@ class Database:
         sa_url = make_url(url).set(drivername="postgresql+psycopg2")
         self.connect_args = connect_args if connect_args is not None else libpq_args()
         self.single_connection = single_connection
+        # pool_pre_ping: a connection that died with a server restart is replaced, not used;
+        # a one-connection pool pings in _ping_unless_journal instead.
+        pool: dict[str, Any] = (
+            {"pool_size": 1, "max_overflow": 0, "pool_timeout": SHARED_CONNECTION_WAIT} if single_connection
+            else {"pool_pre_ping": True, "pool_size": 2, "max_overflow": 4}
+        )
+        self.engine = sa.create_engine(sa_url, connect_args=self.connect_args, **pool)
         if single_connection:
-            self.engine = sa.create_engine(
-                sa_url, pool_size=1, max_overflow=0, pool_timeout=SHARED_CONNECTION_WAIT,
-                connect_args=self.connect_args,
-            )
             sa.event.listen(self.engine, "checkout", _ping_unless_journal)
-        else:
-            # pool_pre_ping: a connection that died with a server restart is replaced, not used.
-            self.engine = sa.create_engine(
-                sa_url, pool_pre_ping=True, pool_size=2, max_overflow=4, connect_args=self.connect_args
-            )
         self._storages: dict[str, TuneJournalStorage] = {}
 
     @classmethod

@@ -39,6 +39,7 @@ from tests.helpers import (
     finished_backtests,
     fresh_database,
     ledger_config,
+    running_worker,
     start_worker,
     trials,
     tune,
@@ -70,8 +71,7 @@ def test_a_worker_waits_out_a_long_outage_and_loses_nothing(server, tmp_path):
     config = ledger_config(tmp_path, "out", target=12)
     url = fresh_database(server.url)
     log = tmp_path / "worker.log"
-    worker = start_worker(config, worker_env(tmp_path, url, sleep=1.5), log)
-    try:
+    with running_worker(config, worker_env(tmp_path, url, sleep=1.5), log) as worker:
         # Stop the server while a backtest runs: its result must wait in the worker.
         def in_a_backtest():
             found = trials(url, "out-AAA")
@@ -86,9 +86,6 @@ def test_a_worker_waits_out_a_long_outage_and_loses_nothing(server, tmp_path):
         during = finished_backtests(tmp_path)
         server.start()
         assert worker.wait(120) == 0, log.read_text()
-    finally:
-        if worker.poll() is None:
-            worker.kill()
     found = assert_nothing_lost(tmp_path, url, "out-AAA")
     assert count(found, TrialState.COMPLETE) == 12
     assert during == recorded + 1  # finished during the outage, held by the worker, recorded after
@@ -249,16 +246,12 @@ def test_a_killed_embedded_server_is_started_again_by_its_workers(tmp_path):
         config = ledger_config(tmp_path, "kp", target=30)
         env = worker_env(tmp_path, None, home=home)
         log = tmp_path / "worker.log"
-        worker = start_worker(config, env, log)
-        try:
+        with running_worker(config, env, log) as worker:
             wait_for(lambda: count(trials(url, "kp-AAA"), TrialState.COMPLETE) >= 3, timeout=60, message="3 trials")
             pid = embedded._postmaster_info(embedded.data_dir(home))["pid"]
             os.kill(pid, signal.SIGKILL)
             started = time.monotonic()
             assert worker.wait(180) == 0, log.read_text()
-        finally:
-            if worker.poll() is None:
-                worker.kill()
         assert embedded._postmaster_info(embedded.data_dir(home))["pid"] != pid
         found = assert_nothing_lost(tmp_path, url, "kp-AAA")
         assert count(found, TrialState.COMPLETE) == 30

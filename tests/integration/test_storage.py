@@ -7,8 +7,10 @@ import multiprocessing
 import optuna
 import psycopg2
 import pytest
+from optuna.trial import TrialState
 
 from runner.storage import Database, PostgresJournalBackend, StorageError
+from tests.helpers import count, ledger_config, running_worker, trials, wait_for, worker_env
 
 
 def test_journal_appends_in_order_and_reads_from_an_offset(db):
@@ -200,20 +202,12 @@ def _connections(url: str, application_name: str) -> int:
 
 
 def test_a_worker_holds_one_connection(db_url, tmp_path):
-    from optuna.trial import TrialState
-
-    from tests.helpers import count, ledger_config, start_worker, trials, wait_for, worker_env
-
-    worker = start_worker(ledger_config(tmp_path, "onecon", target=6), worker_env(tmp_path, db_url, sleep=0.4))
-    try:
+    with running_worker(ledger_config(tmp_path, "onecon", target=6), worker_env(tmp_path, db_url, sleep=0.4)) as worker:
         # Trials done and one running: journal, control tables and heartbeat all in use by now.
         wait_for(lambda: count(found := trials(db_url, "onecon-AAA"), TrialState.COMPLETE) >= 2
                  and count(found, TrialState.RUNNING) == 1, message="2 trials done, one running")
         assert _connections(db_url, f"tune-worker {worker.pid}") == 1
         assert worker.wait(60) == 0
-    finally:
-        if worker.poll() is None:
-            worker.kill()
     assert count(trials(db_url, "onecon-AAA"), TrialState.COMPLETE) == 6
 
 

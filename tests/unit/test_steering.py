@@ -77,7 +77,7 @@ def test_the_worker_sampler_mostly_skips_combinations_the_strategy_rejects(tmp_p
     assert steered <= plain // 2
 
 
-def test_a_users_backtest_has_no_parameter_check_but_the_failed_region_is_still_avoided(tmp_path):
+def test_a_users_backtest_has_no_parameter_check_but_its_sampler_still_avoids_failures(tmp_path):
     cfg = load_config(search_config(tmp_path, "quadratic", "uf", space=OVERLAPPING))
     assert strategy_rejects(cfg) is None
     sampler = search_sampler(cfg, "AAA", 0)
@@ -85,12 +85,11 @@ def test_a_users_backtest_has_no_parameter_check_but_the_failed_region_is_still_
 
 
 def test_only_a_multivariate_tpe_is_steered(tmp_path):
-    path = small_config(tmp_path)
-    assert isinstance(search_sampler(load_config(path), "AAA", 0), AvoidFailing)
+    assert isinstance(search_sampler(load_config(small_config(tmp_path)), "AAA", 0), AvoidFailing)
     for extra in ("multivariate = false\n", 'type = "random"\n', 'type = "qmc"\n'):
+        path = small_config(tmp_path)
         path.write_text(path.read_text().replace("[sampler]\n", "[sampler]\n" + extra, 1))
         assert not isinstance(search_sampler(load_config(path), "AAA", 0), AvoidFailing)
-        path = small_config(tmp_path)
 
 
 def _finished(study, params, failing):
@@ -116,7 +115,7 @@ def test_a_proposal_is_avoided_when_its_nearest_finished_trial_failed():
     sampler = AvoidFailing(optuna.samplers.RandomSampler(seed=0))
     known = sampler._known(study, SPACE)
     assert known is not None and known[1].tolist() == [False, True, False, True]
-    avoid = lambda **p: sampler._avoid(p, SPACE, known)  # noqa: E731
+    avoid = lambda **p: sampler._avoid(p, known)  # noqa: E731
     assert avoid(a=85, b=88, kind="x")  # next to the failure at (90, 90, x)
     assert not avoid(a=12, b=9, kind="x")  # next to the success at (10, 10, x)
     # Another choice of a categorical counts as far: (90, 12, y)'s nearest is the success

@@ -15,6 +15,8 @@ import argparse
 import os
 import signal
 import sys
+import threading
+import time
 
 from runner.cli import add_storage_option, add_version_option, run_reporting_errors
 from runner.config import load_config
@@ -60,6 +62,28 @@ def main(argv: list[str] | None = None) -> int:
     return run_reporting_errors(run_app, args)
 
 
+# How long a signalled app may take to leave before it is ended without ceremony. When the
+# terminal went away (SIGHUP), Textual's output thread can block on, or die writing to, the
+# closed terminal, and the app's shutdown then waits on it forever: a tune-tui that outlives
+# its SSH session, holding connections and memory. Nothing is lost by ending it: the
+# workers run in their own sessions and every state lives in the database.
+LEAVE_DEADLINE = 5.0
+
+
+def exit_after(seconds: float, code: int) -> None:
+    """End the process with `code` in `seconds` unless it has ended by then (a daemon thread)."""
+
+    def end() -> None:
+        time.sleep(seconds)
+        try:  # the terminal may still be there (SIGTERM): give it its normal screen back
+            os.write(sys.__stdout__.fileno(), b"\x1b[?1049l\x1b[?25h")
+        except (OSError, AttributeError, ValueError):
+            pass
+        os._exit(code)
+
+    threading.Thread(target=end, name="tune-tui-leave-deadline", daemon=True).start()
+
+
 def run_app(args) -> int:
     """Run the app: 0 when it was quit; 1 and one line on stderr when it ended on an error."""
     url, names, notes = start(args)  # bad input stops here, before the screen opens
@@ -80,10 +104,15 @@ def run_app(args) -> int:
     printed = io.StringIO()
     app.error_console = Console(file=printed, width=120, color_system=None, markup=False, highlight=False)
 
+    hung_up = threading.Event()
+
     def leave(signum, frame) -> None:
         # SIGTERM (kill) or SIGHUP (the terminal went away): leave as "q" does, so the
         # terminal gets its normal screen back; the workers run on.
+        if signum == signal.SIGHUP:
+            hung_up.set()
         app.call_later(app.exit, "workers left running; tune-tui attaches to them again, tune status shows them")
+        exit_after(LEAVE_DEADLINE, 128 + signum)
 
     previous = {sig: signal.signal(sig, leave) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
@@ -109,7 +138,7 @@ def run_app(args) -> int:
         return 1
     if printed.getvalue():  # not expected when nothing failed: never swallow it
         sys.stderr.write(printed.getvalue())
-    if result:
+    if result and not hung_up.is_set():  # after a hang-up there is no terminal to print to
         print(printable(result))
     return 0
 

@@ -110,24 +110,32 @@ def optimize_objective(cost_ms: float):
     return objective
 
 
+# When each trial of the running line ended (perf_counter): the per-window overhead curve.
+ENDS: list[float] = []
+
+
 def ask_tell_loop(study, storage, n: int, cost_ms: float, registration=None) -> None:
     """runner/worker.py's _one_trial, without its error handling; with registration, its _loop too."""
+    storage.snapshot_reads = registration is not None  # the worker reads once per trial
     for _ in range(n):
+        ENDS.append(time.perf_counter())
         if registration is not None:
-            storage.read_control()  # the loop's pause/stop check
+            storage.refresh()  # the loop's pause/stop check, with the study's new records
             storage.get_all_trials(study._study_id, deepcopy=False)  # the loop's target check
         trial = study.ask(fixed_distributions=SPACE)
-        storage.flush()  # the worker publishes the parameters at once (constant liar)
-        if registration is not None:
-            registration.set_trial(trial._trial_id)
+        # The worker publishes the parameters at once (constant liar), with its claim on the trial.
+        storage.flush(before=None if registration is None else registration.trial_claim(trial._trial_id))
         value, metrics = burn(trial.params, cost_ms)
         kept = None
         if registration is not None:  # the worker keeps the result on disk until told (runner/spool.py)
             kept = spool.keep_result("bench", study.study_name, registration.id, trial, TrialState.COMPLETE, [value],
                                      metrics, {}, None)
-        storage.set_trial_attrs(trial._trial_id, metrics)
+            storage.queue_trial_attrs(trial._trial_id, metrics)  # written with the tell
+        else:
+            storage.set_trial_attrs(trial._trial_id, metrics)
         study.tell(trial, value)
         spool.done(kept)
+    ENDS.append(time.perf_counter())
 
 
 def new_study(storage, name: str, seed: int = 0) -> optuna.Study:
@@ -164,6 +172,30 @@ def run_workers(db: Database, k: int, n: int, cost_ms: float) -> tuple[float, fl
         p.join()
     elapsed = max(s[1] for s in spans) - min(s[0] for s in spans)
     return n / elapsed, sum(s[2] for s in spans) / n
+
+
+# ------------------------------------------------------------------------ curve
+WINDOWS = [(1, 250), (751, 1000), (2751, 3000)]  # trial numbers, 1-based; those that fit in N print
+
+
+def print_curve(curves: dict[str, list[float]], n: int) -> None:
+    """Overhead per trial (ms, mean) by trials already in the study: does it grow, and whose."""
+    windows = [w for w in WINDOWS if w[1] <= n]
+    if len(windows) < 2:
+        return
+    print(f"\noverhead per trial by position in the study (ms, mean of the window); goal: ours/worker <= 1.5x in-memory "
+          f"at {windows[1][0]}-{windows[1][1]}")
+    print(f"{'storage':<16}" + "".join(f"{f'{a}-{b}':>14}" for a, b in windows)
+          + "".join(f"{f'x mem {a}-{b}':>17}" for a, b in windows))
+    mem = curves["in-memory"]
+
+    def mean(xs: list[float], a: int, b: int) -> float:
+        part = xs[a - 1:b]
+        return sum(part) / len(part)
+
+    for label, xs in curves.items():
+        print(f"{label:<16}" + "".join(f"{mean(xs, a, b):14.2f}" for a, b in windows)
+              + "".join(f"{mean(xs, a, b) / mean(mem, a, b):17.2f}" for a, b in windows))
 
 
 # ------------------------------------------------------------------------- main
@@ -216,17 +248,23 @@ def measure(args, bench) -> None:
         )
         overhead: dict[str, float] = {}
 
+        curves: dict[str, list[float]] = {}
+
         def line(label: str, run) -> None:
             trips, t0 = ROUND_TRIPS[0], time.perf_counter()
+            ENDS.clear()
             run()
             seconds, trips = time.perf_counter() - t0, (ROUND_TRIPS[0] - trips) / n
             per = 1e3 * seconds / n
             overhead[label] = per - cost
+            curves[label] = [1e3 * (b - a) - cost for a, b in zip(ENDS, ENDS[1:])]
             print(f"{label:<16}{n / seconds:10.1f}{per:10.2f}{per - cost:10.2f}{trips:19.1f}")
 
         def optimize(storage, name):
             study = new_study(storage, name)
-            return lambda: study.optimize(optimize_objective(cost), n_trials=n)
+            objective = optimize_objective(cost)
+            ENDS.append(time.perf_counter())
+            return lambda: study.optimize(objective, n_trials=n, callbacks=[lambda *_: ENDS.append(time.perf_counter())])
 
         def register(name: str) -> control.WorkerRegistration:
             """A registered worker, as runner/worker.py is: a study row, then its worker row."""
@@ -253,6 +291,7 @@ def measure(args, bench) -> None:
         for ours in ("ours/optimize", "ours/ask-tell", "ours/worker"):
             print(f"  {ours:<14} / RDBStorage {overhead[ours] / overhead['RDBStorage']:5.2f}"
                   f"    / in-memory {overhead[ours] / overhead['in-memory']:5.2f}")
+        print_curve(curves, n)
 
         if args.workers > 1:
             one = 1e3 / (overhead["ours/ask-tell"] + cost)  # trials/s of the one-process line

@@ -17,6 +17,7 @@ import socket
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from optuna.distributions import (
@@ -288,13 +289,12 @@ class WorkerRegistration:
         return control_state, desired is not None and older_live >= desired
 
     @retry_on_disconnect
-    def set_trial(self, trial_id: int | None) -> None:
-        """Claim the running trial at once, so that no reaper takes it for an orphan."""
-        with self.db.engine.begin() as conn:
-            conn.execute(
-                sa.text("UPDATE tune_workers SET trial_id = :t, heartbeat_at = now() WHERE id = :id"),
-                {"t": trial_id, "id": self.id},
-            )
+    def trial_claim(self, trial_id: int | None) -> tuple[str, dict[str, Any]]:
+        """The statement (psycopg2 style) that claims the running trial as this worker's,
+        so that no reaper takes it for an orphan; the worker sends it with its trial's
+        parameters, in one round trip."""
+        return ("UPDATE tune_workers SET trial_id = %(t)s, heartbeat_at = now() WHERE id = %(id)s",
+                {"t": trial_id, "id": self.id})
 
     @retry_on_disconnect
     def exit(self, reason: str, status: WorkerStatus = WorkerStatus.EXITED) -> None:

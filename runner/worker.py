@@ -160,6 +160,9 @@ class Worker:
     def _loop(self, study: optuna.Study, objective: Objective) -> str:
         space = distributions(self.cfg)
         storage = self.db.optuna_storage(self.study_name)
+        # Reads within a trial (the sampler's, several per ask) come from the replay as
+        # the refresh below left it: one read per trial instead of one per call.
+        storage.snapshot_reads = True
         target = self.cfg.study.target_trials
         cap = self.cfg.study.attempt_cap
         s = self.shared
@@ -168,9 +171,10 @@ class Worker:
         while True:
             if s.interrupted:
                 raise Interrupted()
-            # Read between trials (one round trip), so a pause or stop applies before
-            # the next trial is asked for; the heartbeat thread keeps it fresh while paused.
-            self._set_control(storage.read_control())
+            # Read between trials (one round trip: the control state and the study's new
+            # records), so a pause or stop applies before the next trial is asked for; the
+            # heartbeat thread keeps it fresh while paused.
+            self._set_control(storage.refresh())
             if s.control == Control.STOPPED:
                 return "stopped"
             if s.retire:
@@ -241,9 +245,6 @@ class Worker:
         else:
             trial = study.ask(fixed_distributions=space)
             params = trial.params
-        # One append for all the parameters, now: other workers' samplers (constant
-        # liar) should see where this trial is while it runs.
-        storage.flush()
         return trial, params
 
     def _one_trial(self, study, storage, space, objective: Objective) -> str:
@@ -258,14 +259,20 @@ class Worker:
             return "lost"
         s.trial_id = trial._trial_id
         self._last_params = params
+        # One append for all the parameters, now: other workers' samplers (constant
+        # liar) should see where this trial is while it runs. The trial is claimed as
+        # this worker's at once too, so that no reaper takes it for an orphan: with the
+        # combination's key when deduplicating (a round trip of its own, as its answer
+        # matters), else in the same round trip as the parameters.
         key = None  # the combination's canonical key, when deduplicating
         if self.claims is not None:
+            storage.flush()
             key = param_key(self.cfg, params)
             duplicate = self.claims.claim(key, trial.number, trial._trial_id)
         else:
             duplicate = None
             assert self.registration is not None
-            self.registration.set_trial(trial._trial_id)
+            storage.flush(before=self.registration.trial_claim(trial._trial_id))
         if duplicate is not None:
             attrs = {"duplicate_of": duplicate.original, "duplicate_source": duplicate.source}
             self._finish(study, storage, trial, TrialState.FAIL, None, attrs, evaluated=False)
@@ -348,8 +355,8 @@ class Worker:
             kept = spool.keep_result(self.db.identity, self.study_name, self.id, trial, state, values, attrs,
                                      system or {}, claim_key)
         try:
-            if attrs or system:
-                storage.set_trial_attrs(trial._trial_id, attrs, system or {})
+            if attrs or system:  # written with the tell: one append
+                storage.queue_trial_attrs(trial._trial_id, attrs, system or {})
             if state == TrialState.COMPLETE:
                 study.tell(trial, values)
             else:

@@ -16,6 +16,7 @@ from typing import Any
 import psycopg2
 import sqlalchemy as sa
 from optuna.distributions import distribution_to_json
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages.journal import BaseJournalBackend, JournalStorage
 
 from ..text import storable
@@ -69,6 +70,7 @@ class PostgresJournalBackend(BaseJournalBackend):
         self._stream = stream
         self._connect_args = connect_args if connect_args is not None else libpq_args("tune-journal")
         self._conn: Any = None
+        self._retried = False
         self._execute("INSERT INTO tune_streams (stream) VALUES (%s) ON CONFLICT DO NOTHING", (stream,))
         # The stream's generation: if the study is deleted and started fresh under
         # this process, its reads and writes fail instead of mixing two studies.
@@ -92,17 +94,23 @@ class PostgresJournalBackend(BaseJournalBackend):
                 pass
             self._conn = None
 
-    def _execute(self, sql: str, args, fetch: bool = False, on_retry=None, expect_rows: int | None = None) -> list:
-        """Run one statement, reconnecting while the server is away (restart, network)."""
+    def _execute(self, sql: str, args, fetch: bool = False, on_retry=None,
+                 before: tuple[str, dict[str, Any]] | None = None) -> list:
+        """Run one statement (after ``before``'s, in the same round trip), reconnecting while
+        the server is away (restart, network). ``self._retried`` says afterwards whether
+        ``on_retry`` ended the call (the first attempt had committed)."""
+        self._retried = False
 
         def run(conn) -> list:
             with conn.cursor() as cur:
-                cur.execute(sql, args)
-                if expect_rows is not None and cur.rowcount != expect_rows:
-                    # The stream's head row is gone or of another generation: the study
-                    # was deleted (a fresh start) under this process. Writing on would
-                    # corrupt the new one.
-                    raise self._gone()
+                if before is None:
+                    cur.execute(sql, args)
+                else:
+                    # Two statements in one simple query: one round trip, one implicit
+                    # transaction; the results are the last statement's. Rendered here
+                    # (psycopg2 interpolates on the client anyway), so that neither's
+                    # text is read as the other's placeholders.
+                    cur.execute(cur.mogrify(before[0], before[1]) + b";\n" + cur.mogrify(sql, args))
                 return cur.fetchall() if fetch else []
 
         def attempt() -> list:
@@ -116,9 +124,14 @@ class PostgresJournalBackend(BaseJournalBackend):
                 self._drop_connection()
                 raise
 
+        def already_done() -> bool:
+            assert on_retry is not None
+            self._retried = on_retry()
+            return self._retried
+
         result = connection.retry(
             attempt, transient=(psycopg2.OperationalError, psycopg2.InterfaceError), url=self._url,
-            on_retry=on_retry,
+            on_retry=None if on_retry is None else already_done,
         )
         return [] if result is None else result
 
@@ -175,8 +188,23 @@ class PostgresJournalBackend(BaseJournalBackend):
                 return records
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        self.append_and_read(logs, None)
+
+    def append_and_read(self, logs: list[dict[str, Any]], read_from: int | None,
+                        before: tuple[str, dict[str, Any]] | None = None) -> list[dict[str, Any]] | None:
+        """Append ``logs`` and, in the same round trip, read what others appended since
+        ``read_from``: returns every record from ``read_from`` to the last of ``logs``, or
+        None when they could not all be had in this one statement (then read them with
+        :meth:`read_logs`). ``before``: a statement of the caller's (SQL, args) run first,
+        in the same round trip and transaction.
+
+        A reader's records can lag behind the head: a record another appender committed
+        while this statement waited for the head row's lock lies outside this
+        statement's snapshot. The count tells: anything short of ``first - read_from``
+        records is reported as None, never as a hole.
+        """
         if not logs:
-            return
+            return [] if read_from is None else None
         # A token lets a retry after a lost connection tell whether the first
         # attempt committed, so a record is never appended twice.
         token = uuid.uuid4().hex
@@ -191,20 +219,65 @@ class PostgresJournalBackend(BaseJournalBackend):
             )
             return bool(rows)
 
-        self._execute(
+        args = {"n": len(bodies), "s": self._stream, "g": self._generation, "bodies": bodies,
+                "from": -1 if read_from is None else read_from, "page": self.READ_PAGE}
+        statement = (
             """
             WITH head AS (
                 UPDATE tune_streams SET next_seq = next_seq + %(n)s
                 WHERE stream = %(s)s AND generation = %(g)s RETURNING next_seq - %(n)s AS first
+            ), written AS (
+                INSERT INTO tune_journal (stream, seq, body)
+                SELECT %(s)s, head.first + b.ord - 1, b.body::jsonb
+                FROM head, unnest(%(bodies)s::text[]) WITH ORDINALITY AS b(body, ord)
+                RETURNING 1
             )
-            INSERT INTO tune_journal (stream, seq, body)
-            SELECT %(s)s, head.first + b.ord - 1, b.body::jsonb
-            FROM head, unnest(%(bodies)s::text[]) WITH ORDINALITY AS b(body, ord)
-            """,
-            {"n": len(bodies), "s": self._stream, "g": self._generation, "bodies": bodies},
-            on_retry=already_written,
-            expect_rows=len(bodies),
+            SELECT head.first, (SELECT count(*) FROM written), j.body FROM head
+            LEFT JOIN LATERAL (
+                SELECT seq, body FROM tune_journal
+                WHERE stream = %(s)s AND seq >= %(from)s AND seq < head.first ORDER BY seq LIMIT %(page)s
+            ) j ON true
+            ORDER BY j.seq
+            """
         )
+        rows = self._execute(statement, args, fetch=True, on_retry=already_written, before=before)
+        if not rows:
+            if self._retried:
+                return None  # a retry found the first attempt committed: the caller reads
+            # The stream's head row is gone or of another generation: the study was
+            # deleted (a fresh start) under this process. Writing on would corrupt the new one.
+            raise self._gone()
+        first, written = rows[0][0], rows[0][1]
+        if written != len(bodies):
+            raise self._gone()
+        if read_from is None:
+            return []
+        others = [body for _, _, body in rows if body is not None]
+        if len(others) != first - read_from:
+            return None
+        return others + [json.loads(text) for text in bodies]
+
+    def read_logs_and_control(self, log_number_from: int) -> tuple[list[dict[str, Any]], str | None]:
+        """New records and the study's control state (running/paused/stopped, None without
+        a control row) in one round trip, as long as they fit in one page."""
+        rows = self._execute(
+            """
+            SELECT h.generation, (SELECT control FROM tune_studies WHERE name = h.stream), j.body
+            FROM tune_streams h LEFT JOIN LATERAL (
+                SELECT seq, body FROM tune_journal WHERE stream = h.stream AND seq >= %s
+                ORDER BY seq LIMIT %s
+            ) j ON true
+            WHERE h.stream = %s ORDER BY j.seq
+            """,
+            (log_number_from, self.READ_PAGE, self._stream),
+            fetch=True,
+        )
+        if not rows or rows[0][0] != self._generation:
+            raise self._gone()
+        records = [body for _, _, body in rows if body is not None]
+        if len(records) == self.READ_PAGE:
+            records += self.read_logs(log_number_from + len(records))
+        return records, rows[0][1]
 
     def read_control(self) -> str | None:
         """The study's control state (running/paused/stopped) on this connection: one round
@@ -217,24 +290,43 @@ class PostgresJournalBackend(BaseJournalBackend):
             self._conn.close()
 
 
+# Multivariate TPE stores a trial's relative parameters as system attributes during
+# ask, for the other workers' samplers only (constant liar): the worker queues them
+# with the parameters. Other samplers read back what they store (GridSampler's
+# grid_id), so their attributes are written at once.
+QUEUED_SYSTEM_ATTR = "tpe:relative_params:"
+
+
 class TuneJournalStorage(JournalStorage):
     """Optuna's JournalStorage with fewer round trips per trial.
 
+    * Every append reads, in the same statement, the records others appended
+      since this process last read: a write costs one round trip, not an
+      append and a read.
     * Parameters are written lazily: ``set_trial_param`` (called once per
       parameter by ``study.ask``) queues its record, and the queue goes out with
-      the next journal write or read, or :meth:`flush` — one append for all of a
-      trial's parameters instead of an append and a read each.
-    * ``set_trial_attrs`` stores many user and system attributes (metrics,
-      constraint values) as one append and one read.
+      the next journal write, or :meth:`flush` — one append for all of a
+      trial's parameters (with ``snapshot_reads``, TPE's relative
+      parameters too). :meth:`queue_trial_attrs` queues a trial's metrics the
+      same way, to go out with its ``tell``.
+    * ``snapshot_reads`` (the worker's trial loop): reads serve the replay as
+      last brought up to date — by :meth:`refresh`, which the loop calls once
+      per trial (it also returns the control state), or by an append — instead
+      of asking the database each time. Optuna's samplers read the study
+      several times per ``ask``; one read per trial is fresh enough for them.
 
     The records are exactly Optuna's, in the same order, so any JournalStorage
-    replays them. Only the moment of writing changes; a caller that wants other
-    processes to see the parameters at once (the worker, after ask: constant
-    liar) calls :meth:`flush`.
+    replays them. Only the moment of writing and reading changes; a caller that
+    wants other processes to see the parameters at once (the worker, after
+    ask: constant liar) calls :meth:`flush`.
     """
 
     def __init__(self, log_storage: PostgresJournalBackend) -> None:
-        self._pending: list[dict[str, Any]] = []  # before super(): its __init__ syncs
+        # Before super(): its __init__ syncs.
+        self._pending: list[dict[str, Any]] = []
+        self._behind = False  # records of ours are written but not yet replayed: the next read must read
+        self._just_written = False  # an append brought the replay up to date: Optuna's sync after it reads nothing
+        self.snapshot_reads = False
         self.journal = log_storage  # ours, typed (JournalStorage keeps it as a BaseJournalBackend)
         super().__init__(log_storage)
 
@@ -246,40 +338,109 @@ class TuneJournalStorage(JournalStorage):
                 "param_value_internal": param_value_internal, "distribution": distribution_to_json(distribution),
             })
 
+    def set_trial_system_attr(self, trial_id: int, key: str, value) -> None:
+        if not (self.snapshot_reads and key.startswith(QUEUED_SYSTEM_ATTR)):
+            super().set_trial_system_attr(trial_id, key, value)
+            return
+        with self._thread_lock:
+            self._pending.append({
+                "op_code": JournalOperation.SET_TRIAL_SYSTEM_ATTR, "worker_id": self._replay_result.worker_id,
+                "trial_id": trial_id, "system_attr": {key: value},
+            })
+
     def read_control(self) -> str | None:
         with self._thread_lock:  # the connection is shared with the heartbeat thread's reads
             return self.journal.read_control()
 
-    def flush(self) -> None:
-        """Write queued records now (and read what others wrote)."""
+    def refresh(self) -> str | None:
+        """Write what is queued, read what is new, and return the study's control state
+        (running/paused/stopped; None if the study has no control row): one round trip
+        when nothing is queued."""
         with self._thread_lock:
+            if self._pending:
+                self._append([])
+            records, control = self.journal.read_logs_and_control(self._replay_result.log_number_read)
+            self._apply(records)
+            self._just_written = False
+            return control
+
+    def flush(self, before: tuple[str, dict[str, Any]] | None = None) -> None:
+        """Write queued records now (and read what others wrote). ``before``: a statement
+        (SQL, args) of the caller's to run in the same round trip, first."""
+        with self._thread_lock:
+            if self._pending or before is not None:
+                self._append([], before)
             self._sync_with_backend()
 
-    def _append(self, records: list[dict[str, Any]]) -> None:
+    def _append(self, records: list[dict[str, Any]], before: tuple[str, dict[str, Any]] | None = None) -> None:
         """Queued records first, then these; the queue empties only once written."""
-        self._backend.append_logs(self._pending + records)
+        logs = self._pending + records
+        if not logs:  # only the caller's statement
+            assert before is not None
+            self.journal._execute(before[0], before[1])
+            return
+        read = self.journal.append_and_read(logs, self._replay_result.log_number_read, before)
         self._pending = []
+        self._behind = True
+        if read is None:
+            return  # the next sync reads
+        self._apply(read)
+        self._just_written = True
 
     def _write_log(self, op_code: int, extra_fields: dict[str, Any]) -> None:
         self._append([{"op_code": op_code, "worker_id": self._replay_result.worker_id, **extra_fields}])
 
     def _sync_with_backend(self) -> None:
+        if self._just_written:  # Optuna syncs after each write: the append read it all already
+            self._just_written = False
+            return
+        if self.snapshot_reads and not self._behind:
+            return
         if self._pending:
             self._append([])
-        super()._sync_with_backend()
+            if self._just_written:
+                self._just_written = False
+                return
+        self._apply(self.journal.read_logs(self._replay_result.log_number_read))
+        self._just_written = False
+
+    def _apply(self, records: Iterable[dict[str, Any]]) -> None:
+        """Replay ``records``, all of them, then raise the first UpdateFinishedTrialError
+        they caused: a record of ours for a trial another process finished first (the
+        reaper took it during an outage). Optuna's replay stops at such a record and the
+        next read would stop at the next one — a trial's metrics are many records."""
+        error = None
+        rest = iter(records)
+        while True:
+            try:
+                self._replay_result.apply_logs(rest)
+                break
+            except UpdateFinishedTrialError as exc:
+                error = error or exc
+        self._behind = False
+        if error is not None:
+            raise error
 
     def set_trial_attrs(self, trial_id: int, user: dict[str, Any], system: dict[str, Any] | None = None) -> None:
         """User and system attributes of a trial in one append (one record each, as Optuna writes them)."""
         with self._thread_lock:
-            worker_id = self._replay_result.worker_id
-            records = [
-                {"op_code": JournalOperation.SET_TRIAL_USER_ATTR, "worker_id": worker_id,
-                 "trial_id": trial_id, "user_attr": {key: value}}
-                for key, value in user.items()
-            ] + [
-                {"op_code": JournalOperation.SET_TRIAL_SYSTEM_ATTR, "worker_id": worker_id,
-                 "trial_id": trial_id, "system_attr": {key: value}}
-                for key, value in (system or {}).items()
-            ]
-            self._append(records)
-            super()._sync_with_backend()
+            self._pending += self._attr_records(trial_id, user, system)
+            self._append([])
+            self._sync_with_backend()
+
+    def queue_trial_attrs(self, trial_id: int, user: dict[str, Any], system: dict[str, Any] | None = None) -> None:
+        """As :meth:`set_trial_attrs`, written with the next write (the trial's ``tell``)."""
+        with self._thread_lock:
+            self._pending += self._attr_records(trial_id, user, system)
+
+    def _attr_records(self, trial_id: int, user: dict[str, Any], system: dict[str, Any] | None) -> list[dict[str, Any]]:
+        worker_id = self._replay_result.worker_id
+        return [
+            {"op_code": JournalOperation.SET_TRIAL_USER_ATTR, "worker_id": worker_id,
+             "trial_id": trial_id, "user_attr": {key: value}}
+            for key, value in user.items()
+        ] + [
+            {"op_code": JournalOperation.SET_TRIAL_SYSTEM_ATTR, "worker_id": worker_id,
+             "trial_id": trial_id, "system_attr": {key: value}}
+            for key, value in (system or {}).items()
+        ]

@@ -118,21 +118,126 @@ def test_queued_parameters_survive_a_failed_append(db, monkeypatch):
     storage = db.optuna_storage("queued")
     study = optuna.create_study(storage=storage, study_name="queued")
     trial = study.ask(fixed_distributions={"a": IntDistribution(1, 9)})
-    real = storage._backend.append_logs
+    real = storage.journal.append_and_read
     calls = []
 
-    def failing_once(logs):
+    def failing_once(logs, read_from, before=None):
         calls.append(len(logs))
         if len(calls) == 1:
             raise StorageError("database unreachable")
-        return real(logs)
+        return real(logs, read_from, before)
 
-    monkeypatch.setattr(storage._backend, "append_logs", failing_once)
+    monkeypatch.setattr(storage.journal, "append_and_read", failing_once)
     with pytest.raises(StorageError):
         storage.flush()
     storage.flush()  # the queue was kept: written now
     study.tell(trial, 1.0)
     assert study.trials[0].params == {"a": trial.params["a"]}
+
+
+def test_an_append_reads_what_others_appended_in_the_same_round_trip(db):
+    mine, theirs = PostgresJournalBackend(db.url, "both"), PostgresJournalBackend(db.url, "both")
+    mine.append_logs([{"op_code": 0, "n": 0}])
+    theirs.append_logs([{"op_code": 0, "n": 1}, {"op_code": 0, "n": 2}])
+    read = mine.append_and_read([{"op_code": 0, "n": 3}], read_from=1)
+    assert [r["n"] for r in read] == [1, 2, 3]
+    assert [r["n"] for r in mine.read_logs(0)] == [0, 1, 2, 3]
+
+
+def test_an_append_that_waited_for_another_appender_says_so_instead_of_leaving_a_hole(db):
+    """A record committed while our statement waited for the head row is outside its
+    snapshot: the append must report "read the rest yourself", not a list without it."""
+    import threading
+
+    backend = PostgresJournalBackend(db.url, "gap")
+    backend.append_logs([{"op_code": 0, "n": 0}])
+    other = psycopg2.connect(db.url)
+    try:
+        with other.cursor() as cur:  # another appender, mid-transaction: it holds the head row
+            cur.execute("UPDATE tune_streams SET next_seq = next_seq + 1 WHERE stream = 'gap' RETURNING next_seq - 1")
+            seq = cur.fetchone()[0]
+            cur.execute("INSERT INTO tune_journal (stream, seq, body) VALUES ('gap', %s, '{\"op_code\": 0, \"n\": 1}')",
+                        (seq,))
+        result: list = []
+        appender = threading.Thread(target=lambda: result.append(
+            backend.append_and_read([{"op_code": 0, "n": 2}], read_from=1)))
+        appender.start()
+
+        def waiting_for_the_lock() -> bool:
+            with psycopg2.connect(db.url) as watcher, watcher.cursor() as cur:
+                cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                            " AND wait_event_type = 'Lock'")
+                return cur.fetchone()[0] > 0
+
+        wait_for(waiting_for_the_lock, timeout=30, message="the append to wait for the head row")
+        other.commit()
+        appender.join(30)
+    finally:
+        other.close()
+    assert result == [None]
+    assert [r["n"] for r in backend.read_logs(0)] == [0, 1, 2]
+
+
+def test_a_worker_storage_reads_once_per_refresh_and_sees_its_own_writes_at_once(db):
+    from optuna.distributions import IntDistribution
+
+    space = {"a": IntDistribution(1, 9)}
+    worker = Database(db.url, single_connection=True)
+    other = Database(db.url)
+    try:
+        optuna.create_study(storage=other.optuna_storage("snap"), study_name="snap")
+        mine = worker.optuna_storage("snap")
+        mine.snapshot_reads = True
+        study = optuna.load_study(study_name="snap", storage=mine)
+        theirs = optuna.load_study(study_name="snap", storage=other.optuna_storage("snap"))
+        theirs.tell(theirs.ask(fixed_distributions=space), 1.0)
+        assert len(study.trials) == 0  # not read yet: the snapshot is the last refresh's
+        assert mine.refresh() is None  # no control row for a bare Optuna study
+        assert [t.state for t in study.trials] == [TrialState.COMPLETE]
+        trial = study.ask(fixed_distributions=space)
+        mine.flush()
+        mine.queue_trial_attrs(trial._trial_id, {"sharpe": 2.0})
+        study.tell(trial, 2.0)
+        own = study.trials[-1]  # our own writes are in the replay without a refresh
+        assert (own.state, own.value, own.user_attrs) == (TrialState.COMPLETE, 2.0, {"sharpe": 2.0})
+        assert [(t.number, t.state, t.user_attrs) for t in theirs.trials] == [
+            (t.number, t.state, t.user_attrs) for t in study.trials]
+    finally:
+        worker.dispose()
+        other.dispose()
+
+
+def test_telling_a_trial_another_process_failed_raises_once_and_the_replay_stays_whole(db):
+    """The reaper failed our trial while we ran it (an outage): the tell must say so (the
+    worker then records its result as a trial of its own), and every record after it —
+    our queued metrics included — must still replay, once."""
+    from optuna.distributions import IntDistribution
+    from optuna.exceptions import UpdateFinishedTrialError
+
+    space = {"a": IntDistribution(1, 9)}
+    worker, reaper = Database(db.url, single_connection=True), Database(db.url)
+    try:
+        optuna.create_study(storage=reaper.optuna_storage("reaped"), study_name="reaped")
+        mine = worker.optuna_storage("reaped")
+        mine.snapshot_reads = True
+        study = optuna.load_study(study_name="reaped", storage=mine)
+        trial = study.ask(fixed_distributions=space)
+        mine.flush()
+        theirs = reaper.optuna_storage("reaped")
+        theirs.set_trial_attrs(trial._trial_id, {"fail_reason": "worker lost (no heartbeat)"})
+        theirs.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        mine.queue_trial_attrs(trial._trial_id, {f"m{i}": float(i) for i in range(5)})
+        with pytest.raises(UpdateFinishedTrialError):
+            study.tell(trial, 1.0)
+        mine.refresh()  # nothing of the rejected tell is left to trip over
+        study.tell(study.ask(fixed_distributions=space), 2.0)
+        fresh = optuna.load_study(study_name="reaped", storage=Database(db.url).optuna_storage("reaped"))
+        assert [(t.state, t.value, t.user_attrs) for t in study.trials] == [
+            (t.state, t.value, t.user_attrs) for t in fresh.trials]
+        assert [(t.state, t.value) for t in study.trials] == [(TrialState.FAIL, None), (TrialState.COMPLETE, 2.0)]
+    finally:
+        worker.dispose()
+        reaper.dispose()
 
 
 def test_opening_a_current_database_takes_no_table_lock(db, db_url):

@@ -84,6 +84,11 @@ class Snapshot:
         return [v.status for v in self.studies]
 
 
+# The user attributes that category() and the worker's counts read (the worker replays
+# other workers' trials with these only).
+KIND_ATTRS = ("duplicate_source", "duplicate_of", "fail_reason", "prune_reason", "recovered_from")
+
+
 def category(trial: FrozenTrial) -> str:
     """complete | pruned | failed | duplicate | running | waiting: duplicates are FAILED trials
     to Optuna (see runner/dedup.py) but their own kind to a person; a failed backtest is a

@@ -29,7 +29,7 @@ import backtest
 from . import control, dedup, reaper, spool
 from .config import RunConfig
 from .heartbeat import Heartbeat
-from .monitor import category
+from .monitor import KIND_ATTRS, category
 from .outcomes import COMPLETE, FAILURE, INVALID_PARAMS, PRUNED, told
 from .space import distributions, is_conditional, param_key, suggest
 from .states import Control, EndCode, WorkerStatus
@@ -163,6 +163,9 @@ class Worker:
         # Reads within a trial (the sampler's, several per ask) come from the replay as
         # the refresh below left it: one read per trial instead of one per call.
         storage.snapshot_reads = True
+        # Other workers' metrics are most of the study's records and nothing here reads
+        # them: only the attributes that say what kind a trial is are replayed.
+        storage.skip_others_metrics(KIND_ATTRS)
         target = self.cfg.study.target_trials
         cap = self.cfg.study.attempt_cap
         s = self.shared

@@ -71,6 +71,7 @@ class PostgresJournalBackend(BaseJournalBackend):
         self._connect_args = connect_args if connect_args is not None else libpq_args("tune-journal")
         self._conn: Any = None
         self._retried = False
+        self._skip: dict[str, Any] = {"me": "", "keep": None}
         self._execute("INSERT INTO tune_streams (stream) VALUES (%s) ON CONFLICT DO NOTHING", (stream,))
         # The stream's generation: if the study is deleted and started fresh under
         # this process, its reads and writes fail instead of mixing two studies.
@@ -164,34 +165,55 @@ class PostgresJournalBackend(BaseJournalBackend):
     READ_PAGE = 20_000
 
     def read_logs(self, log_number_from: int) -> Iterable[dict[str, Any]]:
-        records: list[dict[str, Any]] = []
+        if self._skip["keep"] is not None:  # Optuna's replay cannot take a skipped record
+            raise RuntimeError("a backend that skips records is read with read_records")
+        return [record for record in self.read_records(log_number_from) if record is not None]
+
+    def read_records(self, log_number_from: int) -> list[dict[str, Any] | None]:
+        """:meth:`read_logs`, with None for each record this process skips (skip_metrics)."""
+        records: list[dict[str, Any] | None] = []
         while True:
             # The head row comes with the records: no row, or another generation, means
             # the study was deleted under us (the records would belong to another study).
             rows = self._execute(
-                """
-                SELECT h.generation, j.body FROM tune_streams h
+                f"""
+                SELECT h.generation, j.seq, {self._BODY} FROM tune_streams h
                 LEFT JOIN LATERAL (
-                    SELECT seq, body FROM tune_journal WHERE stream = h.stream AND seq >= %s
-                    ORDER BY seq LIMIT %s
+                    SELECT seq, body FROM tune_journal WHERE stream = h.stream AND seq >= %(from)s
+                    ORDER BY seq LIMIT %(page)s
                 ) j ON true
-                WHERE h.stream = %s ORDER BY j.seq
+                WHERE h.stream = %(s)s ORDER BY j.seq
                 """,
-                (log_number_from + len(records), self.READ_PAGE, self._stream),
+                {"from": log_number_from + len(records), "page": self.READ_PAGE, "s": self._stream, **self._skip},
                 fetch=True,
             )
             if not rows or rows[0][0] != self._generation:
                 raise self._gone()
-            page = [body for _, body in rows if body is not None]
+            page = [body for _, seq, body in rows if seq is not None]
             records += page
             if len(page) < self.READ_PAGE:
                 return records
+
+    # What a read returns for each record: the record, or NULL for another process's
+    # metric (a user attribute) when this process skips them (see skip_metrics).
+    _BODY = """CASE WHEN %(keep)s::text[] IS NOT NULL AND j.body->>'op_code' = '8'
+                    AND NOT starts_with(j.body->>'worker_id', %(me)s) AND NOT (j.body->'user_attr' ?| %(keep)s::text[])
+               THEN NULL ELSE j.body END"""
+
+    def skip_metrics(self, me: str, keep: Iterable[str]) -> None:
+        """Read other processes' user attributes as None (not transferred, not parsed,
+        not replayed), except those named in ``keep``; this process's own (worker ids
+        starting with ``me``) are read in full. For a worker: its sampler reads
+        parameters, values, states and constraints, never the other trials' metrics,
+        which are most of a study's records; replaying them cost every worker CPU in
+        proportion to the number of workers."""
+        self._skip = {"me": me, "keep": sorted(keep)}
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
         self.append_and_read(logs, None)
 
     def append_and_read(self, logs: list[dict[str, Any]], read_from: int | None,
-                        before: tuple[str, dict[str, Any]] | None = None) -> list[dict[str, Any]] | None:
+                        before: tuple[str, dict[str, Any]] | None = None) -> list[dict[str, Any] | None] | None:
         """Append ``logs`` and, in the same round trip, read what others appended since
         ``read_from``: returns every record from ``read_from`` to the last of ``logs``, or
         None when they could not all be had in this one statement (then read them with
@@ -220,9 +242,9 @@ class PostgresJournalBackend(BaseJournalBackend):
             return bool(rows)
 
         args = {"n": len(bodies), "s": self._stream, "g": self._generation, "bodies": bodies,
-                "from": -1 if read_from is None else read_from, "page": self.READ_PAGE}
+                "from": -1 if read_from is None else read_from, "page": self.READ_PAGE, **self._skip}
         statement = (
-            """
+            f"""
             WITH head AS (
                 UPDATE tune_streams SET next_seq = next_seq + %(n)s
                 WHERE stream = %(s)s AND generation = %(g)s RETURNING next_seq - %(n)s AS first
@@ -232,7 +254,7 @@ class PostgresJournalBackend(BaseJournalBackend):
                 FROM head, unnest(%(bodies)s::text[]) WITH ORDINALITY AS b(body, ord)
                 RETURNING 1
             )
-            SELECT head.first, (SELECT count(*) FROM written), j.body FROM head
+            SELECT head.first, (SELECT count(*) FROM written), j.seq, {self._BODY} FROM head
             LEFT JOIN LATERAL (
                 SELECT seq, body FROM tune_journal
                 WHERE stream = %(s)s AND seq >= %(from)s AND seq < head.first ORDER BY seq LIMIT %(page)s
@@ -252,31 +274,31 @@ class PostgresJournalBackend(BaseJournalBackend):
             raise self._gone()
         if read_from is None:
             return []
-        others = [body for _, _, body in rows if body is not None]
+        others = [body for _, _, seq, body in rows if seq is not None]
         if len(others) != first - read_from:
             return None
         return others + [json.loads(text) for text in bodies]
 
-    def read_logs_and_control(self, log_number_from: int) -> tuple[list[dict[str, Any]], str | None]:
+    def read_logs_and_control(self, log_number_from: int) -> tuple[list[dict[str, Any] | None], str | None]:
         """New records and the study's control state (running/paused/stopped, None without
         a control row) in one round trip, as long as they fit in one page."""
         rows = self._execute(
-            """
-            SELECT h.generation, (SELECT control FROM tune_studies WHERE name = h.stream), j.body
+            f"""
+            SELECT h.generation, (SELECT control FROM tune_studies WHERE name = h.stream), j.seq, {self._BODY}
             FROM tune_streams h LEFT JOIN LATERAL (
-                SELECT seq, body FROM tune_journal WHERE stream = h.stream AND seq >= %s
-                ORDER BY seq LIMIT %s
+                SELECT seq, body FROM tune_journal WHERE stream = h.stream AND seq >= %(from)s
+                ORDER BY seq LIMIT %(page)s
             ) j ON true
-            WHERE h.stream = %s ORDER BY j.seq
+            WHERE h.stream = %(s)s ORDER BY j.seq
             """,
-            (log_number_from, self.READ_PAGE, self._stream),
+            {"from": log_number_from, "page": self.READ_PAGE, "s": self._stream, **self._skip},
             fetch=True,
         )
         if not rows or rows[0][0] != self._generation:
             raise self._gone()
-        records = [body for _, _, body in rows if body is not None]
+        records = [body for _, _, seq, body in rows if seq is not None]
         if len(records) == self.READ_PAGE:
-            records += self.read_logs(log_number_from + len(records))
+            records += self.read_records(log_number_from + len(records))
         return records, rows[0][1]
 
     def read_control(self) -> str | None:
@@ -348,6 +370,13 @@ class TuneJournalStorage(JournalStorage):
                 "trial_id": trial_id, "system_attr": {key: value},
             })
 
+    def skip_others_metrics(self, keep: Iterable[str]) -> None:
+        """Replay other processes' trials without their user attributes, except ``keep``
+        (see PostgresJournalBackend.skip_metrics): for the worker, whose sampler never
+        reads them. Call before the study is read: attributes replayed before stay."""
+        # _worker_id_prefix: JournalStorage's per-process prefix of the worker ids it writes.
+        self.journal.skip_metrics(self._worker_id_prefix, keep)
+
     def read_control(self) -> str | None:
         with self._thread_lock:  # the connection is shared with the heartbeat thread's reads
             return self.journal.read_control()
@@ -401,20 +430,22 @@ class TuneJournalStorage(JournalStorage):
             if self._just_written:
                 self._just_written = False
                 return
-        self._apply(self.journal.read_logs(self._replay_result.log_number_read))
+        self._apply(self.journal.read_records(self._replay_result.log_number_read))
         self._just_written = False
 
-    def _apply(self, records: Iterable[dict[str, Any]]) -> None:
+    def _apply(self, records: Iterable[dict[str, Any] | None]) -> None:
         """Replay ``records``, all of them, then raise the first UpdateFinishedTrialError
         they caused: a record of ours for a trial another process finished first (the
         reaper took it during an outage). Optuna's replay stops at such a record and the
         next read would stop at the next one — a trial's metrics are many records."""
         error = None
-        rest = iter(records)
-        while True:
+        replay = self._replay_result
+        for record in records:
+            if record is None:  # a record this process skips (PostgresJournalBackend.skip_metrics)
+                replay.log_number_read += 1
+                continue
             try:
-                self._replay_result.apply_logs(rest)
-                break
+                replay.apply_logs((record,))
             except UpdateFinishedTrialError as exc:
                 error = error or exc
         self._behind = False

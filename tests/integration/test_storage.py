@@ -188,20 +188,27 @@ def test_a_worker_storage_reads_once_per_refresh_and_sees_its_own_writes_at_once
         optuna.create_study(storage=other.optuna_storage("snap"), study_name="snap")
         mine = worker.optuna_storage("snap")
         mine.snapshot_reads = True
+        mine.skip_others_metrics(["fail_reason"])
         study = optuna.load_study(study_name="snap", storage=mine)
         theirs = optuna.load_study(study_name="snap", storage=other.optuna_storage("snap"))
-        theirs.tell(theirs.ask(fixed_distributions=space), 1.0)
+        their_trial = theirs.ask(fixed_distributions=space)
+        other.optuna_storage("snap").set_trial_attrs(their_trial._trial_id, {"sharpe": 1.0, "fail_reason": "kept"})
+        theirs.tell(their_trial, 1.0)
         assert len(study.trials) == 0  # not read yet: the snapshot is the last refresh's
         assert mine.refresh() is None  # no control row for a bare Optuna study
-        assert [t.state for t in study.trials] == [TrialState.COMPLETE]
+        # Another process's metrics are skipped, the attributes asked for kept.
+        assert [(t.state, t.value, t.user_attrs) for t in study.trials] == [(TrialState.COMPLETE, 1.0, {"fail_reason": "kept"})]
         trial = study.ask(fixed_distributions=space)
         mine.flush()
         mine.queue_trial_attrs(trial._trial_id, {"sharpe": 2.0})
         study.tell(trial, 2.0)
-        own = study.trials[-1]  # our own writes are in the replay without a refresh
+        own = study.trials[-1]  # our own writes are in the replay without a refresh, in full
         assert (own.state, own.value, own.user_attrs) == (TrialState.COMPLETE, 2.0, {"sharpe": 2.0})
-        assert [(t.number, t.state, t.user_attrs) for t in theirs.trials] == [
-            (t.number, t.state, t.user_attrs) for t in study.trials]
+        theirs.tell(theirs.ask(fixed_distributions=space), 3.0)
+        mine.refresh()  # skipped records still count: what follows them replays in place
+        assert [(t.number, t.state, t.value) for t in theirs.trials] == [
+            (t.number, t.state, t.value) for t in study.trials]
+        assert study.trials[1].user_attrs == {"sharpe": 2.0}
     finally:
         worker.dispose()
         other.dispose()

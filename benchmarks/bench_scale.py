@@ -31,6 +31,7 @@ bench_<random>, dropped at the end.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -165,7 +166,7 @@ def cpu_ms(pids) -> dict[int, float]:
 
 def server_processes(url: str) -> list[int]:
     """The server's processes (postmaster and children), found from a backend's parent."""
-    with psycopg2.connect(url, application_name=BENCH) as conn, conn.cursor() as cur:
+    with contextlib.closing(psycopg2.connect(url, application_name=BENCH)) as conn, conn.cursor() as cur:
         cur.execute("SELECT pg_backend_pid()")
         backend = psutil.Process(cur.fetchone()[0])
     postmaster = backend.parent()
@@ -185,7 +186,7 @@ class Line:
         self.procs: list[subprocess.Popen] = []
 
     def completed(self) -> int:
-        with psycopg2.connect(self.url, application_name=BENCH) as conn, conn.cursor() as cur:
+        with contextlib.closing(psycopg2.connect(self.url, application_name=BENCH)) as conn, conn.cursor() as cur:
             cur.execute(self.count_sql, self.count_args)
             return cur.fetchone()[0]
 
@@ -287,7 +288,7 @@ def main() -> None:
         (folder / "scalebt.py").write_text(SLEEPING_BACKTEST)
         env = {**os.environ, "TUNE_STORAGE_URL": bench.url, "SCALE_SLEEP": str(args.sleep)}
         Database.open(bench.url).dispose()  # our tables, before anything counts in them
-        with psycopg2.connect(bench.url) as conn, conn.cursor() as cur:
+        with contextlib.closing(psycopg2.connect(bench.url)) as conn, conn.cursor() as cur:
             cur.execute("SHOW max_connections")
             max_conns = cur.fetchone()[0]
         print(f"server {bench.server} (PostgreSQL {bench.version}, max_connections {max_conns}), database {bench.name}")

@@ -75,9 +75,11 @@ def exit_after(seconds: float, code: int) -> None:
 
     def end() -> None:
         time.sleep(seconds)
+        terminal = sys.__stdout__
         try:  # the terminal may still be there (SIGTERM): give it its normal screen back
-            os.write(sys.__stdout__.fileno(), b"\x1b[?1049l\x1b[?25h")
-        except (OSError, AttributeError, ValueError):
+            if terminal is not None:
+                os.write(terminal.fileno(), b"\x1b[?1049l\x1b[?25h")
+        except (OSError, ValueError):
             pass
         os._exit(code)
 

@@ -12,13 +12,15 @@ minus that cost, i.e. sampler plus storage.
   in-memory      plain study.optimize, no persistence: the floor
   RDBStorage     plain study.optimize on Optuna's RDBStorage (what most people use)
   ours/optimize  plain study.optimize on Database(url).optuna_storage(name)
-  ours/ask-tell  the worker's trial: ask(fixed_distributions), one batched
-                 set_trial_attrs of 12 metrics, tell
-  ours/worker    ask-tell plus the rest of runner/worker.py's per-trial work: the
-                 control read, the trial-count read, the trial's claim in tune_workers
-                 (as with dedup = false; with dedup the claim also inserts the
-                 combination's key, in the same round trip) and the result kept on
-                 local disk until told (runner/spool.py)
+  ours/ask-tell  ask(fixed_distributions), one batched set_trial_attrs of 12
+                 metrics, tell, on a storage that reads before every read (as the
+                 app and commands use it)
+  ours/worker    the worker's trial (runner/worker.py): snapshot reads, one
+                 refresh per trial (records + control), the target count from
+                 that replay, the parameters flushed with the trial's claim in
+                 tune_workers (as with dedup = false; with dedup the claim is a
+                 round trip of its own), the metrics queued with the tell, and the
+                 result kept on local disk until told (runner/spool.py)
 
 Ratios: "ours / RDBStorage" is the fraction of RDBStorage's per-trial overhead
 we pay (0.3 = a third); "ours / in-memory" is how many times the bare sampler

@@ -288,7 +288,6 @@ class WorkerRegistration:
         # The youngest workers beyond the desired count retire (the app's "-" key).
         return control_state, desired is not None and older_live >= desired
 
-    @retry_on_disconnect
     def trial_claim(self, trial_id: int | None) -> tuple[str, dict[str, Any]]:
         """The statement (psycopg2 style) that claims the running trial as this worker's,
         so that no reaper takes it for an orphan; the worker sends it with its trial's

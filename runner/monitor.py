@@ -84,9 +84,9 @@ class Snapshot:
         return [v.status for v in self.studies]
 
 
-# The user attributes that category() and the worker's counts read (the worker replays
-# other workers' trials with these only).
-KIND_ATTRS = ("duplicate_source", "duplicate_of", "fail_reason", "prune_reason", "recovered_from")
+# The user attributes category() reads: a worker replays other workers' trials with
+# these only (it counts trials by kind and reads no metric of theirs).
+KIND_ATTRS = ("duplicate_source", "fail_reason")
 
 
 def category(trial: FrozenTrial) -> str:

@@ -39,6 +39,7 @@ from .widgets.trials_table import TrialsTable
 STALL_SECONDS = 3.0  # a read outstanding this long: "database not answering"
 
 
+
 class TuneApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "tune-tui"
@@ -184,9 +185,8 @@ class TuneApp(App):
 
         def job() -> None:
             result = fn()
-            self.call_from_thread(
-                self.notify, printable(result.message), markup=False, severity="information" if result.ok else "error"
-            )
+            self.call_from_thread(self.notify, printable(result.message), markup=False,
+                                  severity="information" if result.ok else "error")
             self._wake.set()
 
         self.run_worker(job, thread=True, group="control")
@@ -212,15 +212,13 @@ class TuneApp(App):
     def action_stop(self) -> None:
         if name := self._selected():
             question = f"Stop {name}? Its workers finish their running trial and exit."
-            self.push_screen(
-                ConfirmScreen(question), lambda yes: self._control_if(yes, lambda: self.feed.set_control([name], Control.STOPPED))
-            )
+            self.push_screen(ConfirmScreen(question), lambda yes: self._control_if(
+                yes, lambda: self.feed.set_control([name], Control.STOPPED)))
 
     def action_stop_all(self) -> None:
         question = "Stop every study shown? Workers finish their running trial and exit."
-        self.push_screen(
-            ConfirmScreen(question), lambda yes: self._control_if(yes, lambda: self.feed.set_control(None, Control.STOPPED))
-        )
+        self.push_screen(ConfirmScreen(question), lambda yes: self._control_if(
+            yes, lambda: self.feed.set_control(None, Control.STOPPED)))
 
     def action_add_worker(self) -> None:
         if name := self._selected():

@@ -58,8 +58,7 @@ class StudyFeed:
 
     def __init__(self, url: str, names: list[str] | None) -> None:
         self.db = Database(
-            url,
-            connect_args={**libpq_args("tune-tui"), "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"},
+            url, connect_args={**libpq_args("tune-tui"), "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"},
         )
         self.poll_started: float | None = None  # monotonic time the read in progress began
         self.names = names
@@ -131,3 +130,4 @@ class StudyFeed:
 
     def close(self) -> None:
         self.db.dispose()
+

@@ -70,7 +70,6 @@ class PostgresJournalBackend(BaseJournalBackend):
         self._stream = stream
         self._connect_args = connect_args if connect_args is not None else libpq_args("tune-journal")
         self._conn: Any = None
-        self._retried = False
         self._skip: dict[str, Any] = {"me": "", "keep": None}
         self._execute("INSERT INTO tune_streams (stream) VALUES (%s) ON CONFLICT DO NOTHING", (stream,))
         # The stream's generation: if the study is deleted and started fresh under
@@ -98,9 +97,7 @@ class PostgresJournalBackend(BaseJournalBackend):
     def _execute(self, sql: str, args, fetch: bool = False, on_retry=None,
                  before: tuple[str, dict[str, Any]] | None = None) -> list:
         """Run one statement (after ``before``'s, in the same round trip), reconnecting while
-        the server is away (restart, network). ``self._retried`` says afterwards whether
-        ``on_retry`` ended the call (the first attempt had committed)."""
-        self._retried = False
+        the server is away (restart, network)."""
 
         def run(conn) -> list:
             with conn.cursor() as cur:
@@ -125,14 +122,9 @@ class PostgresJournalBackend(BaseJournalBackend):
                 self._drop_connection()
                 raise
 
-        def already_done() -> bool:
-            assert on_retry is not None
-            self._retried = on_retry()
-            return self._retried
-
         result = connection.retry(
             attempt, transient=(psycopg2.OperationalError, psycopg2.InterfaceError), url=self._url,
-            on_retry=None if on_retry is None else already_done,
+            on_retry=on_retry,
         )
         return [] if result is None else result
 
@@ -173,26 +165,37 @@ class PostgresJournalBackend(BaseJournalBackend):
         """:meth:`read_logs`, with None for each record this process skips (skip_metrics)."""
         records: list[dict[str, Any] | None] = []
         while True:
-            # The head row comes with the records: no row, or another generation, means
-            # the study was deleted under us (the records would belong to another study).
-            rows = self._execute(
-                f"""
-                SELECT h.generation, j.seq, {self._BODY} FROM tune_streams h
-                LEFT JOIN LATERAL (
-                    SELECT seq, body FROM tune_journal WHERE stream = h.stream AND seq >= %(from)s
-                    ORDER BY seq LIMIT %(page)s
-                ) j ON true
-                WHERE h.stream = %(s)s ORDER BY j.seq
-                """,
-                {"from": log_number_from + len(records), "page": self.READ_PAGE, "s": self._stream, **self._skip},
-                fetch=True,
-            )
-            if not rows or rows[0][0] != self._generation:
-                raise self._gone()
-            page = [body for _, seq, body in rows if seq is not None]
+            page, _ = self._read_page(log_number_from + len(records))
             records += page
             if len(page) < self.READ_PAGE:
                 return records
+
+    def read_logs_and_control(self, log_number_from: int) -> tuple[list[dict[str, Any] | None], str | None]:
+        """New records and the study's control state (running/paused/stopped, None without
+        a control row): one round trip, as long as the records fit in one page."""
+        records, control = self._read_page(log_number_from)
+        if len(records) == self.READ_PAGE:
+            records += self.read_records(log_number_from + len(records))
+        return records, control
+
+    def _read_page(self, log_number_from: int) -> tuple[list[dict[str, Any] | None], str | None]:
+        # The head row comes with the records: no row, or another generation, means
+        # the study was deleted under us (the records would belong to another study).
+        rows = self._execute(
+            f"""
+            SELECT h.generation, (SELECT control FROM tune_studies WHERE name = h.stream), j.seq, {self._BODY}
+            FROM tune_streams h LEFT JOIN LATERAL (
+                SELECT seq, body FROM tune_journal WHERE stream = h.stream AND seq >= %(from)s
+                ORDER BY seq LIMIT %(page)s
+            ) j ON true
+            WHERE h.stream = %(s)s ORDER BY j.seq
+            """,
+            {"from": log_number_from, "page": self.READ_PAGE, "s": self._stream, **self._skip},
+            fetch=True,
+        )
+        if not rows or rows[0][0] != self._generation:
+            raise self._gone()
+        return [body for _, _, seq, body in rows if seq is not None], rows[0][1]
 
     # What a read returns for each record: the record, or NULL for another process's
     # metric (a user attribute) when this process skips them (see skip_metrics).
@@ -231,15 +234,17 @@ class PostgresJournalBackend(BaseJournalBackend):
         # attempt committed, so a record is never appended twice.
         token = uuid.uuid4().hex
         bodies = [_record_text({**entry, "_t": token}) for entry in logs]
+        committed_before = False  # a retry found the first attempt committed after all
 
         def already_written() -> bool:
-            rows = self._execute(
+            nonlocal committed_before
+            committed_before = bool(self._execute(
                 "SELECT 1 FROM tune_journal WHERE stream = %s AND seq >= "
                 "(SELECT next_seq - 1000 FROM tune_streams WHERE stream = %s) AND body->>'_t' = %s LIMIT 1",
                 (self._stream, self._stream, token),
                 fetch=True,
-            )
-            return bool(rows)
+            ))
+            return committed_before
 
         args = {"n": len(bodies), "s": self._stream, "g": self._generation, "bodies": bodies,
                 "from": -1 if read_from is None else read_from, "page": self.READ_PAGE, **self._skip}
@@ -264,8 +269,8 @@ class PostgresJournalBackend(BaseJournalBackend):
         )
         rows = self._execute(statement, args, fetch=True, on_retry=already_written, before=before)
         if not rows:
-            if self._retried:
-                return None  # a retry found the first attempt committed: the caller reads
+            if committed_before:
+                return None  # the caller reads
             # The stream's head row is gone or of another generation: the study was
             # deleted (a fresh start) under this process. Writing on would corrupt the new one.
             raise self._gone()
@@ -278,34 +283,6 @@ class PostgresJournalBackend(BaseJournalBackend):
         if len(others) != first - read_from:
             return None
         return others + [json.loads(text) for text in bodies]
-
-    def read_logs_and_control(self, log_number_from: int) -> tuple[list[dict[str, Any] | None], str | None]:
-        """New records and the study's control state (running/paused/stopped, None without
-        a control row) in one round trip, as long as they fit in one page."""
-        rows = self._execute(
-            f"""
-            SELECT h.generation, (SELECT control FROM tune_studies WHERE name = h.stream), j.seq, {self._BODY}
-            FROM tune_streams h LEFT JOIN LATERAL (
-                SELECT seq, body FROM tune_journal WHERE stream = h.stream AND seq >= %(from)s
-                ORDER BY seq LIMIT %(page)s
-            ) j ON true
-            WHERE h.stream = %(s)s ORDER BY j.seq
-            """,
-            {"from": log_number_from, "page": self.READ_PAGE, "s": self._stream, **self._skip},
-            fetch=True,
-        )
-        if not rows or rows[0][0] != self._generation:
-            raise self._gone()
-        records = [body for _, _, seq, body in rows if seq is not None]
-        if len(records) == self.READ_PAGE:
-            records += self.read_records(log_number_from + len(records))
-        return records, rows[0][1]
-
-    def read_control(self) -> str | None:
-        """The study's control state (running/paused/stopped) on this connection: one round
-        trip, none of the pool's extra ones. None if the study has no control row."""
-        rows = self._execute("SELECT control FROM tune_studies WHERE name = %s", (self._stream,), fetch=True)
-        return rows[0][0] if rows else None
 
     def close(self) -> None:
         if self._conn is not None and not self._conn.closed:
@@ -352,23 +329,24 @@ class TuneJournalStorage(JournalStorage):
         self.journal = log_storage  # ours, typed (JournalStorage keeps it as a BaseJournalBackend)
         super().__init__(log_storage)
 
+    def _record(self, op_code: int, **fields: Any) -> dict[str, Any]:
+        """A journal record as Optuna writes it."""
+        return {"op_code": op_code, "worker_id": self._replay_result.worker_id, **fields}
+
     def set_trial_param(self, trial_id: int, param_name: str, param_value_internal: float, distribution) -> None:
         with self._thread_lock:
-            self._pending.append({
-                "op_code": JournalOperation.SET_TRIAL_PARAM, "worker_id": self._replay_result.worker_id,
-                "trial_id": trial_id, "param_name": param_name,
-                "param_value_internal": param_value_internal, "distribution": distribution_to_json(distribution),
-            })
+            self._pending.append(self._record(
+                JournalOperation.SET_TRIAL_PARAM, trial_id=trial_id, param_name=param_name,
+                param_value_internal=param_value_internal, distribution=distribution_to_json(distribution),
+            ))
 
     def set_trial_system_attr(self, trial_id: int, key: str, value) -> None:
         if not (self.snapshot_reads and key.startswith(QUEUED_SYSTEM_ATTR)):
             super().set_trial_system_attr(trial_id, key, value)
             return
         with self._thread_lock:
-            self._pending.append({
-                "op_code": JournalOperation.SET_TRIAL_SYSTEM_ATTR, "worker_id": self._replay_result.worker_id,
-                "trial_id": trial_id, "system_attr": {key: value},
-            })
+            self._pending.append(self._record(JournalOperation.SET_TRIAL_SYSTEM_ATTR, trial_id=trial_id,
+                                              system_attr={key: value}))
 
     def skip_others_metrics(self, keep: Iterable[str]) -> None:
         """Replay other processes' trials without their user attributes, except ``keep``
@@ -376,10 +354,6 @@ class TuneJournalStorage(JournalStorage):
         reads them. Call before the study is read: attributes replayed before stay."""
         # _worker_id_prefix: JournalStorage's per-process prefix of the worker ids it writes.
         self.journal.skip_metrics(self._worker_id_prefix, keep)
-
-    def read_control(self) -> str | None:
-        with self._thread_lock:  # the connection is shared with the heartbeat thread's reads
-            return self.journal.read_control()
 
     def refresh(self) -> str | None:
         """Write what is queued, read what is new, and return the study's control state
@@ -417,19 +391,16 @@ class TuneJournalStorage(JournalStorage):
         self._just_written = True
 
     def _write_log(self, op_code: int, extra_fields: dict[str, Any]) -> None:
-        self._append([{"op_code": op_code, "worker_id": self._replay_result.worker_id, **extra_fields}])
+        self._append([self._record(op_code, **extra_fields)])
 
     def _sync_with_backend(self) -> None:
+        if self._pending and not self.snapshot_reads:  # a read writes what is queued first
+            self._append([])
         if self._just_written:  # Optuna syncs after each write: the append read it all already
             self._just_written = False
             return
         if self.snapshot_reads and not self._behind:
             return
-        if self._pending:
-            self._append([])
-            if self._just_written:
-                self._just_written = False
-                return
         self._apply(self.journal.read_records(self._replay_result.log_number_read))
         self._just_written = False
 
@@ -465,13 +436,10 @@ class TuneJournalStorage(JournalStorage):
             self._pending += self._attr_records(trial_id, user, system)
 
     def _attr_records(self, trial_id: int, user: dict[str, Any], system: dict[str, Any] | None) -> list[dict[str, Any]]:
-        worker_id = self._replay_result.worker_id
         return [
-            {"op_code": JournalOperation.SET_TRIAL_USER_ATTR, "worker_id": worker_id,
-             "trial_id": trial_id, "user_attr": {key: value}}
+            self._record(JournalOperation.SET_TRIAL_USER_ATTR, trial_id=trial_id, user_attr={key: value})
             for key, value in user.items()
         ] + [
-            {"op_code": JournalOperation.SET_TRIAL_SYSTEM_ATTR, "worker_id": worker_id,
-             "trial_id": trial_id, "system_attr": {key: value}}
+            self._record(JournalOperation.SET_TRIAL_SYSTEM_ATTR, trial_id=trial_id, system_attr={key: value})
             for key, value in (system or {}).items()
         ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 
 import optuna
@@ -164,7 +165,7 @@ def test_an_append_that_waited_for_another_appender_says_so_instead_of_leaving_a
         appender.start()
 
         def waiting_for_the_lock() -> bool:
-            with psycopg2.connect(db.url) as watcher, watcher.cursor() as cur:
+            with contextlib.closing(psycopg2.connect(db.url)) as watcher, watcher.cursor() as cur:
                 cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
                             " AND wait_event_type = 'Lock'")
                 return cur.fetchone()[0] > 0
@@ -238,7 +239,7 @@ def test_telling_a_trial_another_process_failed_raises_once_and_the_replay_stays
             study.tell(trial, 1.0)
         mine.refresh()  # nothing of the rejected tell is left to trip over
         study.tell(study.ask(fixed_distributions=space), 2.0)
-        fresh = optuna.load_study(study_name="reaped", storage=Database(db.url).optuna_storage("reaped"))
+        fresh = optuna.load_study(study_name="reaped", storage=reaper.optuna_storage("reaped"))
         assert [(t.state, t.value, t.user_attrs) for t in study.trials] == [
             (t.state, t.value, t.user_attrs) for t in fresh.trials]
         assert [(t.state, t.value) for t in study.trials] == [(TrialState.FAIL, None), (TrialState.COMPLETE, 2.0)]

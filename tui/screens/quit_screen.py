@@ -22,5 +22,6 @@ class QuitScreen(ChoiceDialog):
         super().__init__(
             "Quit tune-tui. The workers run on their own: leave them running "
             "(come back with tune-tui), or stop every study shown?",
-            [("[u]L[/u]eave running", "primary", LEAVE), ("[u]S[/u]top all", "error", STOP), ("[u]C[/u]ancel", "default", None)],
+            [("[u]L[/u]eave running", "primary", LEAVE), ("[u]S[/u]top all", "error", STOP),
+             ("[u]C[/u]ancel", "default", None)],
         )

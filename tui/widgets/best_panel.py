@@ -47,7 +47,8 @@ class BestPanel(Static):
             for name, value in s.best_params.items():
                 table.add_row(_fmt(name), _fmt(value))
             if s.best_on_bound:
-                table.add_row(Text("on bound", style="yellow"), _fmt(", ".join(s.best_on_bound) + ": widen the space there?"))
+                table.add_row(Text("on bound", style="yellow"),
+                              _fmt(", ".join(s.best_on_bound) + ": widen the space there?"))
             shown = [m for m in KEY_METRICS if m in s.best_metrics and m not in s.metrics]
             for name in shown[: 3 if multi else 5]:
                 table.add_row(Text(name, style="dim"), _fmt(s.best_metrics[name]))

@@ -10,29 +10,15 @@ from runner.status import StudyStatus, best_label, format_eta
 from runner.text import printable
 
 STATE_STYLES = {
-    "running": "bold green",
-    "paused": "bold yellow",
-    "stopped": "bold red",
-    "done": "bold cyan",
-    "capped": "cyan",
-    "exhausted": "cyan",
-    "failed": "bold red",
-    "idle": "dim",
+    "running": "bold green", "paused": "bold yellow", "stopped": "bold red", "done": "bold cyan",
+    "capped": "cyan", "exhausted": "cyan", "failed": "bold red", "idle": "dim",
 }
 
 # (key, label, right-aligned)
 COLUMNS = (
-    ("study", "Study", False),
-    ("state", "State", False),
-    ("progress", "Progress", False),
-    ("rate", "/min", True),
-    ("best", "Best", True),
-    ("pruned", "Prun", True),
-    ("failed", "Fail", True),
-    ("duplicate", "Dup", True),
-    ("running", "Run", True),
-    ("workers", "Wkr", True),
-    ("eta", "ETA", True),
+    ("study", "Study", False), ("state", "State", False), ("progress", "Progress", False),
+    ("rate", "/min", True), ("best", "Best", True), ("pruned", "Prun", True), ("failed", "Fail", True),
+    ("duplicate", "Dup", True), ("running", "Run", True), ("workers", "Wkr", True), ("eta", "ETA", True),
 )
 
 

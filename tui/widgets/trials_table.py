@@ -39,8 +39,6 @@ class TrialsTable(DataTable):
             self.add_column(label, width=width)
         for number, state, value, detail in rows:
             self.add_row(
-                Text(number, justify="right"),
-                Text(state, style=STATE_STYLES.get(state, "")),
-                Text(value, justify="right"),
-                Text(detail),  # reasons and values are text, not markup
+                Text(number, justify="right"), Text(state, style=STATE_STYLES.get(state, "")),
+                Text(value, justify="right"), Text(detail),  # reasons and values are text, not markup
             )

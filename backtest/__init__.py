@@ -11,11 +11,11 @@ indicators it computes (``data.indicator_cache``, an LRU of 64 MiB by default),
 so parameter values that an optimizer proposes again cost nothing to recompute.
 """
 
-from .data import DataError, load_ohlcv, validate_ohlcv
+from .data import DataError, data_path, load_ohlcv, validate_ohlcv
 from .engine import BacktestResult, run_backtest
 from .evaluation import evaluate, evaluate_partial
 from .metrics import METRIC_DIRECTIONS, METRICS, compute_metrics
-from .prices import PriceData
+from .prices import PriceData, close_to_close_returns
 from .strategies import STRATEGIES, InvalidParams, Strategy, get_strategy
 from .synthetic import synthetic_ohlcv
 from .user import resolve_user_backtest
@@ -24,9 +24,11 @@ __all__ = [
     "DataError",
     "InvalidParams",
     "load_ohlcv",
+    "data_path",
     "validate_ohlcv",
     "synthetic_ohlcv",
     "PriceData",
+    "close_to_close_returns",
     "STRATEGIES",
     "Strategy",
     "get_strategy",

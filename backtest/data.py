@@ -85,9 +85,7 @@ def load_ohlcv(
     Raises DataError naming the symbol for anything unusable.
     """
     shown_path = str(path_template).format(symbol=symbol)
-    path = Path(shown_path).expanduser()
-    if base_dir is not None and not path.is_absolute():
-        path = Path(base_dir) / path
+    path = data_path(path_template, symbol, base_dir)
     if not path.is_file():
         looked_in = "" if str(path) == shown_path else f" (looked for {path})"
         raise DataError(symbol, f"{shown_path} not found{looked_in}")
@@ -102,6 +100,15 @@ def load_ohlcv(
     frame = frame[keep]
     validate_ohlcv(frame, symbol, row_numbers=row_numbers)
     return frame
+
+
+def data_path(path_template: str | Path, symbol: str, base_dir: Path | None = None) -> Path:
+    """The file ``load_ohlcv`` reads for ``symbol``: ``{symbol}`` filled in, ``~``
+    expanded, a relative path taken from ``base_dir`` when given."""
+    path = Path(str(path_template).format(symbol=symbol)).expanduser()
+    if base_dir is not None and not path.is_absolute():
+        path = Path(base_dir) / path
+    return path
 
 
 def _read_table(path: Path, symbol: str) -> pd.DataFrame:

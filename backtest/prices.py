@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -23,9 +23,33 @@ _NANOSECONDS_PER_YEAR = 365.25 * 24 * 3600 * 1e9
 
 
 def _read_only(values: np.ndarray) -> np.ndarray:
+    """``values`` as an array nothing can change: a read-only copy, unless they are
+    already a read-only view of a file mapped read-only (runner's per-host data
+    cache) — nothing can write those, and the processes of a host share their pages."""
+    if _mapped_read_only(values):
+        return values
     values = np.array(values, copy=True)
     values.setflags(write=False)
     return values
+
+
+def _mapped_read_only(values: object) -> bool:
+    if not isinstance(values, np.ndarray) or values.flags.writeable:
+        return False
+    base: object = values
+    while isinstance(base, np.ndarray):
+        if isinstance(base, np.memmap) and base.mode == "r":
+            return True
+        base = base.base
+    return False
+
+
+def close_to_close_returns(close: np.ndarray) -> np.ndarray:
+    """close[t] / close[t-1] - 1, and 0 for the first bar."""
+    returns = np.zeros(len(close))
+    np.divide(close[1:], close[:-1], out=returns[1:])
+    returns[1:] -= 1.0
+    return returns
 
 
 @dataclass(frozen=True, eq=False)
@@ -53,27 +77,36 @@ class PriceData:
     low: np.ndarray
     close: np.ndarray
     bars_per_year: float
+    # close_returns computed before (a cache holds it, computed once per host); else from close.
+    precomputed_returns: InitVar[np.ndarray | None] = None
     close_returns: np.ndarray = field(init=False, repr=False)
     indicator_cache: IndicatorCache = field(init=False, repr=False)
     # The full-length data a prefix (head) was cut from: indicators are computed on it,
     # so every prefix shares them.
     _root: PriceData = field(init=False, repr=False)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, precomputed_returns: np.ndarray | None) -> None:
         for name in ("timestamps", "open", "high", "low", "close"):
             object.__setattr__(self, name, _read_only(getattr(self, name)))
-        returns = np.zeros(len(self.close))
-        np.divide(self.close[1:], self.close[:-1], out=returns[1:])
-        returns[1:] -= 1.0
-        returns.setflags(write=False)
+        if precomputed_returns is None:
+            returns = close_to_close_returns(self.close)
+            returns.setflags(write=False)
+        else:
+            returns = _read_only(precomputed_returns)
+            if returns.shape != self.close.shape:
+                raise ValueError(f"close_returns has {len(returns)} values for {len(self.close)} bars")
         object.__setattr__(self, "close_returns", returns)
         object.__setattr__(self, "indicator_cache", IndicatorCache())
         object.__setattr__(self, "_root", self)
 
     @classmethod
-    def from_frame(cls, df: pd.DataFrame, symbol: str) -> PriceData:
-        """Validate a standard OHLCV frame and copy it into arrays."""
-        validate_ohlcv(df, symbol)
+    def from_frame(cls, df: pd.DataFrame, symbol: str, *, validated: bool = False,
+                   close_returns: np.ndarray | None = None) -> PriceData:
+        """Validate a standard OHLCV frame (unless the caller has: ``validated``) and
+        copy it into arrays — columns mapped read-only from a file are used as they
+        are. ``close_returns``: the frame's, computed before (by a cache)."""
+        if not validated:
+            validate_ohlcv(df, symbol)
         timestamps = df.index.to_numpy(dtype="datetime64[ns]")
         span = (timestamps[-1] - timestamps[0]).astype("int64") / _NANOSECONDS_PER_YEAR
         return cls(
@@ -84,6 +117,7 @@ class PriceData:
             low=df["low"].to_numpy(dtype="float64"),
             close=df["close"].to_numpy(dtype="float64"),
             bars_per_year=(len(df) - 1) / span,
+            precomputed_returns=close_returns,
         )
 
     def __len__(self) -> int:

@@ -13,7 +13,8 @@ from optuna.study import StudyDirection
 
 import backtest
 
-from .config import CategoricalParam, ConfigError, RunConfig, SyntheticData
+from . import data as symbol_data
+from .config import CategoricalParam, ConfigError, RunConfig
 from .outcomes import MIN_TRADES
 from .space import ExactSteps, grid_points, has_float_steps
 from .steering import AvoidFailing
@@ -116,20 +117,6 @@ def open_study(db: Database, cfg: RunConfig, symbol: str, worker_index: int = 0)
     return study
 
 
-def load_frame(cfg: RunConfig, symbol: str):
-    """The symbol's validated OHLCV frame: from its file, or synthetic."""
-    if cfg.data.path is not None:
-        return backtest.load_ohlcv(
-            cfg.data.path, symbol, start=cfg.data.start, end=cfg.data.end, base_dir=cfg.base_dir
-        )
-    syn = cfg.data.synthetic or SyntheticData()
-    frame = backtest.synthetic_ohlcv(symbol, seed=syn.seed, bars=syn.bars, freq=syn.freq, start=syn.start)
-    if cfg.data.start or cfg.data.end:
-        frame = frame.loc[cfg.data.start : cfg.data.end]
-        backtest.validate_ohlcv(frame, symbol)
-    return frame
-
-
 def check_data(cfg: RunConfig) -> None:
     """Load every symbol's data once, before any worker starts: bad data is reported
     at once (symbol and row) instead of in each worker's log. Raises ConfigError."""
@@ -145,7 +132,7 @@ def check_data(cfg: RunConfig) -> None:
 def _check_data(cfg: RunConfig) -> None:
     strategy = None if cfg.strategy.is_user_backtest else backtest.get_strategy(cfg.strategy.name)
     for symbol in cfg.data.symbols:
-        frame = load_frame(cfg, symbol)
+        frame = symbol_data.load(cfg, symbol).frame  # cached for the workers, which start next
         if strategy is not None:
             # The longest warm-up the space allows: every numeric parameter at its upper bound.
             widest = {**cfg.strategy.fixed}
@@ -193,17 +180,16 @@ class Objective:
     def __init__(self, cfg: RunConfig, symbol: str) -> None:
         self.cfg = cfg
         self.symbol = symbol
-        self.frame = load_frame(cfg, symbol)
+        loaded = symbol_data.load(cfg, symbol)
+        self.bars = len(loaded.frame)
         self.metrics = cfg.study.metrics
         self._user_fn: Callable[..., Any] | None = None
         if cfg.strategy.is_user_backtest:
             self._user_fn = backtest.resolve_user_backtest(cfg.strategy.name, search_path=cfg.base_dir)
+            self.frame = loaded.frame
         else:
-            self.data = backtest.PriceData.from_frame(self.frame, symbol)
-
-    @property
-    def bars(self) -> int:
-        return len(self.frame)
+            # The arrays only: a frame loaded without the cache is freed here.
+            self.data = loaded.prices(symbol)
 
     def __call__(self, params: dict[str, Any], upto: int | None = None) -> Evaluation:
         if self._user_fn is not None:

@@ -38,8 +38,10 @@ def pytest_collection_modifyitems(config, items) -> None:
             item.add_marker(pytest.mark.db)
 
 
-@pytest.fixture(scope="session")
-def tune_home() -> Path:
+@pytest.fixture(scope="session", autouse=True)
+def session_home() -> Path:
+    """A TUNE_HOME of the session's own for every test, database or not (the data
+    cache of unit tests too): nothing lands in the user's real one."""
     # Not under pytest's tmp_path: run as root, the embedded server runs as another
     # user, and every pytest session start makes /tmp/pytest-of-root private again.
     home = Path(tempfile.mkdtemp(prefix="tune-test-home-"))
@@ -54,6 +56,12 @@ def tune_home() -> Path:
     else:
         os.environ["TUNE_HOME"] = previous
     shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def tune_home(session_home) -> Path:
+    """The session's TUNE_HOME, where the embedded server of the database tests lives."""
+    return session_home
 
 
 @pytest.fixture(scope="session")

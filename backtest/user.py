@@ -9,8 +9,9 @@ Contract for a user backtest function:
 * ``data`` is the symbol's validated OHLCV frame: a tz-naive DatetimeIndex
   named ``timestamp`` (sorted, no duplicates) and float64 columns ``open``,
   ``high``, ``low``, ``close``, ``volume`` (and ``adj_close`` if the file has
-  one). Prices are finite and positive. Treat it as read-only: the same frame
-  is reused for every trial in a worker.
+  one). Prices are finite and positive. Each call gets its own frame object
+  over the same arrays: a change the function makes to it (pandas copies
+  on write) stays in that call and never reaches the next trial.
 * Return a number to use it directly as the trial's score, or a dict of
   metric name to number from which the config's objective metric is read
   (extra entries are recorded alongside). Values must be finite.

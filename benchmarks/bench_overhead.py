@@ -52,6 +52,7 @@ from benchmarks._common import bench_database
 from runner import control, spool
 from runner.config import load_config
 from runner.storage import Database
+from runner.worker import StudyTally
 
 SPACE = {"fast": IntDistribution(2, 50), "slow": IntDistribution(20, 200),
          "ma": CategoricalDistribution(["sma", "ema"]), "stop": FloatDistribution(0.005, 0.1, log=True)}
@@ -119,11 +120,12 @@ ENDS: list[float] = []
 def ask_tell_loop(study, storage, n: int, cost_ms: float, registration=None) -> None:
     """runner/worker.py's _one_trial, without its error handling; with registration, its _loop too."""
     storage.snapshot_reads = registration is not None  # the worker reads once per trial
+    tally = StudyTally()
     for _ in range(n):
         ENDS.append(time.perf_counter())
         if registration is not None:
             storage.refresh()  # the loop's pause/stop check, with the study's new records
-            storage.get_all_trials(study._study_id, deepcopy=False)  # the loop's target check
+            tally.count(storage.get_all_trials(study._study_id, deepcopy=False))  # the loop's target check
         trial = study.ask(fixed_distributions=SPACE)
         # The worker publishes the parameters at once (constant liar), with its claim on the trial.
         storage.flush(before=None if registration is None else registration.trial_claim(trial._trial_id))

@@ -1,7 +1,7 @@
 """Many workers on one study: throughput, CPU per trial and connections, ours against RDBStorage.
 
     python benchmarks/bench_scale.py                      # 1 4 8 16 32 workers, embedded PostgreSQL
-    python benchmarks/bench_scale.py --counts 95 --only ours --window 20
+    python benchmarks/bench_scale.py --counts 95 --only ours --window 300
     python benchmarks/bench_scale.py --storage postgresql://postgres@127.0.0.1:5432/test
 
 For each worker count K, two lines measured in the same run on the same server:
@@ -12,13 +12,17 @@ For each worker count K, two lines measured in the same run on the same server:
   RDBStorage  K processes of plain ``study.optimize`` on Optuna's RDBStorage, the
               same four parameters and the same sleeping objective
 
-Once every process has finished a trial, a window of --window seconds is measured:
+Each study starts with --prefill completed trials (1000), so that every worker count
+is measured on a study of the same size: a sampler's cost per trial grows with the
+study (TPE's does), and a larger K would otherwise be measured on a larger study.
+Once every process has finished a trial, a window of --window completed trials (150)
+is measured — a count, not a time, for the same reason:
 
   trials/s    completed trials per second, and as a share of the ideal K / sleep
   worker CPU  user + system CPU of the K processes per completed trial (ms)
   db CPU      CPU of every server process per completed trial (ms): the server must
               be on this host and otherwise idle (as the embedded one is)
-  conns       the most connections to the benchmark's database seen at once
+  conns       the most connections to the benchmark's database seen at once in the window
   lock waits  mean number of backends waiting on a lock (sampled every 0.2 s), and
               the share of samples with any
 
@@ -32,7 +36,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -52,6 +58,7 @@ from benchmarks._common import bench_database  # noqa: E402
 from runner.storage import Database  # noqa: E402
 
 BENCH = "bench-scale"  # this script's own connections: not counted
+MAX_WINDOW_SECONDS = 90
 
 SLEEPING_BACKTEST = '''
 import os, time
@@ -143,8 +150,8 @@ class Sampler(threading.Thread):
                 cur.execute("SELECT count(*), count(*) FILTER (WHERE wait_event_type = 'Lock')"
                             " FROM pg_stat_activity WHERE datname = current_database() AND application_name <> %s", (BENCH,))
                 conns, waiting = cur.fetchone()
-                self.max_connections = max(self.max_connections, conns)
-                if self.measuring:
+                if self.measuring:  # not before: the set-up's own connections take a moment to go
+                    self.max_connections = max(self.max_connections, conns)
                     self.samples.append(waiting)
 
     def close(self) -> None:
@@ -168,8 +175,7 @@ def server_processes(url: str) -> list[int]:
     """The server's processes (postmaster and children), found from a backend's parent."""
     with contextlib.closing(psycopg2.connect(url, application_name=BENCH)) as conn, conn.cursor() as cur:
         cur.execute("SELECT pg_backend_pid()")
-        backend = psutil.Process(cur.fetchone()[0])
-    postmaster = backend.parent()
+        postmaster = psutil.Process(cur.fetchone()[0]).parent()  # while the backend lives
     return [postmaster.pid, *(p.pid for p in postmaster.children(recursive=True))]
 
 
@@ -190,7 +196,7 @@ class Line:
             cur.execute(self.count_sql, self.count_args)
             return cur.fetchone()[0]
 
-    def measure(self, window: float, sleep: float) -> dict:
+    def measure(self, window: int, sleep: float) -> dict:
         sampler = Sampler(self.url)
         sampler.start()
         try:
@@ -204,7 +210,10 @@ class Line:
             pids = [p.pid for p in self.procs]
             n0, w0, d0, t0 = self.completed(), cpu_ms(pids), cpu_ms(server_processes(self.url)), time.monotonic()
             sampler.measuring = True
-            time.sleep(window)
+            # A window of trials, not of seconds: every line adds as many trials to its study,
+            # so a sampler whose cost grows with the study costs every line alike.
+            while self.completed() < n0 + window and time.monotonic() < t0 + MAX_WINDOW_SECONDS:
+                time.sleep(0.25)
             sampler.measuring = False
             n1, w1, d1, t1 = self.completed(), cpu_ms(pids), cpu_ms(server_processes(self.url)), time.monotonic()
         finally:
@@ -234,11 +243,40 @@ class Line:
                 p.wait()
 
 
-def ours(url: str, k: int, folder: Path, env: dict, sampler: str) -> Line:
+def prefill(study, distributions: dict, n: int, seed: int) -> None:
+    """``n`` completed trials at random points of the space, as if earlier workers ran them."""
+    import optuna
+
+    rng = random.Random(seed)
+    trials = []
+    for _ in range(n):
+        params = {"fast": rng.randint(2, 50), "slow": rng.randint(20, 200), "ma": rng.choice(["sma", "ema"]),
+                  "stop": math.exp(rng.uniform(math.log(0.005), math.log(0.1)))}
+        value = -((params["fast"] - 12) ** 2 + 0.1 * (params["slow"] - 80) ** 2 + (params["stop"] - 0.03) ** 2)
+        trials.append(optuna.trial.create_trial(params=params, distributions=distributions, value=value))
+    study.add_trials(trials)
+
+
+def ours(url: str, k: int, folder: Path, env: dict, sampler: str, filled: int) -> Line:
+    import optuna
+
+    from runner.config import load_config
+    from runner.space import distributions
+    from runner.study import open_study
+
     name = f"scale{k}"
     config = folder / f"{name}.toml"
-    config.write_text(CONFIG.format(name=name, workers=k, sampler=sampler))
+    # (a config asks for at most 64 per host; workers started by hand join all the same)
+    config.write_text(CONFIG.format(name=name, workers=min(k, 64), sampler=sampler))
     study = f"{name}-AAA"
+    if filled:
+        cfg = load_config(config)
+        db = Database.open(url)
+        try:
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+            prefill(open_study(db, cfg, "AAA"), distributions(cfg), filled, seed=k)
+        finally:
+            db.dispose()
     # Completed trials: the journal's state records with state COMPLETE (1).
     line = Line("ours", url, k, "SELECT count(*) FROM tune_journal WHERE stream = %s AND body->>'op_code' = '6'"
                 " AND body->>'state' = '1'", (study,))
@@ -250,14 +288,20 @@ def ours(url: str, k: int, folder: Path, env: dict, sampler: str) -> Line:
     return line
 
 
-def rdb(url: str, k: int, sleep: float, sampler: str) -> Line:
+def rdb(url: str, k: int, sleep: float, sampler: str, filled: int) -> Line:
     import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     name = f"rdb-scale{k}"
     sa_url = make_url(url).set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
     storage = optuna.storages.RDBStorage(sa_url)
-    study_id = optuna.create_study(storage=storage, study_name=name, direction="maximize")._study_id
+    study = optuna.create_study(storage=storage, study_name=name, direction="maximize")
+    if filled:
+        prefill(study, {"fast": IntDistribution(2, 50), "slow": IntDistribution(20, 200),
+                        "ma": CategoricalDistribution(["sma", "ema"]), "stop": FloatDistribution(0.005, 0.1, log=True)},
+                filled, seed=k)
+    study_id = study._study_id
     storage.engine.dispose()
     line = Line("RDBStorage", url, k, "SELECT count(*) FROM trials WHERE study_id = %s AND state = 'COMPLETE'",
                 (study_id,))
@@ -277,7 +321,9 @@ def main() -> None:
     ap.add_argument("--storage", help="PostgreSQL URL (default: TUNE_STORAGE_URL, else the embedded server)")
     ap.add_argument("--counts", default="1,4,8,16,32", help="worker counts, comma-separated")
     ap.add_argument("--sleep", type=float, default=0.2, help="seconds each objective sleeps")
-    ap.add_argument("--window", type=float, default=15.0, help="seconds measured per line")
+    ap.add_argument("--window", type=int, default=150, help="completed trials measured per line")
+    ap.add_argument("--prefill", type=int, default=1000,
+                    help="completed trials in each study before its workers start (0: none)")
     ap.add_argument("--only", choices=("ours", "rdb"), help="run one storage only")
     ap.add_argument("--sampler", choices=("tpe", "random"), default="tpe",
                     help="the workers' sampler (random: no sampler cost, what remains is storage and replay)")
@@ -292,8 +338,8 @@ def main() -> None:
             cur.execute("SHOW max_connections")
             max_conns = cur.fetchone()[0]
         print(f"server {bench.server} (PostgreSQL {bench.version}, max_connections {max_conns}), database {bench.name}")
-        print(f"objective sleeps {args.sleep * 1e3:g} ms; {args.window:g} s measured per line; "
-              f"{os.cpu_count()} CPUs\n")
+        print(f"objective sleeps {args.sleep * 1e3:g} ms; each study starts with {args.prefill} completed trials; "
+              f"{args.window} trials measured per line (at most {MAX_WINDOW_SECONDS} s); {os.cpu_count()} CPUs\n")
         print(f"{'workers':>7}  {'storage':<11}{'trials/s':>9}{'ideal':>7}{'share':>7}{'worker CPU':>11}"
               f"{'db CPU':>8}{'conns':>7}{'lock waits':>12}")
         results: dict[tuple[str, int], dict] = {}
@@ -302,9 +348,9 @@ def main() -> None:
                 if args.only and label.lower()[:3] != args.only[:3].lower():
                     continue
                 if label == "ours":
-                    line = ours(bench.url, k, folder, env, args.sampler)
+                    line = ours(bench.url, k, folder, env, args.sampler, args.prefill)
                 else:
-                    line = rdb(bench.url, k, args.sleep, args.sampler)
+                    line = rdb(bench.url, k, args.sleep, args.sampler, args.prefill)
                 r = results[(label, k)] = line.measure(args.window, args.sleep)
                 print(f"{k:>7}  {label:<11}{r['rate']:9.1f}{r['ideal']:7.0f}{r['rate'] / r['ideal']:7.0%}"
                       f"{r['worker_cpu']:9.1f}ms{r['db_cpu']:6.1f}ms{r['conns']:7d}"

@@ -16,6 +16,7 @@ upgrade is a new key). A changed file is a new key; writing it removes the entry
 of the file's previous version. An entry is written into a private temporary
 folder and renamed into place, so a reader sees a whole entry or none, and an
 entry it cannot read is ignored (the data is loaded from its source again).
+An entry no process has mapped for 30 days is removed when another is written.
 Owner-only, like the rest of ``TUNE_HOME``; deleting ``TUNE_HOME/cache`` at any
 time is safe. ``TUNE_DATA_CACHE=0`` turns the cache off (the benchmarks compare
 both); a cache that cannot be written (a full disk, a read-only home) costs only
@@ -50,6 +51,8 @@ ENV_SWITCH = "TUNE_DATA_CACHE"
 FORMAT = 1
 # Temporary folders of writers that died are removed by the next writer after this long.
 STALE_SECONDS = 3600
+# An entry no process has mapped for this long is removed by the next writer.
+UNUSED_DAYS = 30
 # Source files whose code decides what the cached arrays hold.
 _CODE = ("backtest/data.py", "backtest/synthetic.py", "runner/data.py")
 
@@ -142,7 +145,9 @@ def _key(cfg: RunConfig, symbol: str) -> str | None:
         except (OSError, RuntimeError):
             return None
         origin["file"] = str(path)
-        version.update(size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino, device=st.st_dev)
+        # ctime too: a write sets it and nothing can set it back (cp -p restores an mtime).
+        version.update(size=st.st_size, mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns, inode=st.st_ino,
+                       device=st.st_dev)
     else:
         origin["synthetic"] = (cfg.data.synthetic or SyntheticData()).model_dump(mode="json")
 
@@ -163,15 +168,17 @@ def _map(entry: Path) -> SymbolData | None:
         index = np.load(entry / "index.npy", mmap_mode="r")
         columns = {name: np.load(entry / f"c{i}.npy", mmap_mode="r") for i, name in enumerate(meta["columns"])}
         returns = np.load(entry / "close_returns.npy", mmap_mode="r")
-    except (OSError, ValueError, KeyError, TypeError):
+        arrays = [index, returns, *columns.values()]
+        if (index.dtype != np.int64 or index_dtype.kind != "M" or any(a.shape != (rows,) for a in arrays)
+                or "close" not in columns):
+            return None
+        timestamps = pd.DatetimeIndex(index.view(index_dtype), name=meta.get("index_name"),
+                                      freq=meta.get("index_freq"), copy=False)
+        frame = pd.DataFrame(columns, index=timestamps, copy=False)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # damaged: not ours to trust
         return None
-    arrays = [index, returns, *columns.values()]
-    if (index.dtype != np.int64 or index_dtype.kind != "M" or any(a.shape != (rows,) for a in arrays)
-            or "close" not in columns):
-        return None
-    timestamps = pd.DatetimeIndex(index.view(index_dtype), name=meta.get("index_name"), freq=meta.get("index_freq"),
-                                  copy=False)
-    frame = pd.DataFrame(columns, index=timestamps, copy=False)
+    with contextlib.suppress(OSError):
+        os.utime(entry / "meta.json")  # last used: entries unused for UNUSED_DAYS are removed
     return SymbolData(frame, close_returns=returns, cached=True)
 
 
@@ -236,8 +243,12 @@ def _remove_other_versions(root: Path, key: str) -> None:
 
 
 def _remove_stale(root: Path) -> None:
+    """Temporary folders of writers that died, and entries unused for UNUSED_DAYS."""
     now = time.time()
-    for temp in root.glob(".tmp-*"):
+    for folder in root.iterdir():
         with contextlib.suppress(OSError):
-            if now - temp.stat().st_mtime > STALE_SECONDS:
-                shutil.rmtree(temp, ignore_errors=True)
+            if folder.name.startswith(".tmp-"):
+                if now - folder.stat().st_mtime > STALE_SECONDS:
+                    shutil.rmtree(folder, ignore_errors=True)
+            elif now - (folder / "meta.json").stat().st_mtime > UNUSED_DAYS * 86400:
+                shutil.rmtree(folder, ignore_errors=True)

@@ -193,7 +193,10 @@ class Objective:
 
     def __call__(self, params: dict[str, Any], upto: int | None = None) -> Evaluation:
         if self._user_fn is not None:
-            frame = self.frame if upto is None else self.frame.iloc[:upto]
+            # A new frame object per call sharing the data: under pandas' copy-on-write, what
+            # the function changes in it is copied first, so it never reaches the next trial
+            # (nor the host's read-only mapped copy, which would refuse the write).
+            frame = self.frame.copy(deep=False) if upto is None else self.frame.iloc[:upto]
             out = self._user_fn({**self.cfg.strategy.fixed, **params}, frame)
             if isinstance(out, dict):
                 missing = [m for m in self.metrics if m not in out]

@@ -62,6 +62,26 @@ class _Shared:
     stop: threading.Event = field(default_factory=threading.Event)
 
 
+class StudyTally:
+    """The study's trials by kind (runner.monitor.category), counted in time proportional
+    to what changed, not to the study's size: a finished trial never changes kind (Optuna
+    refuses updates to it, and its kind's attributes are written before its state), so
+    the finished prefix of the study is counted once and only the trials from the oldest
+    unfinished one on are counted again."""
+
+    def __init__(self) -> None:
+        self._settled = 0  # trials[:settled] are finished and in _counts
+        self._counts: collections.Counter[str] = collections.Counter()
+
+    def count(self, trials: list[optuna.trial.FrozenTrial]) -> collections.Counter[str]:
+        while self._settled < len(trials) and trials[self._settled].state.is_finished():
+            self._counts[category(trials[self._settled])] += 1
+            self._settled += 1
+        counts = self._counts.copy()
+        counts.update(map(category, trials[self._settled:]))
+        return counts
+
+
 class Worker:
     def __init__(self, db: Database, cfg: RunConfig, symbol: str, launch_id: str | None = None) -> None:
         self.db = db
@@ -169,6 +189,7 @@ class Worker:
         target = self.cfg.study.target_trials
         cap = self.cfg.study.attempt_cap
         s = self.shared
+        tally = StudyTally()
         pending: dict | None = None  # a free combination to evaluate next (after a duplicate)
         streak = 0  # duplicates in a row
         while True:
@@ -189,7 +210,7 @@ class Worker:
                     s.changed.wait(timeout=1.0)
                 continue
             trials = storage.get_all_trials(study._study_id, deepcopy=False)
-            kinds = collections.Counter(map(category, trials))  # one pass over the study
+            kinds = tally.count(trials)
             complete, running = kinds["complete"], kinds["running"]
             # A duplicate runs no backtest: the cap counts what was run (seed 002).
             attempts = len(trials) - kinds["duplicate"] - kinds["waiting"]

@@ -7,7 +7,10 @@ a run when it cannot write.
 
 from __future__ import annotations
 
+import json
+import os
 import stat
+import time
 from pathlib import Path
 
 import numpy as np
@@ -127,7 +130,8 @@ def test_another_period_or_symbol_is_another_entry(tmp_path, home):
     assert part.frame.index[0] >= pd.Timestamp("2020-02-01") and len(entries(home)) == 2
 
 
-@pytest.mark.parametrize("damage", ["truncate a column", "remove meta", "garble meta", "wrong length"])
+@pytest.mark.parametrize("damage", ["truncate a column", "remove meta", "garble meta", "meta not a mapping",
+                                    "wrong length", "wrong frequency"])
 def test_a_damaged_entry_is_never_used_and_is_written_again(tmp_path, home, damage):
     cfg = file_config(tmp_path, synthetic())
     data.load(cfg, "AAA")
@@ -139,6 +143,11 @@ def test_a_damaged_entry_is_never_used_and_is_written_again(tmp_path, home, dama
         (entry / "meta.json").unlink()
     elif damage == "garble meta":
         (entry / "meta.json").write_text("{not json")
+    elif damage == "meta not a mapping":
+        (entry / "meta.json").write_text("[1, 2]")
+    elif damage == "wrong frequency":
+        meta = json.loads((entry / "meta.json").read_text())
+        (entry / "meta.json").write_text(json.dumps({**meta, "index_freq": "7min"}))
     else:
         np.save(entry / "c3.npy", np.ones(10))
     loaded = data.load(cfg, "AAA")
@@ -216,3 +225,50 @@ def test_price_data_copies_arrays_that_could_still_change():
     assert prices.close[0] != 123.0 and not np.shares_memory(prices.close, close)
     with pytest.raises(ValueError, match="close_returns"):
         backtest.PriceData.from_frame(frame, "X", close_returns=np.zeros(3))
+
+
+def test_entries_unused_for_a_month_are_removed_when_another_is_written(tmp_path, home):
+    cfg = file_config(tmp_path, synthetic())
+    data.load(cfg, "AAA")
+    old = entries(home)[0]
+    month_ago = time.time() - (data.UNUSED_DAYS + 1) * 86400
+    os.utime(old / "meta.json", (month_ago, month_ago))
+    stale_temp = home / "cache" / "data" / ".tmp-dead"
+    stale_temp.mkdir()
+    os.utime(stale_temp, (month_ago, month_ago))
+    other = cfg.model_copy(update={"data": cfg.data.model_copy(update={"start": "2020-02-01"})})
+    data.load(other, "AAA")
+    assert old not in entries(home) and len(entries(home)) == 1 and not stale_temp.exists()
+
+
+def test_an_entry_in_use_is_kept(tmp_path, home):
+    cfg = file_config(tmp_path, synthetic())
+    data.load(cfg, "AAA")
+    entry = entries(home)[0]
+    month_ago = time.time() - (data.UNUSED_DAYS + 1) * 86400
+    os.utime(entry / "meta.json", (month_ago, month_ago))
+    data.load(cfg, "AAA")  # mapped: used now
+    other = cfg.model_copy(update={"data": cfg.data.model_copy(update={"start": "2020-02-01"})})
+    data.load(other, "AAA")
+    assert entry in entries(home)
+
+
+USER_BACKTEST = """
+def meddling(params, data):
+    seen = float(data["close"].iloc[1])
+    data.loc[data.index[1], "close"] = -1.0  # in place
+    data["close"] = data["close"] * 2  # a column replaced
+    return {"sharpe": seen, "trades": 50}
+"""
+
+
+def test_a_users_backtest_that_changes_its_frame_changes_only_its_own_call(tmp_path, home):
+    (tmp_path / "meddle.py").write_text(USER_BACKTEST)
+    path = write_config(tmp_path / "c.toml", CONFIG.format(
+        data="[data.synthetic]\nbars = 1500\nseed = 4", strategy="meddle:meddling"))
+    cfg = load_config(path)
+    objective = Objective(cfg, "AAA")
+    expected = float(data.load_frame(cfg, "AAA")["close"].iloc[1])
+    values = [objective({"fast": 5, "slow": 40}).value for _ in range(3)]
+    values.append(objective({"fast": 5, "slow": 40}, upto=500).value)
+    assert values == [expected] * 4

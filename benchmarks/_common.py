@@ -5,16 +5,24 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
+import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg2
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from sqlalchemy.engine import make_url
 
 from runner.storage import embedded, mask_url, resolve_url
+
+# The brief's baseline search space (/work/shared/baselines/plain_optuna.py): four parameters.
+SPACE = {"fast": IntDistribution(2, 50), "slow": IntDistribution(20, 200),
+         "ma": CategoricalDistribution(["sma", "ema"]), "stop": FloatDistribution(0.005, 0.1, log=True)}
 
 
 @dataclass(frozen=True)
@@ -53,3 +61,19 @@ def bench_database(storage: str | None) -> Iterator[BenchDatabase]:
         if temp_home:
             embedded.remove(Path(temp_home))  # run as root, its data lives outside TUNE_HOME
             shutil.rmtree(temp_home, ignore_errors=True)
+
+
+def stop_workers(procs: list[subprocess.Popen], deadline: float = 60.0) -> None:
+    """Stop worker processes started in sessions of their own: SIGTERM (they finish their
+    trial and record their exit), then SIGKILL for any still there after ``deadline`` s."""
+    for p in procs:
+        if p.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGTERM)
+    end = time.monotonic() + deadline
+    for p in procs:
+        try:
+            p.wait(max(0.1, end - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()

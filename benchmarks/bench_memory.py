@@ -33,9 +33,7 @@ import argparse
 import contextlib
 import os
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,8 +45,9 @@ import psycopg2
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import bench_database  # noqa: E402
+from benchmarks._common import bench_database, stop_workers  # noqa: E402
 from runner.storage import Database  # noqa: E402
+from tests.helpers import start_worker  # noqa: E402
 
 CONFIG = """\
 [study]
@@ -118,11 +117,7 @@ def measure(url: str, folder: Path, env: dict, k: int, mode: str, data: Path) ->
         os.environ.clear()
         os.environ.update(saved)
     started = time.monotonic()
-    procs = [
-        subprocess.Popen([sys.executable, "-m", "runner.cli", "worker", str(config), "--symbol", "AAA"], cwd=folder,
-                         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        for _ in range(k)
-    ]
+    procs = [start_worker(config, env) for _ in range(k)]
     first: dict[int, float] = {}
     try:
         deadline = time.monotonic() + 300
@@ -139,15 +134,7 @@ def measure(url: str, folder: Path, env: dict, k: int, mode: str, data: Path) ->
             time.sleep(0.05)
         memory = [psutil.Process(p.pid).memory_full_info() for p in procs]
     finally:
-        for p in procs:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(p.pid, signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+        stop_workers(procs)
     mib = 1 << 20
     return {
         "prepare": prepared,

@@ -41,21 +41,17 @@ from pathlib import Path
 import optuna
 import psycopg2
 import psycopg2.extensions as pgx
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from optuna.trial import TrialState
 
-from benchmarks._common import bench_database
+from benchmarks._common import SPACE, bench_database
 from runner import control, spool
 from runner.config import load_config
 from runner.storage import Database
 from runner.worker import StudyTally
-
-SPACE = {"fast": IntDistribution(2, 50), "slow": IntDistribution(20, 200),
-         "ma": CategoricalDistribution(["sma", "ema"]), "stop": FloatDistribution(0.005, 0.1, log=True)}
 
 # ------------------------------------------------------------- round-trip counting
 ROUND_TRIPS = [0]

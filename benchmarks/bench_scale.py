@@ -39,7 +39,6 @@ import contextlib
 import math
 import os
 import random
-import signal
 import subprocess
 import sys
 import tempfile
@@ -54,8 +53,9 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import bench_database  # noqa: E402
-from runner.storage import Database  # noqa: E402
+from benchmarks._common import SPACE, bench_database, stop_workers  # noqa: E402
+from runner.storage import Database, quiet_optuna  # noqa: E402
+from tests.helpers import start_worker  # noqa: E402
 
 BENCH = "bench-scale"  # this script's own connections: not counted
 MAX_WINDOW_SECONDS = 90
@@ -113,11 +113,16 @@ log = true
 """
 
 
+def score(fast: int, slow: int, stop: float, **_) -> float:
+    """SLEEPING_BACKTEST's value (which its module, run by the workers, computes itself)."""
+    return -((fast - 12) ** 2 + 0.1 * (slow - 80) ** 2 + (stop - 0.03) ** 2)
+
+
 def rdb_child(url: str, study: str, seed: int, sleep: float, sampler: str) -> None:
     """One plain-Optuna process: what most people run (``optimize`` on RDBStorage)."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    quiet_optuna()
     storage = optuna.storages.RDBStorage(url)
 
     def objective(trial: optuna.Trial) -> float:
@@ -125,7 +130,7 @@ def rdb_child(url: str, study: str, seed: int, sleep: float, sampler: str) -> No
         trial.suggest_categorical("ma", ["sma", "ema"])
         stop = trial.suggest_float("stop", 0.005, 0.1, log=True)
         time.sleep(sleep)
-        return -((fast - 12) ** 2 + 0.1 * (slow - 80) ** 2 + (stop - 0.03) ** 2)
+        return score(fast, slow, stop)
 
     chosen = optuna.samplers.TPESampler(seed=seed) if sampler == "tpe" else optuna.samplers.RandomSampler(seed=seed)
     optuna.load_study(study_name=study, storage=storage, sampler=chosen).optimize(objective, n_trials=10**7)
@@ -228,19 +233,7 @@ class Line:
         }
 
     def stop(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                try:
-                    os.killpg(p.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        deadline = time.monotonic() + 60
-        for p in self.procs:
-            try:
-                p.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+        stop_workers(self.procs)
 
 
 def prefill(study, distributions: dict, n: int, seed: int) -> None:
@@ -252,13 +245,11 @@ def prefill(study, distributions: dict, n: int, seed: int) -> None:
     for _ in range(n):
         params = {"fast": rng.randint(2, 50), "slow": rng.randint(20, 200), "ma": rng.choice(["sma", "ema"]),
                   "stop": math.exp(rng.uniform(math.log(0.005), math.log(0.1)))}
-        value = -((params["fast"] - 12) ** 2 + 0.1 * (params["slow"] - 80) ** 2 + (params["stop"] - 0.03) ** 2)
-        trials.append(optuna.trial.create_trial(params=params, distributions=distributions, value=value))
+        trials.append(optuna.trial.create_trial(params=params, distributions=distributions, value=score(**params)))
     study.add_trials(trials)
 
 
 def ours(url: str, k: int, folder: Path, env: dict, sampler: str, filled: int) -> Line:
-    import optuna
 
     from runner.config import load_config
     from runner.space import distributions
@@ -273,34 +264,27 @@ def ours(url: str, k: int, folder: Path, env: dict, sampler: str, filled: int) -
         cfg = load_config(config)
         db = Database.open(url)
         try:
-            optuna.logging.set_verbosity(optuna.logging.WARNING)
+            quiet_optuna()
             prefill(open_study(db, cfg, "AAA"), distributions(cfg), filled, seed=k)
         finally:
             db.dispose()
     # Completed trials: the journal's state records with state COMPLETE (1).
     line = Line("ours", url, k, "SELECT count(*) FROM tune_journal WHERE stream = %s AND body->>'op_code' = '6'"
                 " AND body->>'state' = '1'", (study,))
-    line.procs = [
-        subprocess.Popen([sys.executable, "-m", "runner.cli", "worker", str(config), "--symbol", "AAA"], cwd=folder,
-                         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        for _ in range(k)
-    ]
+    line.procs = [start_worker(config, env) for _ in range(k)]
     return line
 
 
 def rdb(url: str, k: int, sleep: float, sampler: str, filled: int) -> Line:
     import optuna
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    quiet_optuna()
     name = f"rdb-scale{k}"
     sa_url = make_url(url).set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
     storage = optuna.storages.RDBStorage(sa_url)
     study = optuna.create_study(storage=storage, study_name=name, direction="maximize")
     if filled:
-        prefill(study, {"fast": IntDistribution(2, 50), "slow": IntDistribution(20, 200),
-                        "ma": CategoricalDistribution(["sma", "ema"]), "stop": FloatDistribution(0.005, 0.1, log=True)},
-                filled, seed=k)
+        prefill(study, SPACE, filled, seed=k)
     study_id = study._study_id
     storage.engine.dispose()
     line = Line("RDBStorage", url, k, "SELECT count(*) FROM trials WHERE study_id = %s AND state = 'COMPLETE'",

@@ -43,7 +43,7 @@ import pandas as pd
 import backtest
 
 from .config import RunConfig, SyntheticData
-from .storage.embedded import HomeError, private_dir, tune_home
+from .storage.embedded import HomeError, new_private_file, private_dir, tune_home
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +62,12 @@ class SymbolData:
     """A symbol's validated bars, and its close-to-close returns when a cache holds them."""
 
     frame: pd.DataFrame
-    close_returns: np.ndarray | None = None
-    cached: bool = False  # mapped from the host's cache
+    close_returns: np.ndarray | None = None  # only a cache entry holds them
+
+    @property
+    def cached(self) -> bool:
+        """Mapped from the host's cache."""
+        return self.close_returns is not None
 
     def prices(self, symbol: str) -> backtest.PriceData:
         """The arrays a built-in strategy reads (mapped columns are used as they are)."""
@@ -179,12 +183,11 @@ def _map(entry: Path) -> SymbolData | None:
         return None
     with contextlib.suppress(OSError):
         os.utime(entry / "meta.json")  # last used: entries unused for UNUSED_DAYS are removed
-    return SymbolData(frame, close_returns=returns, cached=True)
+    return SymbolData(frame, close_returns=returns)
 
 
 def _save(path: Path, values: np.ndarray) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as out:
+    with new_private_file(path, "wb") as out:
         np.save(out, np.ascontiguousarray(values), allow_pickle=False)
 
 
@@ -198,7 +201,7 @@ def _write(root: Path, key: str, frame: pd.DataFrame) -> bool:
     if (len(set(columns)) != len(columns) or any(v.dtype.kind not in "fiub" for v in values)
             or "close" not in columns or not isinstance(index, pd.DatetimeIndex) or index.tz is not None):
         return False  # not what load_frame makes: keep it in memory only
-    needed = frame.memory_usage(index=True).sum() * 2
+    needed = frame.memory_usage(index=True).sum() + 8 * len(frame)  # the columns, the index, close returns
     try:
         if shutil.disk_usage(root).free < 2 * needed:  # leave room: the cache is an optimisation
             log.warning("data cache not written: not enough free disk space")
@@ -215,8 +218,7 @@ def _write(root: Path, key: str, frame: pd.DataFrame) -> bool:
         _save(temp / "close_returns.npy", backtest.close_to_close_returns(frame["close"].to_numpy(dtype="float64")))
         meta = {"format": FORMAT, "rows": len(frame), "columns": columns, "index_dtype": str(index.dtype),
                 "index_name": index.name, "index_freq": index.freqstr, "written_at": time.time()}
-        fd = os.open(temp / "meta.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
+        with new_private_file(temp / "meta.json") as out:
             json.dump(meta, out)
         try:
             os.rename(temp, root / key)

@@ -35,7 +35,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from . import control, dedup
 from .storage import StorageError
-from .storage.embedded import private_dir, tune_home
+from .storage.embedded import new_private_file, private_dir, tune_home
 from .text import first_line
 
 log = logging.getLogger(__name__)
@@ -49,8 +49,7 @@ def _write(record: dict[str, Any]) -> Path:
     directory = spool_dir()
     final = directory / f"{record['kind']}-{record['worker']}-{record.get('trial_id', 'x')}-{uuid.uuid4().hex[:6]}.json"
     temp = final.with_suffix(".tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
+    with new_private_file(temp) as out:
         json.dump(record, out)
     os.replace(temp, final)  # a reader sees a whole file or none
     return final

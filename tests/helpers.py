@@ -111,10 +111,7 @@ grace_seconds = 3
 
 [data]
 symbols = {symbols}
-
-[data.synthetic]
-bars = 2000
-seed = 1
+{data}
 
 [strategy]
 name = "{strategy}"
@@ -135,9 +132,18 @@ high = 80
 """
 
 
+SMALL_DATA = """
+[data.synthetic]
+bars = 2000
+seed = 1
+"""
+
+
 def small_config(tmp_path: Path, name: str = "t", target: int = 20, workers: int = 1,
-                 symbols=("AAA",), strategy: str = "ma_crossover", extra: str = "") -> Path:
-    text = SMALL_CONFIG.format(name=name, target=target, workers=workers, symbols=list(symbols), strategy=strategy)
+                 symbols=("AAA",), strategy: str = "ma_crossover", extra: str = "", data: str = SMALL_DATA) -> Path:
+    """``data``: the rest of the [data] table (synthetic bars by default, or ``path = ...``)."""
+    text = SMALL_CONFIG.format(name=name, target=target, workers=workers, symbols=list(symbols), strategy=strategy,
+                               data=data)
     return write_config(tmp_path / f"{name}.toml", text + extra)
 
 

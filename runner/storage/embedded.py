@@ -111,6 +111,12 @@ def private_dir(path: Path, label: str | None = None, link_ok: bool = False) -> 
     return path
 
 
+def new_private_file(path: Path, mode: str = "w"):
+    """A new file only we can read (0600), open for writing (``mode`` "w" or "wb");
+    FileExistsError if ``path`` exists — a name someone planted is never written through."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), mode)
+
+
 def _running_as_root() -> bool:
     return os.geteuid() == 0
 

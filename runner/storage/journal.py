@@ -426,8 +426,7 @@ class TuneJournalStorage(JournalStorage):
     def set_trial_attrs(self, trial_id: int, user: dict[str, Any], system: dict[str, Any] | None = None) -> None:
         """User and system attributes of a trial in one append (one record each, as Optuna writes them)."""
         with self._thread_lock:
-            self._pending += self._attr_records(trial_id, user, system)
-            self._append([])
+            self._append(self._attr_records(trial_id, user, system))
             self._sync_with_backend()
 
     def queue_trial_attrs(self, trial_id: int, user: dict[str, Any], system: dict[str, Any] | None = None) -> None:

@@ -21,30 +21,7 @@ import backtest
 from runner import data
 from runner.config import load_config
 from runner.study import Objective, check_data
-from tests.helpers import write_config
-
-CONFIG = """
-[study]
-name = "c"
-target_trials = 10
-
-[data]
-symbols = ["AAA"]
-{data}
-
-[strategy]
-name = "{strategy}"
-
-[space.fast]
-type = "int"
-low = 2
-high = 20
-
-[space.slow]
-type = "int"
-low = 25
-high = 80
-"""
+from tests.helpers import small_config
 
 
 @pytest.fixture
@@ -55,10 +32,19 @@ def home(tmp_path, monkeypatch) -> Path:
     return home
 
 
-def file_config(tmp_path: Path, frame: pd.DataFrame, strategy: str = "ma_crossover"):
+def file_config(tmp_path: Path, frame: pd.DataFrame):
     frame.to_csv(tmp_path / "AAA.csv")
-    path = write_config(tmp_path / "c.toml", CONFIG.format(data='path = "{symbol}.csv"', strategy=strategy))
-    return load_config(path)
+    return load_config(small_config(tmp_path, data='path = "{symbol}.csv"'))
+
+
+def another_period(cfg):
+    """The same data from another start: another entry."""
+    return cfg.model_copy(update={"data": cfg.data.model_copy(update={"start": "2020-02-01"})})
+
+
+def unused_for_a_month(path: Path) -> None:
+    month_ago = time.time() - (data.UNUSED_DAYS + 1) * 86400
+    os.utime(path, (month_ago, month_ago))
 
 
 def entries(home: Path) -> list[Path]:
@@ -125,8 +111,7 @@ def test_a_changed_file_is_loaded_again_and_its_old_entry_removed(tmp_path, home
 def test_another_period_or_symbol_is_another_entry(tmp_path, home):
     cfg = file_config(tmp_path, synthetic())
     data.load(cfg, "AAA")
-    later = cfg.model_copy(update={"data": cfg.data.model_copy(update={"start": "2020-02-01"})})
-    part = data.load(later, "AAA")
+    part = data.load(another_period(cfg), "AAA")
     assert part.frame.index[0] >= pd.Timestamp("2020-02-01") and len(entries(home)) == 2
 
 
@@ -205,10 +190,8 @@ def test_two_writers_of_one_entry_both_read_the_first(tmp_path, home):
     assert [p.name for p in root.iterdir()] == [key]
 
 
-def test_synthetic_data_and_a_users_backtest_get_the_same_frame_from_the_cache(tmp_path, home):
-    path = write_config(tmp_path / "c.toml", CONFIG.format(
-        data="[data.synthetic]\nbars = 1500\nseed = 4", strategy="ma_crossover"))
-    cfg = load_config(path)
+def test_synthetic_data_comes_from_the_cache_as_generated(tmp_path, home):
+    cfg = load_config(small_config(tmp_path))
     cached = data.load(cfg, "AAA")
     assert cached.cached
     plain = data.load_frame(cfg, "AAA")
@@ -231,13 +214,11 @@ def test_entries_unused_for_a_month_are_removed_when_another_is_written(tmp_path
     cfg = file_config(tmp_path, synthetic())
     data.load(cfg, "AAA")
     old = entries(home)[0]
-    month_ago = time.time() - (data.UNUSED_DAYS + 1) * 86400
-    os.utime(old / "meta.json", (month_ago, month_ago))
+    unused_for_a_month(old / "meta.json")
     stale_temp = home / "cache" / "data" / ".tmp-dead"
     stale_temp.mkdir()
-    os.utime(stale_temp, (month_ago, month_ago))
-    other = cfg.model_copy(update={"data": cfg.data.model_copy(update={"start": "2020-02-01"})})
-    data.load(other, "AAA")
+    unused_for_a_month(stale_temp)
+    data.load(another_period(cfg), "AAA")
     assert old not in entries(home) and len(entries(home)) == 1 and not stale_temp.exists()
 
 
@@ -245,11 +226,9 @@ def test_an_entry_in_use_is_kept(tmp_path, home):
     cfg = file_config(tmp_path, synthetic())
     data.load(cfg, "AAA")
     entry = entries(home)[0]
-    month_ago = time.time() - (data.UNUSED_DAYS + 1) * 86400
-    os.utime(entry / "meta.json", (month_ago, month_ago))
+    unused_for_a_month(entry / "meta.json")
     data.load(cfg, "AAA")  # mapped: used now
-    other = cfg.model_copy(update={"data": cfg.data.model_copy(update={"start": "2020-02-01"})})
-    data.load(other, "AAA")
+    data.load(another_period(cfg), "AAA")
     assert entry in entries(home)
 
 
@@ -264,9 +243,7 @@ def meddling(params, data):
 
 def test_a_users_backtest_that_changes_its_frame_changes_only_its_own_call(tmp_path, home):
     (tmp_path / "meddle.py").write_text(USER_BACKTEST)
-    path = write_config(tmp_path / "c.toml", CONFIG.format(
-        data="[data.synthetic]\nbars = 1500\nseed = 4", strategy="meddle:meddling"))
-    cfg = load_config(path)
+    cfg = load_config(small_config(tmp_path, strategy="meddle:meddling"))
     objective = Objective(cfg, "AAA")
     expected = float(data.load_frame(cfg, "AAA")["close"].iloc[1])
     values = [objective({"fast": 5, "slow": 40}).value for _ in range(3)]

@@ -15,10 +15,11 @@ minus that cost, i.e. sampler plus storage.
   ours/ask-tell  ask(fixed_distributions), one batched set_trial_attrs of 12
                  metrics, tell, on a storage that reads before every read (as the
                  app and commands use it)
-  ours/worker    the worker's trial (runner/worker.py): snapshot reads, one
-                 refresh per trial (records + control), the target count from
-                 that replay, the parameters flushed with the trial's claim in
-                 tune_workers (as with dedup = false; with dedup the claim is a
+  ours/worker    the worker's trial (runner/worker.py): snapshot reads, the
+                 study's new records and control state read by the last tell
+                 (a refresh that reads only when that read fell short), the
+                 target count from that replay, the parameters flushed with
+                 the trial's claim in tune_workers (as with dedup = false; with dedup the claim is a
                  round trip of its own), the metrics queued with the tell, and the
                  result kept on local disk until told (runner/spool.py)
 
@@ -120,7 +121,7 @@ def ask_tell_loop(study, storage, n: int, cost_ms: float, registration=None) -> 
     for _ in range(n):
         ENDS.append(time.perf_counter())
         if registration is not None:
-            storage.refresh()  # the loop's pause/stop check, with the study's new records
+            storage.refresh(after_write=True)  # the loop's pause/stop check: read by the last tell
             tally.count(storage.get_all_trials(study._study_id, deepcopy=False))  # the loop's target check
         trial = study.ask(fixed_distributions=SPACE)
         # The worker publishes the parameters at once (constant liar), with its claim on the trial.

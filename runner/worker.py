@@ -198,7 +198,7 @@ class Worker:
             # Read between trials (one round trip: the control state and the study's new
             # records), so a pause or stop applies before the next trial is asked for; the
             # heartbeat thread keeps it fresh while paused.
-            self._set_control(storage.refresh())
+            self._set_control(storage.refresh(after_write=True))
             if s.control == Control.STOPPED:
                 return "stopped"
             if s.retire:

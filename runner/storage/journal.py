@@ -71,6 +71,9 @@ class PostgresJournalBackend(BaseJournalBackend):
         self._connect_args = connect_args if connect_args is not None else libpq_args("tune-journal")
         self._conn: Any = None
         self._skip: dict[str, Any] = {"me": "", "keep": None}
+        # The study's control state (running/paused/stopped; None without a control
+        # row) as the last read, or append that read, saw it.
+        self.last_control: str | None = None
         self._execute("INSERT INTO tune_streams (stream) VALUES (%s) ON CONFLICT DO NOTHING", (stream,))
         # The stream's generation: if the study is deleted and started fresh under
         # this process, its reads and writes fail instead of mixing two studies.
@@ -195,6 +198,7 @@ class PostgresJournalBackend(BaseJournalBackend):
         )
         if not rows or rows[0][0] != self._generation:
             raise self._gone()
+        self.last_control = rows[0][1]
         return [body for _, _, seq, body in rows if seq is not None], rows[0][1]
 
     # What a read returns for each record: the record, or NULL for another process's
@@ -220,8 +224,9 @@ class PostgresJournalBackend(BaseJournalBackend):
         """Append ``logs`` and, in the same round trip, read what others appended since
         ``read_from``: returns every record from ``read_from`` to the last of ``logs``, or
         None when they could not all be had in this one statement (then read them with
-        :meth:`read_logs`). ``before``: a statement of the caller's (SQL, args) run first,
-        in the same round trip and transaction.
+        :meth:`read_logs`); when it reads, it reads the control state too
+        (:attr:`last_control`). ``before``: a statement of the caller's (SQL, args) run
+        first, in the same round trip and transaction.
 
         A reader's records can lag behind the head: a record another appender committed
         while this statement waited for the head row's lock lies outside this
@@ -259,7 +264,8 @@ class PostgresJournalBackend(BaseJournalBackend):
                 FROM head, unnest(%(bodies)s::text[]) WITH ORDINALITY AS b(body, ord)
                 RETURNING 1
             )
-            SELECT head.first, (SELECT count(*) FROM written), j.seq, {self._BODY} FROM head
+            SELECT head.first, (SELECT count(*) FROM written), (SELECT control FROM tune_studies WHERE name = %(s)s),
+                   j.seq, {self._BODY} FROM head
             LEFT JOIN LATERAL (
                 SELECT seq, body FROM tune_journal
                 WHERE stream = %(s)s AND seq >= %(from)s AND seq < head.first ORDER BY seq LIMIT %(page)s
@@ -279,7 +285,8 @@ class PostgresJournalBackend(BaseJournalBackend):
             raise self._gone()
         if read_from is None:
             return []
-        others = [body for _, _, seq, body in rows if seq is not None]
+        self.last_control = rows[0][2]
+        others = [body for *_, seq, body in rows if seq is not None]
         if len(others) != first - read_from:
             return None
         return others + [json.loads(text) for text in bodies]
@@ -311,7 +318,8 @@ class TuneJournalStorage(JournalStorage):
     * ``snapshot_reads`` (the worker's trial loop): reads serve the replay as
       last brought up to date — by :meth:`refresh`, which the loop calls once
       per trial (it also returns the control state), or by an append — instead
-      of asking the database each time. Optuna's samplers read the study
+      of asking the database each time. An append that reads reads the control
+      state too, so the refresh right after a trial's ``tell`` costs nothing. Optuna's samplers read the study
       several times per ``ask``; one read per trial is fresh enough for them.
 
     The records are exactly Optuna's, in the same order, so any JournalStorage
@@ -325,6 +333,7 @@ class TuneJournalStorage(JournalStorage):
         self._pending: list[dict[str, Any]] = []
         self._behind = False  # records of ours are written but not yet replayed: the next read must read
         self._just_written = False  # an append brought the replay up to date: Optuna's sync after it reads nothing
+        self._written_and_read = False  # the last append read every record and the control state
         self.snapshot_reads = False
         self.journal = log_storage  # ours, typed (JournalStorage keeps it as a BaseJournalBackend)
         super().__init__(log_storage)
@@ -355,11 +364,18 @@ class TuneJournalStorage(JournalStorage):
         # _worker_id_prefix: JournalStorage's per-process prefix of the worker ids it writes.
         self.journal.skip_metrics(self._worker_id_prefix, keep)
 
-    def refresh(self) -> str | None:
+    def refresh(self, after_write: bool = False) -> str | None:
         """Write what is queued, read what is new, and return the study's control state
         (running/paused/stopped; None if the study has no control row): one round trip
-        when nothing is queued."""
+        when nothing is queued.
+
+        ``after_write``: if the last append (a trial's ``tell``) read every new record
+        and the control state in its own statement, and nothing is queued since, return
+        that state without a round trip — once; the next refresh reads."""
         with self._thread_lock:
+            fresh, self._written_and_read = self._written_and_read, False
+            if after_write and fresh and not self._pending:
+                return self.journal.last_control
             if self._pending:
                 self._append([])
             records, control = self.journal.read_logs_and_control(self._replay_result.log_number_read)
@@ -385,6 +401,7 @@ class TuneJournalStorage(JournalStorage):
         read = self.journal.append_and_read(logs, self._replay_result.log_number_read, before)
         self._pending = []
         self._behind = True
+        self._written_and_read = read is not None
         if read is None:
             return  # the next sync reads
         self._apply(read)

@@ -11,7 +11,7 @@ import pytest
 from optuna.trial import TrialState
 
 from runner.storage import Database, PostgresJournalBackend, StorageError
-from tests.helpers import count, ledger_config, running_worker, trials, wait_for, worker_env
+from tests.helpers import count, ledger_config, running_worker, small_config, trials, wait_for, worker_env
 
 
 def test_journal_appends_in_order_and_reads_from_an_offset(db):
@@ -213,6 +213,48 @@ def test_a_worker_storage_reads_once_per_refresh_and_sees_its_own_writes_at_once
     finally:
         worker.dispose()
         other.dispose()
+
+
+def test_the_refresh_after_a_tell_uses_what_the_tell_read_once(db, tmp_path):
+    """The worker loop's check between trials costs no round trip after a tell: the
+    tell's statement read the study's new records and its control state, and a pause
+    set before the tell is seen; the next refresh reads again."""
+    from optuna.distributions import IntDistribution
+
+    from runner import control
+    from runner.config import load_config
+    from runner.states import Control
+
+    cfg = load_config(small_config(tmp_path, name="aftertell"))
+    control.register_study(db, cfg, "AAA", reset_control=True)
+    name = cfg.study_name("AAA")
+    space = {"a": IntDistribution(1, 9)}
+    worker = Database(db.url, single_connection=True)
+    try:
+        optuna.create_study(storage=db.optuna_storage(name), study_name=name)
+        mine = worker.optuna_storage(name)
+        mine.snapshot_reads = True
+        study = optuna.load_study(study_name=name, storage=mine)
+        statements = []
+        execute = mine.journal._execute
+        mine.journal._execute = lambda *a, **k: statements.append(a[0]) or execute(*a, **k)
+        assert mine.refresh(after_write=True) == "running"  # nothing written yet: it reads
+        assert len(statements) == 1
+        theirs = optuna.load_study(study_name=name, storage=db.optuna_storage(name))
+        theirs.tell(theirs.ask(fixed_distributions=space), 1.0)
+        trial = study.ask(fixed_distributions=space)
+        mine.flush()
+        control.set_control(db, [name], Control.PAUSED)
+        study.tell(trial, 2.0)
+        statements.clear()
+        assert mine.refresh(after_write=True) == "paused"
+        assert statements == []
+        assert sorted(t.value for t in study.trials) == [1.0, 2.0]
+        control.set_control(db, [name], Control.RUNNING)
+        assert mine.refresh(after_write=True) == "running"  # once only: this one reads
+        assert len(statements) == 1
+    finally:
+        worker.dispose()
 
 
 def test_telling_a_trial_another_process_failed_raises_once_and_the_replay_stays_whole(db):

@@ -13,7 +13,7 @@ so parameter values that an optimizer proposes again cost nothing to recompute.
 
 from .data import DataError, data_path, load_ohlcv, validate_ohlcv
 from .engine import BacktestResult, run_backtest
-from .evaluation import evaluate, evaluate_partial
+from .evaluation import bar_returns, evaluate, evaluate_partial, evaluate_since
 from .metrics import METRIC_DIRECTIONS, METRICS, compute_metrics
 from .prices import PriceData, close_to_close_returns
 from .strategies import STRATEGIES, InvalidParams, Strategy, get_strategy
@@ -39,5 +39,7 @@ __all__ = [
     "BacktestResult",
     "evaluate",
     "evaluate_partial",
+    "evaluate_since",
+    "bar_returns",
     "resolve_user_backtest",
 ]

@@ -111,6 +111,28 @@ class BacktestResult:
         is_trade = sizes > 0
         return runs.growth[is_trade] * costs[is_trade] - 1.0
 
+    def since(self, start: int) -> BacktestResult:
+        """The backtest from bar ``start`` on, as an account opened at that bar's close
+        would see it: equity rebased to 1 there, bar ``start``'s own return left out (as
+        a backtest's first bar's), and a position already held counted as a trade
+        entered at ``start``. The strategy's indicators had every earlier bar to warm up
+        on, as they would trading live; nothing before ``start`` enters the figures.
+        An account ruined before ``start`` stays ruined (equity 0)."""
+        if not 0 <= start < len(self.positions) - 1:
+            raise ValueError(f"start {start} leaves fewer than 2 of {len(self.positions)} bars")
+        positions = np.array(self.positions[start:], dtype=np.float64)
+        asset_returns = np.array(self.asset_returns[start:], dtype=np.float64)
+        returns = np.array(self.returns[start:], dtype=np.float64)
+        asset_returns[0] = returns[0] = 0.0
+        base = float(self.equity[start])
+        equity = self.equity[start:] / base if base > 0.0 else np.zeros(len(positions))
+        starts, values = runs_of(positions)
+        return BacktestResult(
+            timestamps=self.timestamps[start:], positions=positions, asset_returns=asset_returns, returns=returns,
+            equity=equity, cost_rate=self.cost_rate, bars_per_year=self.bars_per_year,
+            runs=Runs(starts, values, _run_growth(positions, asset_returns, starts)),
+        )
+
     def held_bars(self, upto: int | None = None) -> int:
         """How many of bars 1 .. upto-1 hold a non-zero position."""
         return int(np.count_nonzero(self.positions[1:upto]))

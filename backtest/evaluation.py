@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .engine import simulate
+import numpy as np
+
+from .engine import run_backtest, simulate
 from .metrics import compute_metrics
 from .prices import PriceData
 from .strategies import Strategy
@@ -44,3 +46,31 @@ def evaluate_partial(
     result = simulate(data, strategy, params, fees_bps, slippage_bps, stop_loss, reuse_buffers=True)
     bars = len(data)
     return [compute_metrics(result, upto=max(2, bars * k // steps)) for k in range(1, steps + 1)]
+
+
+def evaluate_since(
+    data: PriceData,
+    strategy: str | Strategy,
+    params: Mapping[str, object] | None,
+    start: int,
+    fees_bps: float = 0.0,
+    slippage_bps: float = 0.0,
+    stop_loss: float | None = None,
+) -> dict[str, float]:
+    """Metrics of bars ``start`` onward (an out-of-sample window), the backtest run over
+    all of ``data`` so that the strategy is warmed up when the window opens (see
+    BacktestResult.since)."""
+    result = run_backtest(data, strategy, params, fees_bps, slippage_bps, stop_loss)
+    return compute_metrics(result.since(start))
+
+
+def bar_returns(
+    data: PriceData,
+    strategy: str | Strategy,
+    params: Mapping[str, object] | None,
+    fees_bps: float = 0.0,
+    slippage_bps: float = 0.0,
+    stop_loss: float | None = None,
+) -> np.ndarray:
+    """The strategy's net return of every bar but the first (which has none)."""
+    return run_backtest(data, strategy, params, fees_bps, slippage_bps, stop_loss).returns[1:].copy()

@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker", help="one optimizer process for one symbol (what run starts; what other hosts run)")
     p.add_argument("config")
     p.add_argument("--symbol", required=True)
+    p.add_argument("--fold", type=int, help="a walk-forward fold's study (1..folds; [validation] walk_forward)")
     p.add_argument("--worker-id", help=argparse.SUPPRESS)  # the row a launcher claimed for this process
     add_storage_option(p)
 
@@ -92,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--csv", metavar="FILE", help="also write every trial to this CSV file")
     add_storage_option(p)
 
+    p = sub.add_parser("report", help="how much of a study's best is luck: holdout, DSR, PBO, robustness, importances")
+    p.add_argument("study")
+    p.add_argument("--config", help="the study's config, if not where it was run from")
+    p.add_argument("--json", action="store_true", help="the report as JSON (what tune status --json carries)")
+    add_storage_option(p)
+
     p = sub.add_parser("db", help="the database: show its URL (masked) or stop the embedded server")
     p.add_argument("action", choices=["url", "stop"])
     add_storage_option(p)
@@ -107,7 +114,10 @@ def cmd_worker(args) -> int:
     cfg = load_config(args.config)
     if args.symbol not in cfg.data.symbols:
         raise UsageError(f"{args.config}: symbol {args.symbol!r} is not in data.symbols ({', '.join(cfg.data.symbols)})")
-    return run_worker(cfg, args.symbol, args.storage, args.worker_id)
+    if args.fold is not None and args.fold not in cfg.folds():
+        raise UsageError(f"{args.config}: no walk-forward fold {args.fold} (folds: "
+                         f"{', '.join(str(f) for f in cfg.folds() if f) or 'none configured'})")
+    return run_worker(cfg, args.symbol, args.storage, args.worker_id, args.fold)
 
 
 def cmd_status(args) -> int:
@@ -119,7 +129,12 @@ def cmd_status(args) -> int:
     if reaper.reap_orphaned(db, statuses):  # no worker was left to fail those trials
         statuses = monitor.poll().statuses  # reads only the new records
     if args.json:
-        print(json.dumps({"storage": db.masked_url, "studies": [s.to_json() for s in statuses]}, indent=2, default=str))
+        from .insight import stored
+
+        # Each study's trust report as tune report last stored it (null: never computed).
+        reports = stored(db, [s.study for s in statuses])
+        studies = [{**s.to_json(), "report": reports.get(s.study)} for s in statuses]
+        print(json.dumps({"storage": db.masked_url, "studies": studies}, indent=2, default=str))
     else:
         from rich.console import Console
 
@@ -209,6 +224,118 @@ def cmd_export(args) -> int:
         sys.stdout.write(text)
     db.dispose()
     return EXIT_OK
+
+
+def cmd_report(args) -> int:
+    """Compute a study's trust report (runner/insight.py), store it, and print it."""
+    from . import insight
+    from .export import load_trials
+    from .study import check_data
+
+    db = Database.open(args.storage)
+    rows = control.list_studies(db, [args.study])
+    if not rows:
+        raise UsageError(f"no such study: {args.study} (see tune status)")
+    row = rows[0]
+    path = args.config or row.config_path
+    if not path:
+        raise UsageError(f"{args.study}: the study has no config on record; give it with --config")
+    cfg = load_config(path)
+    if cfg.study_name(row.symbol, row.fold) != args.study:
+        raise UsageError(f"{path}: its studies are {', '.join(cfg.study_names())}, not {args.study}")
+    check_data(cfg)  # bad data or holdout: one line, exit 2
+    quiet_optuna()
+    report = insight.build(db, cfg, row.symbol, load_trials(db, args.study), fold=row.fold)
+    insight.store(db, report)
+    db.dispose()
+    if args.json:
+        print(json.dumps(insight.json_safe(report), indent=2))
+    else:
+        print_report(report, insight.readings(report))
+    return EXIT_OK
+
+
+def print_report(report: dict, readings: list[str]) -> None:
+    """The report for a person, top to bottom; every text from the study is shown literally."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console()
+    say = lambda text, style="": console.print(Text(printable(text), style=style))  # noqa: E731
+    say(f"{report['study']}: {report['trials']['complete']} complete trials, "
+        f"{report['metric']} ({report['direction']})", "bold")
+    best = report.get("best")
+    if best is None:
+        say("no complete trial yet")
+        return
+    params = " ".join(f"{k}={_short(v)}" for k, v in best["params"].items())
+    say(f"best: trial {best['trial']}, {report['metric']} {_short(best['value'])}  {params}")
+    selected = report.get("selected") or {}
+    if selected.get("rule") == "robust":
+        chosen = " ".join(f"{k}={_short(v)}" for k, v in selected["params"].items())
+        say(f"selected (robust: the best median over a trial and its neighbours, of the top "
+            f"{selected['candidates']}): trial {selected['trial']}, {report['metric']} {_short(selected['value'])}, "
+            f"neighbourhood median {_short(selected['neighbourhood_median'])}  {chosen}")
+    holdout = report.get("holdout") or {}
+    if "top" in holdout:
+        console.print()
+        say(f"in sample ({holdout['bars_in_sample']} bars) against the holdout ({holdout['bars_holdout']} bars):",
+            "bold")
+        keys = list(holdout["top"][0]["in_sample"]) if holdout["top"] else []
+        # One column pair per metric, in sample then out of sample: narrow enough for 80 columns.
+        table = Table(box=None, pad_edge=False)
+        table.add_column("trial", justify="right", no_wrap=True)
+        for k in keys:
+            table.add_column(Text(printable(_REPORT_LABELS.get(k, k))[:10]), justify="right", no_wrap=True)
+            table.add_column("oos", justify="right", no_wrap=True, style="bold")
+        for r in holdout["top"]:
+            oos = r["out_of_sample"]
+            cells = [str(r["trial"])]
+            for i, k in enumerate(keys):
+                cells.append(_figure(r["in_sample"].get(k)))
+                if oos is not None:
+                    cells.append(_figure(oos.get(k)))
+                else:  # the evaluation failed: its reason, once
+                    cells.append(f"failed: {r['error'] or 'n/a'}"[:40] if i == 0 else "")
+            table.add_row(*(Text(printable(c)) for c in cells))
+        console.print(table)
+    else:
+        console.print()
+        say(f"holdout: n/a ({holdout.get('n/a', '')})")
+    console.print()
+    for line in readings:
+        say(line)
+    for name in ("deflated_sharpe", "pbo", "robustness", "importances"):
+        section = report.get(name) or {}
+        if "n/a" in section:
+            say(f"{name.replace('_', ' ')}: n/a ({section['n/a']})", "dim")
+    wf = report.get("walk_forward") or {}
+    if wf.get("folds"):
+        console.print()
+        say(f"walk-forward ({wf['mode']}): each fold's best, in sample and on the window after it:", "bold")
+        for f in wf["folds"]:
+            if "out_of_sample" not in f:
+                say(f"  fold {f['fold']}: n/a ({f.get('n/a', '')})")
+                continue
+            chosen = " ".join(f"{k}={_short(v)}" for k, v in f["params"].items())
+            say(f"  fold {f['fold']}: trial {f['trial']}  {chosen}  return {_figure(f['in_sample']['total_return'])} "
+                f"in sample, {_figure(f['out_of_sample']['total_return'])} out of sample")
+        if isinstance(wf.get("efficiency"), dict):
+            say(f"walk-forward efficiency: n/a ({wf['efficiency']['n/a']})", "dim")
+    importances = {k: v for k, v in (report.get("importances") or {}).items() if k not in ("method", "n/a")}
+    if importances:
+        console.print()
+        say("parameter importances (PED-ANOVA):", "bold")
+        for k, v in importances.items():
+            say(f"  {k:<20} {v:5.2f}  {'#' * round(v * 30)}")
+
+
+_REPORT_LABELS = {"total_return": "return", "max_drawdown": "max dd"}
+
+
+def _figure(value) -> str:
+    return "n/a" if value is None else f"{value:.3g}" if isinstance(value, float) else printable(value)
 
 
 def cmd_db(args) -> int:
@@ -320,7 +447,8 @@ def _report_run(monitor: Monitor, workers, console, interrupted: bool) -> int:
 
 
 COMMANDS = {"run": cmd_run, "worker": cmd_worker, "status": cmd_status, "pause": cmd_control,
-            "resume": cmd_control, "stop": cmd_control, "export": cmd_export, "db": cmd_db}
+            "resume": cmd_control, "stop": cmd_control, "export": cmd_export, "report": cmd_report,
+            "db": cmd_db}
 
 
 class CommandTimeout(StorageError):

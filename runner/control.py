@@ -63,20 +63,21 @@ class StudyRow:
     created_at: datetime
     updated_at: datetime
     next_worker_index: int = 0
+    fold: int | None = None  # a walk-forward fold's number; None: the symbol's main study
     space: dict | None = None  # {param: Optuna distribution JSON} the study's trials were asked in
 
 
 @retry_on_disconnect
-def register_study(db: Database, cfg, symbol: str, *, reset_control: bool) -> None:
+def register_study(db: Database, cfg, symbol: str, *, reset_control: bool, fold: int | None = None) -> None:
     """Create or refresh the control row of one symbol's study from a config.
 
     ``reset_control`` sets the study back to running (an explicit ``tune run``
     or app start means "run this"); a worker joining later does not reset it.
     """
-    name = cfg.study_name(symbol)
+    name = cfg.study_name(symbol, fold)
     space = {k: distribution_to_json(d) for k, d in distributions(cfg).items()}
     values = {
-        "name": name, "run_name": cfg.study.name, "symbol": symbol,
+        "name": name, "run_name": cfg.study.name, "symbol": symbol, "fold": fold,
         "config_path": str(cfg.source_path) if cfg.source_path else None,
         "metric": list(cfg.study.metrics), "direction": list(cfg.directions),
         "target_trials": cfg.study.target_trials, "max_attempts": cfg.study.attempt_cap,
@@ -95,9 +96,9 @@ def register_study(db: Database, cfg, symbol: str, *, reset_control: bool) -> No
         conn.execute(
             sa.text(
                 """
-                INSERT INTO tune_studies (name, run_name, symbol, config_path, metric, direction,
+                INSERT INTO tune_studies (name, run_name, symbol, fold, config_path, metric, direction,
                     target_trials, max_attempts, desired_workers, grace_seconds, space)
-                VALUES (:name, :run_name, :symbol, :config_path, :metric, :direction,
+                VALUES (:name, :run_name, :symbol, :fold, :config_path, :metric, :direction,
                     :target_trials, :max_attempts, :desired_workers, :grace_seconds, CAST(:space AS jsonb))
                 ON CONFLICT (name) DO UPDATE SET
                     config_path = EXCLUDED.config_path, metric = EXCLUDED.metric,
@@ -185,13 +186,19 @@ def change_workers(db: Database, study: str, delta: int) -> int:
 
 
 @retry_on_disconnect
-def set_ended(db: Database, study: str, code: EndCode, reason: str) -> None:
-    """Record why the study's workers stopped for good: a code to act on, a message to read."""
+def set_ended(db: Database, study: str, code: EndCode, reason: str) -> bool:
+    """Record why the study's workers stopped for good: a code to act on, a message to read.
+    True for the first caller since the study last started (the one to write its report)."""
     with db.engine.begin() as conn:
-        conn.execute(
-            sa.text("UPDATE tune_studies SET ended_code = :c, ended_reason = :r, updated_at = now() WHERE name = :s"),
+        first = conn.execute(
+            sa.text(
+                "WITH before AS (SELECT ended_code FROM tune_studies WHERE name = :s FOR UPDATE) "
+                "UPDATE tune_studies SET ended_code = :c, ended_reason = :r, updated_at = now() WHERE name = :s "
+                "RETURNING (SELECT ended_code FROM before) IS NULL"
+            ),
             {"c": str(code), "r": reason, "s": study},
-        )
+        ).scalar()
+    return bool(first)
 
 
 @retry_on_disconnect

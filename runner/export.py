@@ -50,6 +50,19 @@ def summary(db: Database, study: str, trials: list[optuna.trial.FrozenTrial]) ->
                      "duplicate": s.duplicate, "running": s.running, "total": s.attempts}
     out["elapsed_seconds"] = round((max(ends) - min(starts)).total_seconds(), 1) if starts and ends else None
     out["state"] = s.state
+    from .insight import stored  # the trust report as tune report last stored it (None: never computed)
+
+    out["report"] = stored(db, [study]).get(study)
+    # Which rule put the best forward: the best value, or with [validation] select = "robust"
+    # (and a report computed), the best median over a trial and its neighbours.
+    selected = (out["report"] or {}).get("selected")
+    out["selection"] = selected or {"rule": "value", "trial": s.best_trial}
+    chosen = next((t for t in trials if selected and t.number == selected["trial"]), None)
+    if chosen is not None and selected and selected["rule"] == "robust" and chosen.number != s.best_trial \
+            and chosen.values:
+        out["best_by_value"] = {"trial": s.best_trial, "value": s.best_value, "params": s.best_params}
+        out["best_trial"], out["best_value"] = chosen.number, chosen.values[0]
+        out["best_params"], out["best_metrics"] = chosen.params, dict(chosen.user_attrs)
     out.update(_search_settings(s.config_path))
     out["storage"] = db.masked_url
     out["exported_at"] = datetime.now(UTC).isoformat(timespec="seconds")

@@ -295,7 +295,7 @@ class Monitor:
         c = f.counts
         metrics, directions = list(row.metric), list(row.direction)
         s = StudyStatus(
-            study=row.name, run=row.run_name, symbol=row.symbol, state="idle", control=row.control,
+            study=row.name, run=row.run_name, symbol=row.symbol, fold=row.fold, state="idle", control=row.control,
             metric=metrics[0], direction=directions[0], metrics=metrics, directions=directions,
             target=row.target_trials, max_attempts=row.max_attempts, ended_code=row.ended_code,
             ended_reason=row.ended_reason,

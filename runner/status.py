@@ -24,6 +24,7 @@ class StudyStatus:
     direction: str
     target: int
     max_attempts: int
+    fold: int | None = None  # a walk-forward fold's study: its number; None: the symbol's main study
     metrics: list[str] = field(default_factory=list)  # every objective metric (several: multi-objective)
     directions: list[str] = field(default_factory=list)
     complete: int = 0

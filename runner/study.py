@@ -8,12 +8,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.study import StudyDirection
 
 import backtest
 
 from . import data as symbol_data
+from . import validation
 from .config import CategoricalParam, ConfigError, RunConfig
 from .outcomes import MIN_TRADES
 from .space import ExactSteps, grid_points, has_float_steps
@@ -102,10 +104,12 @@ def strategy_rejects(cfg: RunConfig) -> Callable[[Mapping[str, Any]], bool] | No
     return rejects
 
 
-def open_study(db: Database, cfg: RunConfig, symbol: str, worker_index: int = 0) -> optuna.Study:
-    """Create the symbol's study, or load it if another worker (or an earlier run) made it."""
-    name = cfg.study_name(symbol)
-    sampler = search_sampler(cfg, symbol, worker_index)
+def open_study(db: Database, cfg: RunConfig, symbol: str, worker_index: int = 0,
+               fold: int | None = None) -> optuna.Study:
+    """Create the symbol's study (or a walk-forward fold's), or load it if another worker (or
+    an earlier run) made it."""
+    name = cfg.study_name(symbol, fold)
+    sampler = search_sampler(cfg, symbol if fold is None else f"{symbol}-wf{fold}", worker_index)
     study = optuna.create_study(
         storage=db.optuna_storage(name),
         study_name=name,
@@ -124,6 +128,8 @@ def check_data(cfg: RunConfig) -> None:
         _check_data(cfg)
     except backtest.DataError as exc:
         raise ConfigError(cfg.source_path or "config", "data", str(exc)) from None
+    except validation.HoldoutError as exc:
+        raise ConfigError(cfg.source_path or "config", exc.field, str(exc)) from None
     except (MemoryError, OSError, ValueError, TypeError, OverflowError) as exc:
         # Not a data error we know: still one line naming the file, never a traceback.
         raise ConfigError(cfg.source_path or "config", "data", f"{type(exc).__name__}: {exc}") from None
@@ -133,6 +139,12 @@ def _check_data(cfg: RunConfig) -> None:
     strategy = None if cfg.strategy.is_user_backtest else backtest.get_strategy(cfg.strategy.name)
     for symbol in cfg.data.symbols:
         frame = symbol_data.load(cfg, symbol).frame  # cached for the workers, which start next
+        split = validation.holdout_start(cfg, frame, symbol)
+        if split is not None:  # the warm-up must fit in what the trials see
+            frame = frame.iloc[:split]
+        windows = validation.fold_windows(cfg, len(frame), symbol)
+        if windows:  # the shortest window a fold trains on
+            frame = frame.iloc[:min(test - train for train, test, _ in windows)]
         if strategy is not None:
             # The longest warm-up the space allows: every numeric parameter at its upper bound.
             widest = {**cfg.strategy.fixed}
@@ -144,6 +156,11 @@ def _check_data(cfg: RunConfig) -> None:
             except (backtest.InvalidParams, TypeError, ValueError):
                 continue
             backtest.validate_ohlcv(frame, symbol, min_bars=needed)
+
+
+# The optional key under which a user's backtest may return its per-bar returns (a
+# sequence of floats): DSR and PBO need them (runner/insight.py). Never a metric.
+RETURNS_KEY = "returns"
 
 
 class TrialPruned(Exception):
@@ -177,19 +194,36 @@ class Objective:
     pruning); the no-look-ahead rule makes that the prefix of the full run.
     """
 
-    def __init__(self, cfg: RunConfig, symbol: str) -> None:
+    def __init__(self, cfg: RunConfig, symbol: str, fold: int | None = None) -> None:
         self.cfg = cfg
         self.symbol = symbol
         loaded = symbol_data.load(cfg, symbol)
-        self.bars = len(loaded.frame)
+        self.total_bars = len(loaded.frame)
+        # The first holdout bar ([validation] holdout), None without one: trials see the
+        # bars before it only.
+        split = validation.holdout_start(cfg, loaded.frame, symbol)
+        optimized = self.total_bars if split is None else split
+        # Walk-forward: (train start, test start, test end) per fold of the optimized period.
+        self.fold_windows = validation.fold_windows(cfg, optimized, symbol)
+        start, end = 0, optimized
+        if fold is not None:  # a fold's study trains on its window; its test is tune report's
+            start, end, _ = self.fold_windows[fold - 1]
+            split = None
+        self.holdout_start = split
+        self.bars = end - start
         self.metrics = cfg.study.metrics
         self._user_fn: Callable[..., Any] | None = None
         if cfg.strategy.is_user_backtest:
             self._user_fn = backtest.resolve_user_backtest(cfg.strategy.name, search_path=cfg.base_dir)
-            self.frame = loaded.frame
+            self._all_frame = loaded.frame
+            self.frame = loaded.frame if (start, end) == (0, self.total_bars) else loaded.frame.iloc[start:end]
         else:
             # The arrays only: a frame loaded without the cache is freed here.
-            self.data = loaded.prices(symbol)
+            self._all_data = loaded.prices(symbol)
+            if start == 0:
+                self.data = self._all_data if end == self.total_bars else self._all_data.head(end)
+            else:  # a rolling fold's window: its own arrays (a copy of that window)
+                self.data = backtest.PriceData.from_frame(loaded.frame.iloc[start:end], symbol, validated=True)
 
     def __call__(self, params: dict[str, Any], upto: int | None = None) -> Evaluation:
         if self._user_fn is not None:
@@ -197,16 +231,7 @@ class Objective:
             # the function changes in it is copied first, so it never reaches the next trial
             # (nor the host's read-only mapped copy, which would refuse the write).
             frame = self.frame.copy(deep=False) if upto is None else self.frame.iloc[:upto]
-            out = self._user_fn({**self.cfg.strategy.fixed, **params}, frame)
-            if isinstance(out, dict):
-                missing = [m for m in self.metrics if m not in out]
-                if missing:
-                    raise ValueError(f"the backtest returned no {missing[0]!r} (keys: {', '.join(out)})")
-                metrics = {k: _as_float(v, k) for k, v in out.items()}
-            else:
-                if len(self.metrics) > 1:
-                    raise ValueError(f"the backtest returned one number; the study needs {', '.join(self.metrics)}")
-                metrics = {self.metrics[0]: _as_float(out, self.metrics[0])}
+            metrics = self._user_metrics(params, frame)[0]
         else:
             s = self.cfg.strategy
             full, stop_loss = strategy_params(self.cfg, params)
@@ -221,6 +246,68 @@ class Objective:
         if upto is None:
             values = self._apply_min_trades(metrics, values)
         return Evaluation(values=values, metrics=metrics)
+
+    @property
+    def bars_per_year(self) -> float:
+        """The data's measured bars per year, as the metrics annualise with."""
+        if self._user_fn is None:
+            return self.data.bars_per_year
+        return backtest.PriceData.from_frame(self.frame, self.symbol, validated=True).bars_per_year
+
+    def holdout(self, params: dict[str, Any]) -> dict[str, float]:
+        """The metrics of ``params`` on the holdout. A built-in strategy runs over all the
+        bars, so that it is warmed up when the holdout opens, and is measured on the
+        holdout's bars only; a user's backtest is given the holdout's bars alone."""
+        start = self.holdout_start
+        if start is None:
+            raise ValueError("this study has no holdout")
+        if self._user_fn is not None:
+            return self._user_metrics(params, self._all_frame.iloc[start:].copy(deep=False))[0]
+        s = self.cfg.strategy
+        full, stop_loss = strategy_params(self.cfg, params)
+        return backtest.evaluate_since(self._all_data, s.name, full, start, fees_bps=s.fees_bps,
+                                       slippage_bps=s.slippage_bps, stop_loss=stop_loss)
+
+    def fold_test(self, params: dict[str, Any], fold: int) -> dict[str, float]:
+        """The metrics of ``params`` on walk-forward fold ``fold``'s test window, which its
+        study never saw: as for the holdout, a built-in strategy runs from the first bar
+        (warmed up) and is measured on the window's bars; a user's backtest gets them alone."""
+        _, start, end = self.fold_windows[fold - 1]
+        if self._user_fn is not None:
+            return self._user_metrics(params, self._all_frame.iloc[start:end].copy(deep=False))[0]
+        s = self.cfg.strategy
+        full, stop_loss = strategy_params(self.cfg, params)
+        return backtest.evaluate_since(self._all_data.head(end), s.name, full, start, fees_bps=s.fees_bps,
+                                       slippage_bps=s.slippage_bps, stop_loss=stop_loss)
+
+    def bar_returns(self, params: dict[str, Any]) -> np.ndarray | None:
+        """The per-bar returns of ``params`` in sample (for DSR and PBO): recomputed for a
+        built-in strategy; a user's backtest gives them under the optional key "returns",
+        else None."""
+        if self._user_fn is not None:
+            returns = self._user_metrics(params, self.frame.copy(deep=False))[1]
+            return None if returns is None else np.asarray(returns, dtype=np.float64).ravel()
+        s = self.cfg.strategy
+        full, stop_loss = strategy_params(self.cfg, params)
+        return backtest.bar_returns(self.data, s.name, full, fees_bps=s.fees_bps, slippage_bps=s.slippage_bps,
+                                    stop_loss=stop_loss)
+
+    def _user_metrics(self, params: dict[str, Any], frame) -> tuple[dict[str, float], Any]:
+        """A user's backtest's metrics, and its per-bar returns if it gave them."""
+        assert self._user_fn is not None
+        out = self._user_fn({**self.cfg.strategy.fixed, **params}, frame)
+        returns = None
+        if isinstance(out, dict):
+            if RETURNS_KEY in out:
+                out = dict(out)
+                returns = out.pop(RETURNS_KEY)
+            missing = [m for m in self.metrics if m not in out]
+            if missing:
+                raise ValueError(f"the backtest returned no {missing[0]!r} (keys: {', '.join(out)})")
+            return {k: _as_float(v, k) for k, v in out.items()}, returns
+        if len(self.metrics) > 1:
+            raise ValueError(f"the backtest returned one number; the study needs {', '.join(self.metrics)}")
+        return {self.metrics[0]: _as_float(out, self.metrics[0])}, None
 
     def _apply_min_trades(self, metrics: dict[str, float], values: list[float]) -> list[float]:
         min_trades = self.cfg.study.min_trades

@@ -28,6 +28,7 @@ from .storage.embedded import private_dir
 class SpawnedWorker:
     study: str
     symbol: str
+    fold: int | None
     index: int
     process: subprocess.Popen
     log_path: Path
@@ -44,12 +45,13 @@ def open_log(path: Path):
     return os.fdopen(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600), "ab")
 
 
-def spawn_worker(cfg: RunConfig, symbol: str, index: int, worker_id: str, storage_url: str) -> SpawnedWorker:
-    study = cfg.study_name(symbol)
+def spawn_worker(cfg: RunConfig, symbol: str, index: int, worker_id: str, storage_url: str,
+                 fold: int | None = None) -> SpawnedWorker:
+    study = cfg.study_name(symbol, fold)
     log_path = log_dir() / f"{study}.log"
     cmd = [
         sys.executable, "-m", "runner.cli", "worker", str(cfg.source_path),
-        "--symbol", symbol, "--worker-id", worker_id,
+        "--symbol", symbol, "--worker-id", worker_id, *(("--fold", str(fold)) if fold is not None else ()),
     ]
     env = {**os.environ, ENV_URL: storage_url, "PYTHONUNBUFFERED": "1"}
     with open_log(log_path) as out:
@@ -57,7 +59,7 @@ def spawn_worker(cfg: RunConfig, symbol: str, index: int, worker_id: str, storag
             cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             env=env, start_new_session=True, close_fds=True,
         )
-    return SpawnedWorker(study, symbol, index, process, log_path)
+    return SpawnedWorker(study, symbol, fold, index, process, log_path)
 
 
 def prepare_studies(db: Database, cfg: RunConfig, *, new_run: bool) -> list[str]:
@@ -70,15 +72,15 @@ def prepare_studies(db: Database, cfg: RunConfig, *, new_run: bool) -> list[str]
     paused or stopped ones included; nothing is deleted.
     """
     notes = []
-    for symbol in cfg.data.symbols:
-        name = cfg.study_name(symbol)
+    for symbol, fold in cfg.study_units():
+        name = cfg.study_name(symbol, fold)
         if new_run and not cfg.study.resume:
             live = control.list_workers(db, [name], live_only=True)
             if live:
                 notes.append(f"{name}: {len(live)} live worker(s); attaching instead of starting fresh")
             else:
                 db.delete_study_records(name)
-        control.register_study(db, cfg, symbol, reset_control=new_run)
+        control.register_study(db, cfg, symbol, reset_control=new_run, fold=fold)
     if not new_run and not cfg.study.resume:
         notes.append("resume = false: the app attaches to existing studies; tune run starts them fresh")
     return notes
@@ -93,7 +95,7 @@ def spawn_missing(db: Database, cfg: RunConfig, study: control.StudyRow) -> list
     """
     spawned = []
     for worker_id, index in control.claim_launches(db, study.name, socket.gethostname()):
-        worker = spawn_worker(cfg, study.symbol, index, worker_id, db.url)
+        worker = spawn_worker(cfg, study.symbol, index, worker_id, db.url, study.fold)
         control.set_launched_pid(db, worker_id, worker.process.pid)
         spawned.append(worker)
     return spawned

@@ -26,7 +26,7 @@ from optuna.trial import TrialState
 
 import backtest
 
-from . import control, dedup, reaper, spool
+from . import control, dedup, reaper, spool, validation
 from .config import RunConfig
 from .heartbeat import Heartbeat
 from .monitor import KIND_ATTRS, category
@@ -69,13 +69,18 @@ class StudyTally:
     the finished prefix of the study is counted once and only the trials from the oldest
     unfinished one on are counted again."""
 
-    def __init__(self) -> None:
+    def __init__(self, top: validation.TopValues | None = None) -> None:
         self._settled = 0  # trials[:settled] are finished and in _counts
         self._counts: collections.Counter[str] = collections.Counter()
+        self.top = top  # the best values of complete trials, kept as they settle
 
     def count(self, trials: list[optuna.trial.FrozenTrial]) -> collections.Counter[str]:
         while self._settled < len(trials) and trials[self._settled].state.is_finished():
-            self._counts[category(trials[self._settled])] += 1
+            trial = trials[self._settled]
+            kind = category(trial)
+            self._counts[kind] += 1
+            if self.top is not None and kind == "complete" and trial.values:
+                self.top.add(trial.values[0])
             self._settled += 1
         counts = self._counts.copy()
         counts.update(map(category, trials[self._settled:]))
@@ -83,12 +88,14 @@ class StudyTally:
 
 
 class Worker:
-    def __init__(self, db: Database, cfg: RunConfig, symbol: str, launch_id: str | None = None) -> None:
+    def __init__(self, db: Database, cfg: RunConfig, symbol: str, launch_id: str | None = None,
+                 fold: int | None = None) -> None:
         self.db = db
         self.cfg = cfg
         self.symbol = symbol
         self.launch_id = launch_id
-        self.study_name = cfg.study_name(symbol)
+        self.fold = fold  # a walk-forward fold's number; None: the symbol's main study
+        self.study_name = cfg.study_name(symbol, fold)
         self.id = launch_id or "(registering)"
         self.index = 0  # given by the registration: unique in the study, seeds the sampler
         self.shared = _Shared()
@@ -97,6 +104,13 @@ class Worker:
         self.rng = random.Random()
         self._outage_noted = 0.0
         self._last_params: dict = {}
+        self._top: validation.TopValues | None = None  # with a holdout: the study's best values so far
+        self._objective: Objective | None = None  # for the report at the study's end
+
+    @property
+    def seed_key(self) -> str:
+        """What seeds this worker's sampler besides its index: a fold's study searches afresh."""
+        return self.symbol if self.fold is None else f"{self.symbol}-wf{self.fold}"
 
     def database_back(self, waited: float) -> None:
         """After an outage: say in the study's log that this worker waited it out (while it
@@ -120,26 +134,26 @@ class Worker:
     # --------------------------------------------------------------- run
     def run(self) -> int:
         quiet_optuna()
-        control.register_study(self.db, self.cfg, self.symbol, reset_control=False)
+        control.register_study(self.db, self.cfg, self.symbol, reset_control=False, fold=self.fold)
         # Registered first, so the heartbeat keeps this worker alive while its data loads,
         # and its index (the sampler's seed) is its own.
         self.registration = control.WorkerRegistration(self.db, self.study_name, self.launch_id)
         self.id, self.index = self.registration.id, self.registration.index
         self.db.identity  # noqa: B018 - read now: kept results name their database even in an outage
-        self.rng = random.Random(worker_seed(self.cfg, self.symbol, self.index))
+        self.rng = random.Random(worker_seed(self.cfg, self.seed_key, self.index))
         beat = Heartbeat(self.db, self.study_name, self.registration, self.shared, self._set_control,
                          self.cfg.study.heartbeat_seconds, self.cfg.study.grace_seconds)
         beat.start()
         reason, code = "crashed", EXIT_CRASH
         try:
             try:
-                objective = Objective(self.cfg, self.symbol)
+                objective = Objective(self.cfg, self.symbol, self.fold)
             except (backtest.DataError, ValueError, ImportError) as exc:
                 self.event("error", f"cannot load data: {exc}")
                 control.set_ended(self.db, self.study_name, EndCode.DATA_ERROR, f"cannot load data: {exc}")
                 reason, code = f"cannot load data: {exc}", EXIT_BAD_INPUT
                 return code
-            study = open_study(self.db, self.cfg, self.symbol, self.index)
+            study = open_study(self.db, self.cfg, self.symbol, self.index, self.fold)
             self.claims = dedup.ClaimBook(self.db, self.cfg, self.study_name, self.id) if self.cfg.study.dedup else None
             # Results that workers of this study on this host could not deliver before they exited.
             spool.deliver_all(self.db, self.study_name)
@@ -189,7 +203,13 @@ class Worker:
         target = self.cfg.study.target_trials
         cap = self.cfg.study.attempt_cap
         s = self.shared
-        tally = StudyTally()
+        # With a holdout, a trial entering the top-K (by the first metric) is validated on it.
+        tally = StudyTally(
+            validation.TopValues(self.cfg.validation.top_k, self.cfg.direction)
+            if objective.holdout_start is not None else None
+        )
+        self._top = tally.top
+        self._objective = objective
         pending: dict | None = None  # a free combination to evaluate next (after a duplicate)
         streak = 0  # duplicates in a row
         while True:
@@ -248,11 +268,28 @@ class Worker:
                                  f"space exhausted: the sampler proposed {streak} duplicates in a row", log=True)
 
     def _end(self, code: EndCode, reason: str, log: bool = False) -> str:
-        """Record why the study's workers stop for good; the reason is also this worker's exit reason."""
-        control.set_ended(self.db, self.study_name, code, reason)
+        """Record why the study's workers stop for good; the reason is also this worker's exit
+        reason. The first worker to end the study writes its trust report (runner/insight.py)."""
+        first = control.set_ended(self.db, self.study_name, code, reason)
         if log:
             self.event("info", reason)
+        if first and self._objective is not None and self.cfg.validation.report_at_end:
+            self._write_report(self._objective)
         return reason
+
+    def _write_report(self, objective: Objective) -> None:
+        """The study's report at its end (off the trial loop: the study is over). A failure
+        leaves a warning; ``tune report`` computes it again."""
+        from . import insight
+
+        try:
+            started = time.monotonic()
+            trials = insight.load_all_trials(self.db, self.study_name)
+            insight.store(self.db, insight.build(self.db, self.cfg, self.symbol, trials, objective, self.fold))
+            log.info("[%s] report written in %.1f s", self.study_name, time.monotonic() - started)
+        except Exception as exc:
+            self.event("warning", f"the study's report was not written ({type(exc).__name__}: {exc}); "
+                                  "tune report computes it")
 
     def _set_control(self, state: str | None) -> None:
         s = self.shared
@@ -330,7 +367,24 @@ class Worker:
             self.event("warning", f"trial {trial.number} failed: {reason}")
         self._finish(study, storage, trial, state, values, attrs, _constraints(system), claim_key=key)
         s.trials_done += 1
+        if state == TrialState.COMPLETE and values and self._top is not None and self._top.enters(values[0]):
+            self._validate(objective, trial.number, params)
         return state.name.lower()
+
+    def _validate(self, objective: Objective, number: int, params: dict) -> None:
+        """Evaluate a trial that entered the top-K on the holdout and record the result
+        (runner/validation.py): after its tell, so the optimizer never sees it. A failure
+        is recorded as the result; one that cannot be recorded is left to ``tune report``."""
+        metrics, error = None, None
+        try:
+            metrics = _finite_only(objective.holdout(params))
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        try:
+            validation.record(self.db, self.study_name, number, metrics, error)
+        except Exception as exc:
+            self.event("warning", f"the holdout result of trial {number} was not recorded ({type(exc).__name__}); "
+                                  "tune report evaluates it again")
 
     def _user_constraints(self, metrics: dict[str, float]) -> dict[str, float]:
         try:
@@ -401,6 +455,10 @@ class Worker:
 def _constraints(values: dict[str, float]) -> dict[str, float]:
     """Constraint values as Optuna 5 reads them (system attributes ``constraints:NAME``)."""
     return {f"constraints:{k}": v for k, v in values.items()}
+
+
+def _finite_only(metrics: dict[str, float]) -> dict[str, float]:
+    return {k: v for k, v in metrics.items() if math.isfinite(v)}
 
 
 def _finite(metrics: dict[str, float]) -> dict[str, float | None]:

@@ -68,13 +68,14 @@ def _quiet_exit() -> None:
                 pass
 
 
-def run_worker(cfg: RunConfig, symbol: str, storage_url: str | None, launch_id: str | None = None) -> int:
+def run_worker(cfg: RunConfig, symbol: str, storage_url: str | None, launch_id: str | None = None,
+               fold: int | None = None) -> int:
     setup_logging()
     try:
         # One connection (see Database), named so that a DBA can tell whose it is.
         db = Database.open(storage_url, single_connection=True, application_name=f"tune-worker {os.getpid()}")
         try:
-            worker = Worker(db, cfg, symbol, launch_id)
+            worker = Worker(db, cfg, symbol, launch_id, fold)
             install_signal_handlers(worker.shared)
             connection.configure(on_back=worker.database_back)
             return worker.run()

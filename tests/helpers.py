@@ -325,7 +325,9 @@ class Server:
 def ledger_config(tmp_path: Path, name: str, target: int, workers: int = 1) -> Path:
     """The small config with the ledger backtest (``BT_LEDGER``, ``BT_SLEEP``: see :func:`worker_env`)."""
     (tmp_path / "ledgerbt.py").write_text(LEDGER_BACKTEST)
-    return small_config(tmp_path, name=name, target=target, workers=workers, strategy="ledgerbt:counted")
+    # The ledger counts the trials' backtests: the end-of-study report's would count too.
+    return small_config(tmp_path, name=name, target=target, workers=workers, strategy="ledgerbt:counted",
+                        extra="\n[validation]\nreport_at_end = false\n")
 
 
 def worker_env(tmp_path: Path, url: str | None, home: Path | None = None, sleep: float = 0.2) -> dict:

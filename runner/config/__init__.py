@@ -27,10 +27,12 @@ from .model import (
     StrategySettings,
     StudySettings,
     SyntheticData,
+    ValidationSettings,
+    WalkForward,
 )
 
 __all__ = [
     "DEMO_CONFIG", "CategoricalParam", "ConfigError", "ConstraintSettings", "DataSettings", "FloatParam", "IntParam",
     "PrunerSettings", "RunConfig", "SamplerSettings", "StrategySettings", "StudySettings", "SyntheticData",
-    "load_config", "parse_time",
+    "ValidationSettings", "WalkForward", "load_config", "parse_time",
 ]

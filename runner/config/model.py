@@ -264,6 +264,53 @@ class ConstraintSettings(_Strict):
         return out
 
 
+class WalkForward(_Strict):
+    """Walk-forward analysis: the optimized period (before any holdout) cut into
+    ``folds + 1`` equal segments; fold i trains on segment i - 1 ("rolling") or on
+    segments 0 .. i - 1 ("anchored") and is tested on segment i, which it never saw.
+    Each fold is a study of its own, ``{name}-{symbol}-wf{i}``."""
+
+    folds: int = Field(default=4, ge=2, le=20)
+    mode: Literal["rolling", "anchored"] = "rolling"
+
+
+class ValidationSettings(_Strict):
+    """Data the optimizer never sees, and how the best trials are checked against luck.
+
+    ``holdout``: the last part of each symbol's bars — a fraction (0.3: the last 30 %)
+    or the first timestamp of the holdout — is reserved: trials, pruning and the sampler
+    see only the bars before it. The best ``top_k`` distinct trials are evaluated on it
+    as they enter the top (and, by ``tune report``, any still missing), and the report
+    sets in-sample beside out-of-sample. It is reported, never used to select.
+    """
+
+    holdout: float | TimeText | None = None
+    top_k: int = Field(default=10, ge=2, le=200)
+    pbo_trials: int = Field(default=16, ge=2, le=200)  # best distinct trials whose per-bar returns PBO compares
+    pbo_blocks: int = Field(default=16, ge=2, le=20)  # CSCV blocks (even): C(16, 8) = 12,870 splits
+    # Which trial tune report and tune export put forward: the best value, or the best median
+    # over a trial and its neighbours among the top_k (a plateau over a peak).
+    select: Literal["value", "robust"] = "value"
+    walk_forward: WalkForward | None = None
+    # The first worker to end the study writes its report (runs the backtest for PBO,
+    # robustness and selection); false: only tune report does.
+    report_at_end: bool = True
+
+    @field_validator("holdout")
+    @classmethod
+    def _check_holdout(cls, value: float | str | None) -> float | str | None:
+        if isinstance(value, float) and not 0.0 < value <= 0.9:
+            raise ValueError(f"must be a fraction in (0, 0.9] or a timestamp (got {value})")
+        return value
+
+    @field_validator("pbo_blocks")
+    @classmethod
+    def _check_blocks(cls, value: int) -> int:
+        if value % 2:
+            raise ValueError(f"must be even (got {value})")
+        return value
+
+
 class RunConfig(_Strict):
     study: StudySettings
     data: DataSettings
@@ -271,6 +318,7 @@ class RunConfig(_Strict):
     sampler: SamplerSettings = SamplerSettings()
     pruner: PrunerSettings = PrunerSettings()
     constraints: ConstraintSettings = ConstraintSettings()
+    validation: ValidationSettings = ValidationSettings()
     space: dict[str, Param] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -284,6 +332,9 @@ class RunConfig(_Strict):
                     raise ValueError(f"space.{name}.when: {other!r} is itself conditional; one level only")
                 if isinstance(q, CategoricalParam) and value not in q.choices:
                     raise ValueError(f"space.{name}.when: {value!r} is not one of {other}'s choices")
+        names = self.study_names()
+        if len(set(names)) != len(names):  # a symbol named like another's fold ("AAA-wf1")
+            raise ValueError("two studies would share a name: rename a symbol or drop walk_forward")
         if self.pruner.active and len(self.study.metrics) > 1:
             raise ValueError("pruning needs a single metric (Optuna cannot prune multi-objective trials)")
         return self
@@ -309,10 +360,20 @@ class RunConfig(_Strict):
         """Direction of the first (for a single-objective study: the) metric."""
         return self.directions[0]
 
-    def study_name(self, symbol: str) -> str:
-        return f"{self.study.name}-{symbol}"
+    def study_name(self, symbol: str, fold: int | None = None) -> str:
+        """``{name}-{symbol}``; a walk-forward fold's: ``{name}-{symbol}-wf{fold}``."""
+        return f"{self.study.name}-{symbol}" if fold is None else f"{self.study.name}-{symbol}-wf{fold}"
+
+    def folds(self) -> list[int | None]:
+        """None (the symbol's main study), then each walk-forward fold's number."""
+        wf = self.validation.walk_forward
+        return [None, *(range(1, wf.folds + 1) if wf else ())]
+
+    def study_units(self) -> list[tuple[str, int | None]]:
+        """(symbol, fold) of every study the config runs, each symbol's main study first."""
+        return [(symbol, fold) for symbol in self.data.symbols for fold in self.folds()]
 
     def study_names(self) -> list[str]:
-        return [self.study_name(s) for s in self.data.symbols]
+        return [self.study_name(symbol, fold) for symbol, fold in self.study_units()]
 
 

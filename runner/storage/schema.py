@@ -8,7 +8,7 @@ SCHEMA_LOCK = 0x74756E65  # "tune": serialises CREATE TABLE IF NOT EXISTS across
 # DDL below (ALTER TABLE takes an ACCESS EXCLUSIVE lock even when there is nothing
 # to do) runs once per database and version, not in every process that opens it,
 # where it blocked, and could deadlock with, other processes' reads.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 7
 
 
 def is_current(conn) -> bool:
@@ -71,6 +71,7 @@ CREATE TABLE IF NOT EXISTS tune_workers (
 ALTER TABLE tune_studies ADD COLUMN IF NOT EXISTS next_worker_index integer NOT NULL DEFAULT 0;
 ALTER TABLE tune_studies ADD COLUMN IF NOT EXISTS ended_code text;
 ALTER TABLE tune_studies ADD COLUMN IF NOT EXISTS space jsonb;  -- {param: Optuna distribution JSON}
+ALTER TABLE tune_studies ADD COLUMN IF NOT EXISTS fold integer;  -- a walk-forward fold's number; NULL: the main study
 DO $$ BEGIN  -- databases made before objectives were arrays ("sharpe,max_drawdown")
     IF (SELECT data_type FROM information_schema.columns
         WHERE table_schema = current_schema() AND table_name = 'tune_studies' AND column_name = 'metric') = 'text' THEN
@@ -96,5 +97,22 @@ CREATE TABLE IF NOT EXISTS tune_param_claims (
     worker       text,
     created_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (study, key)
+);
+-- Out-of-sample results of a study's best trials on its holdout (runner/validation.py):
+-- kept outside the study's journal, where no sampler can see them.
+CREATE TABLE IF NOT EXISTS tune_holdout (
+    study        text NOT NULL,
+    trial_number integer NOT NULL,
+    metrics      jsonb,            -- NULL when the evaluation failed (error says why)
+    error        text,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (study, trial_number)
+);
+-- A study's trust report (runner/insight.py), computed once and read by the app and the CLI.
+CREATE TABLE IF NOT EXISTS tune_reports (
+    study       text PRIMARY KEY,
+    trials      integer NOT NULL,   -- finished trials when it was computed
+    body        jsonb NOT NULL,
+    computed_at timestamptz NOT NULL DEFAULT now()
 );
 """

@@ -1,0 +1,426 @@
+"""A study's trust report: how much of its best result is luck.
+
+Computed once per request (``tune report``) and stored in ``tune_reports`` for
+``tune status --json``, ``tune export`` and the app to read without computing.
+Never on a worker's trial loop, except the holdout evaluation of a trial that
+enters the top-K (runner/validation.py). Sections:
+
+* ``holdout``: the best ``top_k`` distinct trials in sample beside out of sample
+  (their holdout results, evaluated here for any still missing), and the rank
+  correlation of the two orders.
+* ``deflated_sharpe``: DSR of the best trial (backtest/stats.py): the number of
+  trials that ran, the variance of their Sharpe ratios, the best's per-bar
+  returns' skewness and kurtosis.
+* ``pbo``: probability of backtest overfitting by CSCV over the per-bar returns of
+  the best ``pbo_trials`` distinct trials.
+* ``robustness``: the objective over the best trial's neighbours, their median
+  against the best.
+* ``importances``: Optuna's PED-ANOVA importances (fast, needs no scikit-learn).
+
+A figure that cannot be computed says why ("n/a: ...") instead of a number.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+import warnings
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import numpy as np
+import optuna
+import sqlalchemy as sa
+
+from backtest import stats
+
+from . import validation
+from .config import CategoricalParam, FloatParam, IntParam, RunConfig
+from .monitor import category
+from .storage import Database, PostgresJournalBackend, TuneJournalStorage
+from .study import Objective, TrialPruned
+
+MAIN_METRICS = ("sharpe", "total_return", "max_drawdown", "trades")
+# A float parameter without a step moves by this share of its range (of its value, when log-scaled).
+FLOAT_NUDGE = 0.05
+
+
+def _not_available(reason: str) -> dict[str, str]:
+    return {"n/a": reason}
+
+
+def build(db: Database, cfg: RunConfig, symbol: str, trials: list[optuna.trial.FrozenTrial],
+          objective: Objective | None = None, fold: int | None = None) -> dict[str, Any]:
+    """The report of one symbol's study (or walk-forward fold's) from its ``trials`` (all of them)."""
+    study = cfg.study_name(symbol, fold)
+    metric, direction = cfg.study.metrics[0], cfg.direction
+    sign = 1.0 if direction == "maximize" else -1.0
+    complete = [t for t in trials if category(t) == "complete" and t.values]
+    ranked = _distinct(sorted(complete, key=lambda t: -sign * t.values[0]))
+    report: dict[str, Any] = {
+        "study": study, "metric": metric, "direction": direction,
+        "trials": {"complete": len(complete), "finished": sum(t.state.is_finished() for t in trials)},
+    }
+    if not ranked:
+        report["best"] = None
+        return report
+    best = ranked[0]
+    report["best"] = {"trial": best.number, "value": best.values[0], "params": best.params}
+    seconds: dict[str, float] = {}  # what each section cost to compute (benchmarks/bench_insight.py)
+    clock = time.perf_counter()
+
+    def timed(name: str, value: Any) -> Any:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[name] = round(now - clock, 4)
+        clock = now
+        return value
+
+    objective = timed("data", objective or Objective(cfg, symbol, fold))
+    report["holdout"] = timed("holdout", _holdout(db, cfg, study, ranked, objective, metric))
+    best_returns = _guarded(partial(objective.bar_returns, best.params))
+    report["deflated_sharpe"] = timed("deflated_sharpe", _deflated_sharpe(trials, best_returns, objective))
+    report["pbo"] = timed("pbo", _pbo(cfg, ranked, best_returns, objective))
+    report["robustness"] = timed("robustness", _robustness(cfg, best, objective, sign))
+    report["importances"] = timed("importances", _importances(trials, cfg))
+    report["selected"] = timed("selected", _selection(cfg, ranked, objective, sign))
+    if fold is None:
+        report["walk_forward"] = timed("walk_forward", _walk_forward(db, cfg, symbol, objective, sign))
+    report["seconds"] = seconds
+    return report
+
+
+def _distinct(ranked: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+    """The best trial of each parameter combination, in rank order."""
+    seen: set[str] = set()
+    out = []
+    for t in ranked:
+        key = json.dumps(t.params, sort_keys=True, default=str)
+        if key not in seen:
+            seen.add(key)
+            out.append(t)
+    return out
+
+
+def _guarded(fn: Callable[[], Any]) -> Any:
+    """``fn()``, or the exception it raised (reported as n/a by the caller)."""
+    try:
+        return fn()
+    except Exception as exc:  # a backtest's own failure: a reason, never the report's end
+        return exc
+
+
+def _holdout(db: Database, cfg: RunConfig, study: str, ranked, objective: Objective, metric: str) -> dict[str, Any]:
+    if objective.holdout_start is None:
+        return _not_available("no holdout configured ([validation] holdout)")
+    top = ranked[: cfg.validation.top_k]
+    known = validation.results(db, study)
+    rows = []
+    for t in top:
+        found = known.get(t.number)
+        if found is None:  # not evaluated yet (an older study, a lost insert): now, and kept
+            outcome = _guarded(partial(objective.holdout, t.params))
+            found = ({"metrics": None, "error": f"{type(outcome).__name__}: {outcome}"}
+                     if isinstance(outcome, Exception) else {"metrics": outcome, "error": None})
+            validation.record(db, study, t.number, found["metrics"], found["error"])
+        in_sample = {k: t.user_attrs.get(k) for k in (metric, *MAIN_METRICS) if k in t.user_attrs}
+        in_sample[metric] = t.values[0]
+        out = found["metrics"] or {}
+        rows.append({
+            "trial": t.number, "params": t.params,
+            "in_sample": in_sample,
+            "out_of_sample": {k: out.get(k) for k in in_sample} if found["metrics"] is not None else None,
+            "error": found["error"],
+        })
+    pairs = [(r["in_sample"][metric], r["out_of_sample"][metric]) for r in rows
+             if r["out_of_sample"] and r["out_of_sample"].get(metric) is not None]
+    rho = stats.spearman(*zip(*pairs)) if len(pairs) >= 3 else None
+    return {
+        "bars_in_sample": objective.bars, "bars_holdout": objective.total_bars - objective.bars,
+        "top": rows,
+        "rank_correlation": rho if rho is not None else _not_available("fewer than 3 trials with holdout results"),
+    }
+
+
+def _deflated_sharpe(trials, best_returns, objective: Objective) -> dict[str, Any]:
+    if isinstance(best_returns, Exception):
+        return _not_available(f"the best trial's returns: {type(best_returns).__name__}: {best_returns}")
+    if best_returns is None:
+        return _not_available("no returns (a user backtest gives them under the key 'returns')")
+    if len(best_returns) < 3:
+        return _not_available("fewer than 3 returns")
+    # The Sharpe ratio of every trial that ran (metrics are annualised: back to per bar).
+    annualiser = math.sqrt(objective.bars_per_year)
+    ratios = [t.user_attrs["sharpe"] / annualiser for t in trials
+              if isinstance(t.user_attrs.get("sharpe"), (int, float)) and math.isfinite(t.user_attrs["sharpe"])]
+    if len(ratios) < 2:
+        return _not_available("fewer than 2 trials report a sharpe metric")
+    sr = stats.sharpe(best_returns)
+    skew, kurtosis = stats.moments(best_returns)
+    variance = float(np.var(ratios))
+    value = stats.deflated_sharpe(sr, len(ratios), variance, len(best_returns), skew, kurtosis)
+    out: dict[str, Any] = {
+        "trials": len(ratios), "sharpe_per_bar": sr, "sharpe_variance": variance,
+        "expected_max_sharpe": stats.expected_max_sharpe(len(ratios), variance),
+        "observations": len(best_returns), "skewness": skew, "kurtosis": kurtosis,
+    }
+    out["value"] = value if value is not None else _not_available("the returns' moments give no estimate")
+    return out
+
+
+def _pbo(cfg: RunConfig, ranked, best_returns, objective: Objective) -> dict[str, Any]:
+    chosen = ranked[: cfg.validation.pbo_trials]
+    if len(chosen) < 2:
+        return _not_available("fewer than 2 distinct complete trials")
+    columns = [best_returns] + [_guarded(partial(objective.bar_returns, t.params)) for t in chosen[1:]]
+    for t, column in zip(chosen, columns):
+        if isinstance(column, Exception):
+            return _not_available(f"trial {t.number}'s returns: {type(column).__name__}: {column}")
+        if column is None:
+            return _not_available("no returns (a user backtest gives them under the key 'returns')")
+    if len({len(c) for c in columns}) != 1:
+        return _not_available("the trials' returns differ in length")
+    try:
+        result = stats.backtest_overfitting(np.column_stack(columns), blocks=cfg.validation.pbo_blocks)
+    except ValueError as exc:
+        return _not_available(str(exc))
+    return {"value": result.pbo, "strategies": result.strategies, "blocks": result.blocks,
+            "splits": result.splits, "degradation_slope": result.degradation}
+
+
+def neighbours(cfg: RunConfig, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The parameter sets one step from ``params``: ±1 step on ints and stepped floats,
+    ±FLOAT_NUDGE of the range (of the value, log-scaled) on other floats, every other
+    choice of a categorical; one parameter at a time, inside its bounds."""
+    out = []
+    for name, value in params.items():
+        p = cfg.space.get(name)
+        moved: list[Any] = []
+        if isinstance(p, CategoricalParam):
+            moved = [c for c in p.choices if c != value]
+        elif isinstance(p, IntParam):
+            moved = [value - p.step, value + p.step]
+        elif isinstance(p, FloatParam):
+            if p.step is not None:
+                moved = [round(value - p.step, 12), round(value + p.step, 12)]
+            elif p.log:
+                moved = [value * (1 - FLOAT_NUDGE), value * (1 + FLOAT_NUDGE)]
+            else:
+                span = (p.high - p.low) * FLOAT_NUDGE
+                moved = [value - span, value + span]
+        for v in moved:
+            if isinstance(p, (IntParam, FloatParam)) and not p.low <= v <= p.high:
+                continue
+            out.append({**params, name: v})
+    return out
+
+
+def _neighbour_values(cfg: RunConfig, params: dict[str, Any], objective: Objective) -> list[float]:
+    """The objective of each neighbour of ``params`` that could be evaluated (in sample)."""
+    values = []
+    for moved in neighbours(cfg, params):
+        outcome = _guarded(partial(objective, moved))
+        if isinstance(outcome, TrialPruned):
+            continue  # too few trades: not a value the study would have counted
+        if not isinstance(outcome, Exception):
+            values.append(outcome.values[0])
+    return values
+
+
+def _robustness(cfg: RunConfig, best, objective: Objective, sign: float) -> dict[str, Any]:
+    values = _neighbour_values(cfg, best.params, objective)
+    if not values:
+        return _not_available("no neighbour of the best trial could be evaluated")
+    median = statistics.median(values)
+    best_value = best.values[0]
+    out: dict[str, Any] = {"neighbours": len(values), "median": median,
+                           "worst": min(values) if sign > 0 else max(values), "best": best_value}
+    # Near 1: a plateau; near 0 (or below): a peak. Maximising: median / best; minimising
+    # (a positive metric such as max_drawdown): best / median.
+    if sign > 0 and best_value > 0:
+        out["ratio"] = median / best_value
+    elif sign < 0 and best_value > 0 and median > 0:
+        out["ratio"] = best_value / median
+    else:
+        out["ratio"] = _not_available("the best value is not positive")
+    return out
+
+
+def _selection(cfg: RunConfig, ranked, objective: Objective, sign: float) -> dict[str, Any]:
+    """Which trial ``[validation] select`` chooses: the best value ("value"), or the best
+    median over a trial and its neighbours among the top ``top_k`` distinct trials ("robust")."""
+    best = ranked[0]
+    if cfg.validation.select == "value":
+        return {"rule": "value", "trial": best.number, "value": best.values[0], "params": best.params}
+    scored = []
+    for t in ranked[: cfg.validation.top_k]:
+        around = statistics.median([t.values[0], *_neighbour_values(cfg, t.params, objective)])
+        scored.append((sign * around, -t.number, t, around))
+    _, _, chosen, around = max(scored, key=lambda s: (s[0], s[1]))
+    return {"rule": "robust", "trial": chosen.number, "value": chosen.values[0], "params": chosen.params,
+            "neighbourhood_median": around, "candidates": len(scored)}
+
+
+def _walk_forward(db: Database, cfg: RunConfig, symbol: str, objective: Objective, sign: float) -> dict[str, Any]:
+    """Each fold's best (by value, from its own study) tested on the window after its
+    training window; the test windows chained into one out-of-sample equity curve, and
+    walk-forward efficiency: annualised out-of-sample return / the folds' mean
+    annualised in-sample return (cagr)."""
+    from .export import load_trials  # export reads the stored reports: imported here, not at the top
+
+    wf = cfg.validation.walk_forward
+    if wf is None:
+        return _not_available("no walk_forward configured ([validation] walk_forward)")
+    folds: list[dict[str, Any]] = []
+    equity, test_bars, in_sample_cagr, whole = 1.0, 0, [], True
+    for number, (train, start, end) in enumerate(objective.fold_windows, 1):
+        name = cfg.study_name(symbol, number)
+        entry: dict[str, Any] = {"fold": number, "study": name, "train_bars": [train, start], "test_bars": [start, end]}
+        folds.append(entry)
+        complete = [t for t in load_trials(db, name) if category(t) == "complete" and t.values]
+        if not complete:
+            entry["n/a"] = "no complete trial yet"
+            whole = False
+            continue
+        best = max(complete, key=lambda t: (sign * t.values[0], -t.number))
+        outcome = _guarded(partial(objective.fold_test, best.params, number))
+        entry.update(trial=best.number, params=best.params, complete=len(complete))
+        keys = (cfg.study.metrics[0], "cagr", "total_return", "sharpe")
+        entry["in_sample"] = {k: best.user_attrs.get(k) for k in keys}
+        entry["in_sample"][keys[0]] = best.values[0]
+        if isinstance(outcome, Exception):
+            entry["n/a"] = f"{type(outcome).__name__}: {outcome}"
+            whole = False
+            continue
+        entry["out_of_sample"] = {k: outcome.get(k) for k in keys}
+        equity *= 1.0 + outcome["total_return"]
+        test_bars += end - start
+        entry["equity_after"] = equity  # the chained out-of-sample equity curve, at each fold's end
+        cagr = best.user_attrs.get("cagr")
+        if isinstance(cagr, (int, float)):
+            in_sample_cagr.append(float(cagr))
+        else:
+            whole = False
+    out: dict[str, Any] = {"mode": wf.mode, "folds": folds}
+    if not whole:
+        out["efficiency"] = _not_available("not every fold has a complete trial, a test result and a cagr")
+        return out
+    years = test_bars / objective.bars_per_year
+    oos_annual = equity ** (1.0 / years) - 1.0 if equity > 0 and years > 0 else -1.0
+    is_annual = statistics.fmean(in_sample_cagr)
+    out.update(oos_total_return=equity - 1.0, oos_annual_return=oos_annual, is_annual_return=is_annual)
+    out["efficiency"] = oos_annual / is_annual if is_annual > 0 else _not_available(
+        "the folds' in-sample annual return is not positive")
+    return out
+
+
+def _importances(trials, cfg: RunConfig) -> dict[str, Any]:
+    complete = [t for t in trials if category(t) == "complete" and t.values]
+    if len(complete) < 4:
+        return _not_available("fewer than 4 complete trials")
+    study = optuna.create_study(directions=["maximize" if d == "maximize" else "minimize" for d in cfg.directions])
+    study.add_trials(complete)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            found = optuna.importance.get_param_importances(
+                study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(),
+                target=lambda t: t.values[0])
+    except (ValueError, RuntimeError) as exc:
+        return _not_available(str(exc))
+    return {"method": "ped-anova", **{k: float(v) for k, v in found.items()}}
+
+
+def load_all_trials(db: Database, study: str) -> list[optuna.trial.FrozenTrial]:
+    """Every trial of ``study`` with every attribute, read afresh: a worker's own storage
+    skips other workers' metrics (runner/storage/journal.py), which the report needs."""
+    storage = TuneJournalStorage(PostgresJournalBackend(
+        db.url, study, db.connect_args, engine=db.engine if db.single_connection else None))
+    try:
+        return optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
+    finally:
+        storage.journal.close()
+
+
+def store(db: Database, report: dict[str, Any]) -> None:
+    with db.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO tune_reports (study, trials, body) VALUES (:s, :n, CAST(:b AS jsonb)) "
+                "ON CONFLICT (study) DO UPDATE SET trials = EXCLUDED.trials, body = EXCLUDED.body, computed_at = now()"
+            ),
+            {"s": report["study"], "n": report["trials"]["finished"], "b": json.dumps(json_safe(report))},
+        )
+
+
+def stored(db: Database, names: list[str]) -> dict[str, dict[str, Any]]:
+    """Each named study's last stored report (with its time), if it has one."""
+    with db.engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT study, body, computed_at, trials FROM tune_reports WHERE study = ANY(:n)"), {"n": names}
+        ).all()
+    return {study: {**body, "computed_at": at.isoformat(timespec="seconds"), "trials_at_compute": n}
+            for study, body, at, n in rows}
+
+
+def json_safe(value: Any) -> Any:
+    """NaN and infinities (which JSON and jsonb refuse) as None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        return json_safe(value.item())
+    return value
+
+
+def readings(report: dict[str, Any]) -> list[str]:
+    """One plain-English line per figure, for a person reading the report top to bottom."""
+    lines = []
+    holdout = report.get("holdout") or {}
+    rho = holdout.get("rank_correlation")
+    if isinstance(rho, float):
+        if rho >= 0.5:
+            lines.append(f"Rank correlation {rho:+.2f}: the in-sample order of the top trials mostly holds out of sample.")
+        elif rho > -0.2:
+            lines.append(f"Rank correlation {rho:+.2f}: the in-sample order of the top trials says little about "
+                         "their order out of sample.")
+        else:
+            lines.append(f"Rank correlation {rho:+.2f}: out of sample, the in-sample order of the top trials reverses.")
+    dsr = (report.get("deflated_sharpe") or {})
+    if isinstance(dsr.get("value"), float):
+        v, n = dsr["value"], dsr["trials"]
+        if v >= 0.95:
+            lines.append(f"DSR {v:.2f}: the best Sharpe is unlikely to be luck, even after {n} trials.")
+        elif v >= 0.5:
+            lines.append(f"DSR {v:.2f}: the best Sharpe beats what {n} random strategies would show at best, "
+                         "but not by enough to rule out luck.")
+        else:
+            lines.append(f"DSR {v:.2f}: the best Sharpe is not distinguishable from the best of {n} random strategies.")
+    pbo = report.get("pbo") or {}
+    if isinstance(pbo.get("value"), float):
+        p = pbo["value"]
+        verdict = "likely overfit" if p >= 0.5 else "some overfitting" if p > 0.1 else "little sign of overfitting"
+        lines.append(f"PBO {p:.2f}: in {p:.0%} of {pbo['splits']} splits the in-sample winner ranked at or below "
+                     f"the median out of sample ({verdict}).")
+    robust = report.get("robustness") or {}
+    if isinstance(robust.get("ratio"), dict):  # no ratio of a best value <= 0: the figures themselves
+        lines.append(f"Robustness: the best trial's {robust['neighbours']} neighbours score a median of "
+                     f"{robust['median']:.3g} against its {robust['best']:.3g}.")
+    if isinstance(robust.get("ratio"), float):
+        r = robust["ratio"]
+        shape = "a plateau" if r >= 0.8 else "a slope" if r >= 0.5 else "a narrow peak"
+        lines.append(f"Robustness {r:.2f}: the best trial's {robust['neighbours']} neighbours score a median of "
+                     f"{r:.0%} of it: the best sits on {shape}.")
+    wf = report.get("walk_forward") or {}
+    if isinstance(wf.get("efficiency"), float):
+        e = wf["efficiency"]
+        lines.append(f"Walk-forward efficiency {e:.2f}: each of {len(wf['folds'])} folds' best, tested on the next "
+                     f"window, earned {wf['oos_annual_return']:.1%} a year out of sample against "
+                     f"{wf['is_annual_return']:.1%} in sample ({wf['mode']}).")
+    return lines

@@ -1,0 +1,119 @@
+"""The holdout and the walk-forward folds: data kept from the optimizer.
+
+``[validation] holdout`` reserves it (a fraction of the bars, or the timestamp it
+starts at). Trials, pruning and the sampler see only the bars before it
+(runner/study.py's Objective). A worker whose trial enters the study's top
+``top_k`` evaluates it on the holdout and records the result here, in
+``tune_holdout`` — outside the study's journal, where no sampler reads it:
+the holdout is reported, never used to select. ``tune report`` fills in any
+top trial still missing (an older study, a lost insert).
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import math
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from .config import RunConfig, parse_time
+from .storage import Database
+
+# Fewest bars on either side of the split: fewer give no meaningful figures.
+MIN_BARS = 20
+
+
+class HoldoutError(ValueError):
+    """The holdout or the folds leave too little data (names the symbol); ``field``: the
+    config field at fault."""
+
+    def __init__(self, message: str, field: str = "validation.holdout") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def holdout_start(cfg: RunConfig, frame: pd.DataFrame, symbol: str) -> int | None:
+    """Index of the first holdout bar of ``frame``; None without a holdout."""
+    holdout = cfg.validation.holdout
+    if holdout is None:
+        return None
+    bars = len(frame)
+    if isinstance(holdout, float):
+        start = bars - int(round(bars * holdout))
+        what = f"holdout = {holdout}"
+    else:
+        start = int(frame.index.searchsorted(parse_time(holdout)))
+        what = f"holdout from {holdout}"
+    if start < MIN_BARS or bars - start < MIN_BARS:
+        raise HoldoutError(
+            f"{symbol}: {what} leaves {start} bars to optimize on and {bars - start} to validate on "
+            f"(of {bars}); each side needs at least {MIN_BARS}"
+        )
+    return start
+
+
+def fold_windows(cfg: RunConfig, bars: int, symbol: str) -> list[tuple[int, int, int]]:
+    """(train start, test start, test end) of each walk-forward fold over the first ``bars``
+    bars (the optimized period: before any holdout). The bars are cut into folds + 1
+    equal segments (the remainder joins the last); fold i tests on segment i and trains on
+    segment i - 1 (rolling) or on every segment before i (anchored)."""
+    wf = cfg.validation.walk_forward
+    if wf is None:
+        return []
+    segment = bars // (wf.folds + 1)
+    if segment < MIN_BARS:
+        raise HoldoutError(f"{symbol}: {wf.folds} folds cut {bars} bars into segments of {segment}; "
+                           f"each needs at least {MIN_BARS}", "validation.walk_forward")
+    return [(0 if wf.mode == "anchored" else (i - 1) * segment, i * segment, bars if i == wf.folds else (i + 1) * segment)
+            for i in range(1, wf.folds + 1)]
+
+
+class TopValues:
+    """The best ``k`` values told so far, kept as trials settle (runner.worker.StudyTally):
+    whether a new value enters the top costs O(log k), whatever the study's size."""
+
+    def __init__(self, k: int, direction: str) -> None:
+        self.k = k
+        self._sign = 1.0 if direction == "maximize" else -1.0
+        self._heap: list[float] = []  # the signed top values; the worst of them first
+
+    def add(self, value: float | None) -> None:
+        if value is None or not math.isfinite(value):
+            return
+        signed = self._sign * value
+        if len(self._heap) < self.k:
+            heapq.heappush(self._heap, signed)
+        elif signed > self._heap[0]:
+            heapq.heapreplace(self._heap, signed)
+
+    def enters(self, value: float) -> bool:
+        """Whether ``value`` would be among the top ``k`` (ties with the k-th enter)."""
+        return len(self._heap) < self.k or self._sign * value >= self._heap[0]
+
+
+def record(db: Database, study: str, trial_number: int, metrics: dict[str, float] | None,
+           error: str | None = None) -> None:
+    """Keep one trial's holdout result (a repeat of the same trial replaces it)."""
+    with db.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO tune_holdout (study, trial_number, metrics, error) "
+                "VALUES (:s, :n, CAST(:m AS jsonb), :e) ON CONFLICT (study, trial_number) "
+                "DO UPDATE SET metrics = EXCLUDED.metrics, error = EXCLUDED.error, created_at = now()"
+            ),
+            {"s": study, "n": trial_number, "e": error,
+             "m": None if metrics is None else json.dumps(
+                 {k: v if math.isfinite(v) else None for k, v in metrics.items()})},
+        )
+
+
+def results(db: Database, study: str) -> dict[int, dict[str, Any]]:
+    """Trial number -> {"metrics": dict | None, "error": str | None} for the study."""
+    with db.engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT trial_number, metrics, error FROM tune_holdout WHERE study = :s"), {"s": study}
+        ).all()
+    return {number: {"metrics": metrics, "error": error} for number, metrics, error in rows}

@@ -1,0 +1,106 @@
+"""Results one can trust, end to end: a study with a holdout, its report, where it shows."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from optuna.trial import TrialState
+
+from runner import validation
+from tests.helpers import small_config, status_json, trials_of, tune
+
+EXTRA = """
+[validation]
+holdout = 0.3
+top_k = 4
+pbo_trials = 6
+pbo_blocks = 4
+"""
+
+
+def test_a_study_with_a_holdout_validates_its_top_trials_and_reports_the_luck(db, db_url, tmp_path):
+    config = small_config(tmp_path, name="trust", target=25, extra=EXTRA)
+    proc = tune("run", str(config))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    study = "trust-AAA"
+    # The worker validated each trial that entered the top 4 as it was told, and no other.
+    recorded = validation.results(db, study)
+    assert recorded and all(r["metrics"] is not None and "sharpe" in r["metrics"] for r in recorded.values())
+    done = [t for t in trials_of(db_url, study) if t.state == TrialState.COMPLETE]
+    values = {t.number: t.value for t in done}
+    entered = {t.number for i, t in enumerate(done)
+               if sum(earlier.value > t.value for earlier in done[:i]) < 4}  # one worker: in number order
+    assert set(recorded) == entered
+
+    # The worker that ended the study wrote its report; tune report computes it again.
+    at_end = status_json(str(config))[study]["report"]
+    assert at_end["best"]["trial"] == max(values, key=values.get) and at_end["trials_at_compute"] >= 25
+    proc = tune("report", study, "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    best = max(values, key=values.get)
+    assert report["best"]["trial"] == best and report["best"]["value"] == values[best]
+    top = report["holdout"]["top"]
+    assert len(top) == 4 and [r["in_sample"]["sharpe"] for r in top] == sorted(
+        (r["in_sample"]["sharpe"] for r in top), reverse=True)
+    assert all(r["out_of_sample"]["sharpe"] is not None for r in top)
+    assert report["holdout"]["bars_in_sample"] == 1400 and report["holdout"]["bars_holdout"] == 600
+    assert -1 <= report["holdout"]["rank_correlation"] <= 1
+    assert 0 <= report["deflated_sharpe"]["value"] <= 1
+    assert report["deflated_sharpe"]["observations"] == 1399
+    assert report["pbo"]["strategies"] == 6 and report["pbo"]["splits"] == 6 and 0 <= report["pbo"]["value"] <= 1
+    assert report["robustness"]["neighbours"] >= 2
+    assert set(report["importances"]) == {"method", "fast", "slow"}
+    # Every top trial now has its holdout result kept.
+    assert {r["trial"] for r in top} <= set(validation.results(db, study))
+
+    # Stored: the status and the export carry it without computing.
+    assert status_json(str(config))[study]["report"]["pbo"] == report["pbo"]
+    summary = json.loads(tune("export", study, "--json", check=True).stdout)
+    assert summary["report"]["best"] == report["best"]
+
+    text = tune("report", study, check=True).stdout
+    assert "DSR" in text and "PBO" in text and "Robustness" in text and "oos" in text and "importances" in text
+    assert all(str(r["trial"]) in text for r in top)
+
+
+def test_report_of_a_study_without_a_holdout_says_so(db_url, tmp_path):
+    config = small_config(tmp_path, name="plain", target=8)
+    assert tune("run", str(config)).returncode == 0
+    report = json.loads(tune("report", "plain-AAA", "--json", check=True).stdout)
+    assert report["holdout"] == {"n/a": "no holdout configured ([validation] holdout)"}
+    assert "value" in report["deflated_sharpe"]
+
+
+def test_report_of_an_unknown_study_exits_2(db_url):
+    proc = tune("report", "nope-AAA")
+    assert proc.returncode == 2 and "no such study" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_walk_forward_runs_a_study_per_fold_and_chains_their_tests(db, db_url, tmp_path):
+    extra = '\n[validation]\nwalk_forward = { folds = 2, mode = "anchored" }\n'
+    config = small_config(tmp_path, name="wf", target=6, extra=extra)
+    proc = tune("run", str(config))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    status = status_json(str(config))
+    assert set(status) == {"wf-AAA", "wf-AAA-wf1", "wf-AAA-wf2"}
+    assert all(s["state"] == "done" and s["complete"] >= 6 for s in status.values())
+    report = json.loads(tune("report", "wf-AAA", "--json", check=True).stdout)["walk_forward"]
+    assert report["mode"] == "anchored" and [f["fold"] for f in report["folds"]] == [1, 2]
+    # 2000 bars in 3 segments of 666: fold 1 trains on the first, fold 2 on the first two.
+    assert [(f["train_bars"], f["test_bars"]) for f in report["folds"]] == [([0, 666], [666, 1332]),
+                                                                          ([0, 1332], [1332, 2000])]
+    for f in report["folds"]:
+        fold_trials = {t.number: t for t in trials_of(db_url, f["study"]) if t.state == TrialState.COMPLETE}
+        best = max(fold_trials.values(), key=lambda t: t.value)
+        assert f["trial"] == best.number and f["params"] == best.params  # the fold's own best
+    equity = 1.0
+    for f in report["folds"]:
+        equity *= 1 + f["out_of_sample"]["total_return"]
+        assert f["equity_after"] == pytest.approx(equity)
+    assert report["oos_total_return"] == pytest.approx(equity - 1)
+    assert isinstance(report["efficiency"], float) or "in-sample annual return" in report["efficiency"]["n/a"]
+    # A fold's study has its own report (no walk-forward section of its own).
+    fold_report = json.loads(tune("report", "wf-AAA-wf1", "--json", check=True).stdout)
+    assert fold_report["best"]["trial"] == report["folds"][0]["trial"] and "walk_forward" not in fold_report

@@ -112,23 +112,35 @@ class BacktestResult:
         return runs.growth[is_trade] * costs[is_trade] - 1.0
 
     def since(self, start: int) -> BacktestResult:
-        """The backtest from bar ``start`` on, as an account opened at that bar's close
-        would see it: equity rebased to 1 there, bar ``start``'s own return left out (as
-        a backtest's first bar's), and a position already held counted as a trade
-        entered at ``start``. The strategy's indicators had every earlier bar to warm up
-        on, as they would trading live; nothing before ``start`` enters the figures.
-        An account ruined before ``start`` stays ruined (equity 0)."""
-        if not 0 <= start < len(self.positions) - 1:
-            raise ValueError(f"start {start} leaves fewer than 2 of {len(self.positions)} bars")
-        positions = np.array(self.positions[start:], dtype=np.float64)
-        asset_returns = np.array(self.asset_returns[start:], dtype=np.float64)
-        returns = np.array(self.returns[start:], dtype=np.float64)
-        asset_returns[0] = returns[0] = 0.0
+        """The backtest measured from bar ``start`` on, as an account opened at the close
+        of bar ``start - 1`` sees it: that bar is the new first bar (flat, equity 1), the
+        position the strategy holds over bar ``start`` is entered then at its cost, and
+        every later bar is as in the whole run. The strategy's indicators had every earlier
+        bar to warm up on, as they would trading live; nothing before ``start`` enters the
+        figures. An account ruined before ``start`` stays ruined (equity 0)."""
+        bars = len(self.positions)
+        if not 1 <= start < bars:
+            raise ValueError(f"start {start} must be within 1 .. {bars - 1}")
+        anchor = start - 1
+        positions = np.array(self.positions[anchor:], dtype=np.float64)
+        asset_returns = np.array(self.asset_returns[anchor:], dtype=np.float64)
+        returns = np.array(self.returns[anchor:], dtype=np.float64)
+        positions[0] = asset_returns[0] = returns[0] = 0.0
+        held = positions[1]
+        # The first measured bar: the whole entry cost of the held position (the whole run
+        # paid only for the change of position there, or nothing if it was carried in).
+        first = max(1.0 + held * asset_returns[1], 0.0) * (1.0 - self.cost_rate) ** abs(held)
+        returns[1] = first - 1.0
+        equity = np.empty(len(positions))
+        equity[0] = 1.0
         base = float(self.equity[start])
-        equity = self.equity[start:] / base if base > 0.0 else np.zeros(len(positions))
+        if base > 0.0 and float(self.equity[anchor]) > 0.0:
+            equity[1:] = first * (self.equity[start:] / base)
+        else:
+            equity[1:] = 0.0
         starts, values = runs_of(positions)
         return BacktestResult(
-            timestamps=self.timestamps[start:], positions=positions, asset_returns=asset_returns, returns=returns,
+            timestamps=self.timestamps[anchor:], positions=positions, asset_returns=asset_returns, returns=returns,
             equity=equity, cost_rate=self.cost_rate, bars_per_year=self.bars_per_year,
             runs=Runs(starts, values, _run_growth(positions, asset_returns, starts)),
         )

@@ -241,8 +241,9 @@ def cmd_report(args) -> int:
     if not path:
         raise UsageError(f"{args.study}: the study has no config on record; give it with --config")
     cfg = load_config(path)
-    if cfg.study_name(row.symbol, row.fold) != args.study:
+    if row.fold not in cfg.folds() or cfg.study_name(row.symbol, row.fold) != args.study:
         raise UsageError(f"{path}: its studies are {', '.join(cfg.study_names())}, not {args.study}")
+    control.check_same_split(cfg, args.study, row.split)  # the report's windows must be the trials' own
     check_data(cfg)  # bad data or holdout: one line, exit 2
     quiet_optuna()
     report = insight.build(db, cfg, row.symbol, load_trials(db, args.study), fold=row.fold)
@@ -251,7 +252,7 @@ def cmd_report(args) -> int:
     if args.json:
         print(json.dumps(insight.json_safe(report), indent=2))
     else:
-        print_report(report, insight.readings(report))
+        print_report(insight.json_safe(report), insight.readings(report))
     return EXIT_OK
 
 
@@ -328,7 +329,8 @@ def print_report(report: dict, readings: list[str]) -> None:
         console.print()
         say("parameter importances (PED-ANOVA):", "bold")
         for k, v in importances.items():
-            say(f"  {k:<20} {v:5.2f}  {'#' * round(v * 30)}")
+            if isinstance(v, float):  # NaN is None here (json_safe)
+                say(f"  {k:<20} {v:5.2f}  {'#' * round(v * 30)}")
 
 
 _REPORT_LABELS = {"total_return": "return", "max_drawdown": "max dd"}
@@ -504,6 +506,9 @@ def run_reporting_errors(fn, *args):
 
 # Commands that run until their work is done; the others are short and get a deadline.
 LONG_RUNNING = ("run", "worker")
+# Commands whose own work (backtests) may take long: each round trip keeps its deadline,
+# the command as a whole has none.
+COMPUTING = ("report",)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -511,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
     quiet_optuna()
     if args.command not in LONG_RUNNING:
         connection.configure(io_timeout=IO_TIMEOUT_SECONDS, patience=PATIENCE_SECONDS)
-        limit = COMMAND_DEADLINE_SECONDS
+        limit = None if args.command in COMPUTING else COMMAND_DEADLINE_SECONDS
     else:
         limit = None
     what = f"the database ({mask_url(args.storage)})" if getattr(args, "storage", None) else "the database"

@@ -65,6 +65,7 @@ class StudyRow:
     next_worker_index: int = 0
     fold: int | None = None  # a walk-forward fold's number; None: the symbol's main study
     space: dict | None = None  # {param: Optuna distribution JSON} the study's trials were asked in
+    split: dict | None = None  # control.split_settings of the config that registered it
 
 
 @retry_on_disconnect
@@ -82,32 +83,55 @@ def register_study(db: Database, cfg, symbol: str, *, reset_control: bool, fold:
         "metric": list(cfg.study.metrics), "direction": list(cfg.directions),
         "target_trials": cfg.study.target_trials, "max_attempts": cfg.study.attempt_cap,
         "desired_workers": cfg.study.workers_per_symbol, "grace_seconds": cfg.study.grace_seconds,
-        "space": json.dumps(space),
+        "space": json.dumps(space), "split": json.dumps(split_settings(cfg)),
     }
     # An explicit run (tune run, the app) means "run this config as written".
     reset = (", control = 'running', ended_code = NULL, ended_reason = NULL, desired_workers = EXCLUDED.desired_workers"
              if reset_control else "")
     with db.engine.begin() as conn:
         old = conn.execute(
-            sa.text("SELECT metric, direction, space FROM tune_studies WHERE name = :n FOR UPDATE"), {"n": name}
+            sa.text("SELECT metric, direction, space, split FROM tune_studies WHERE name = :n FOR UPDATE"), {"n": name}
         ).first()
         if old is not None:
             _check_same_study(cfg, name, list(old.metric), list(old.direction), old.space or {}, space)
+            check_same_split(cfg, name, old.split)
         conn.execute(
             sa.text(
                 """
                 INSERT INTO tune_studies (name, run_name, symbol, fold, config_path, metric, direction,
-                    target_trials, max_attempts, desired_workers, grace_seconds, space)
+                    target_trials, max_attempts, desired_workers, grace_seconds, space, split)
                 VALUES (:name, :run_name, :symbol, :fold, :config_path, :metric, :direction,
-                    :target_trials, :max_attempts, :desired_workers, :grace_seconds, CAST(:space AS jsonb))
+                    :target_trials, :max_attempts, :desired_workers, :grace_seconds, CAST(:space AS jsonb),
+                    CAST(:split AS jsonb))
                 ON CONFLICT (name) DO UPDATE SET
                     config_path = EXCLUDED.config_path, metric = EXCLUDED.metric,
                     direction = EXCLUDED.direction, target_trials = EXCLUDED.target_trials,
                     max_attempts = EXCLUDED.max_attempts, grace_seconds = EXCLUDED.grace_seconds,
-                    space = EXCLUDED.space, updated_at = now()""" + reset
+                    space = EXCLUDED.space, split = EXCLUDED.split, updated_at = now()""" + reset
             ),
             values,
         )
+
+
+def split_settings(cfg) -> dict:
+    """What decides which bars a study's trials see: the holdout and the walk-forward folds."""
+    wf = cfg.validation.walk_forward
+    return {"holdout": cfg.validation.holdout, "walk_forward": wf.model_dump() if wf else None}
+
+
+def check_same_split(cfg, name: str, old: dict | None) -> None:
+    """A study's trials must all have seen the same bars: resuming (or reporting on) it with
+    another holdout or other folds would mix trials scored on what is now the holdout or a
+    fold's test window into what the report calls in sample. A ConfigError (exit 2) instead.
+    A study from before [validation] (None) had neither."""
+    old = old or {"holdout": None, "walk_forward": None}
+    new = split_settings(cfg)
+    if old != new:
+        raise ConfigError(
+            cfg.source_path or "config", "validation",
+            f"{name} was run with holdout = {old['holdout']!r}, walk_forward = {old['walk_forward']!r}; "
+            f"this config has holdout = {new['holdout']!r}, walk_forward = {new['walk_forward']!r}: its trials "
+            f"saw other bars. Use a new study.name, or resume = false to start {name} fresh")
 
 
 def _check_same_study(cfg, name: str, metric: list[str], direction: list[str],

@@ -39,9 +39,10 @@ from backtest import stats
 
 from . import validation
 from .config import CategoricalParam, FloatParam, IntParam, RunConfig
-from .monitor import category
-from .storage import Database, PostgresJournalBackend, TuneJournalStorage
-from .study import Objective, TrialPruned
+from .monitor import category, feasible
+from .storage import Database, PostgresJournalBackend, StorageError, TuneJournalStorage
+from .study import Objective
+from .text import storable
 
 MAIN_METRICS = ("sharpe", "total_return", "max_drawdown", "trades")
 # A float parameter without a step moves by this share of its range (of its value, when log-scaled).
@@ -59,7 +60,8 @@ def build(db: Database, cfg: RunConfig, symbol: str, trials: list[optuna.trial.F
     metric, direction = cfg.study.metrics[0], cfg.direction
     sign = 1.0 if direction == "maximize" else -1.0
     complete = [t for t in trials if category(t) == "complete" and t.values]
-    ranked = _distinct(sorted(complete, key=lambda t: -sign * t.values[0]))
+    # Feasible trials first (the constraints), as the study's best is chosen (runner/monitor.py).
+    ranked = _distinct(sorted(complete, key=lambda t: (not feasible(t), -sign * t.values[0])))
     report: dict[str, Any] = {
         "study": study, "metric": metric, "direction": direction,
         "trials": {"complete": len(complete), "finished": sum(t.state.is_finished() for t in trials)},
@@ -70,25 +72,35 @@ def build(db: Database, cfg: RunConfig, symbol: str, trials: list[optuna.trial.F
     best = ranked[0]
     report["best"] = {"trial": best.number, "value": best.values[0], "params": best.params}
     seconds: dict[str, float] = {}  # what each section cost to compute (benchmarks/bench_insight.py)
+
+    def section(name: str, fn: Callable[[], Any]) -> None:
+        """One section of the report; its failure is that section's n/a, never the report's end.
+        A storage error is not a section's: it ends the report (as does an interruption)."""
+        clock = time.perf_counter()
+        try:
+            report[name] = fn()
+        except StorageError:
+            raise
+        except Exception as exc:
+            report[name] = _not_available(f"{type(exc).__name__}: {exc}")
+        seconds[name] = round(time.perf_counter() - clock, 4)
+
     clock = time.perf_counter()
-
-    def timed(name: str, value: Any) -> Any:
-        nonlocal clock
-        now = time.perf_counter()
-        seconds[name] = round(now - clock, 4)
-        clock = now
-        return value
-
-    objective = timed("data", objective or Objective(cfg, symbol, fold))
-    report["holdout"] = timed("holdout", _holdout(db, cfg, study, ranked, objective, metric))
+    objective = objective or Objective(cfg, symbol, fold)
+    seconds["data"] = round(time.perf_counter() - clock, 4)
     best_returns = _guarded(partial(objective.bar_returns, best.params))
-    report["deflated_sharpe"] = timed("deflated_sharpe", _deflated_sharpe(trials, best_returns, objective))
-    report["pbo"] = timed("pbo", _pbo(cfg, ranked, best_returns, objective))
-    report["robustness"] = timed("robustness", _robustness(cfg, best, objective, sign))
-    report["importances"] = timed("importances", _importances(trials, cfg))
-    report["selected"] = timed("selected", _selection(cfg, ranked, objective, sign))
     if fold is None:
-        report["walk_forward"] = timed("walk_forward", _walk_forward(db, cfg, symbol, objective, sign))
+        section("holdout", lambda: _holdout(db, cfg, study, ranked, objective, metric))
+    else:
+        report["holdout"] = _not_available(f"a walk-forward fold's study: its test window is in "
+                                           f"{cfg.study_name(symbol)}'s report")
+    section("deflated_sharpe", lambda: _deflated_sharpe(trials, best_returns, objective))
+    section("pbo", lambda: _pbo(cfg, ranked, best_returns, objective))
+    section("robustness", lambda: _robustness(cfg, best, objective, sign))
+    section("importances", lambda: _importances(trials, cfg))
+    section("selected", lambda: _selection(cfg, ranked, objective, sign))
+    if fold is None:
+        section("walk_forward", lambda: _walk_forward(db, cfg, symbol, objective, sign))
     report["seconds"] = seconds
     return report
 
@@ -106,10 +118,13 @@ def _distinct(ranked: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.Froze
 
 
 def _guarded(fn: Callable[[], Any]) -> Any:
-    """``fn()``, or the exception it raised (reported as n/a by the caller)."""
+    """``fn()``, or the exception it raised (reported as n/a by the caller). A backtest's
+    own failure is a reason, never the report's end; a storage error is not a backtest's."""
     try:
         return fn()
-    except Exception as exc:  # a backtest's own failure: a reason, never the report's end
+    except StorageError:
+        raise
+    except Exception as exc:
         return exc
 
 
@@ -124,7 +139,8 @@ def _holdout(db: Database, cfg: RunConfig, study: str, ranked, objective: Object
         if found is None:  # not evaluated yet (an older study, a lost insert): now, and kept
             outcome = _guarded(partial(objective.holdout, t.params))
             found = ({"metrics": None, "error": f"{type(outcome).__name__}: {outcome}"}
-                     if isinstance(outcome, Exception) else {"metrics": outcome, "error": None})
+                     if isinstance(outcome, Exception)
+                     else {"metrics": {k: v for k, v in outcome.items() if math.isfinite(v)}, "error": None})
             validation.record(db, study, t.number, found["metrics"], found["error"])
         in_sample = {k: t.user_attrs.get(k) for k in (metric, *MAIN_METRICS) if k in t.user_attrs}
         in_sample[metric] = t.values[0]
@@ -152,19 +168,25 @@ def _deflated_sharpe(trials, best_returns, objective: Objective) -> dict[str, An
         return _not_available("no returns (a user backtest gives them under the key 'returns')")
     if len(best_returns) < 3:
         return _not_available("fewer than 3 returns")
-    # The Sharpe ratio of every trial that ran (metrics are annualised: back to per bar).
+    if not np.isfinite(best_returns).all():
+        return _not_available("the best trial's returns are not all finite numbers")
+    # N: every trial that was tried — complete or pruned (a pruned one was evaluated, if
+    # only on part of the period); not duplicates (never run) nor failures. The variance:
+    # over the trials that report a Sharpe ratio (annualised: back to per bar).
+    tried = sum(category(t) in ("complete", "pruned") for t in trials)
     annualiser = math.sqrt(objective.bars_per_year)
     ratios = [t.user_attrs["sharpe"] / annualiser for t in trials
               if isinstance(t.user_attrs.get("sharpe"), (int, float)) and math.isfinite(t.user_attrs["sharpe"])]
     if len(ratios) < 2:
         return _not_available("fewer than 2 trials report a sharpe metric")
+    tried = max(tried, len(ratios))
     sr = stats.sharpe(best_returns)
     skew, kurtosis = stats.moments(best_returns)
     variance = float(np.var(ratios))
-    value = stats.deflated_sharpe(sr, len(ratios), variance, len(best_returns), skew, kurtosis)
+    value = stats.deflated_sharpe(sr, tried, variance, len(best_returns), skew, kurtosis)
     out: dict[str, Any] = {
-        "trials": len(ratios), "sharpe_per_bar": sr, "sharpe_variance": variance,
-        "expected_max_sharpe": stats.expected_max_sharpe(len(ratios), variance),
+        "trials": tried, "with_sharpe": len(ratios), "sharpe_per_bar": sr, "sharpe_variance": variance,
+        "expected_max_sharpe": stats.expected_max_sharpe(tried, variance),
         "observations": len(best_returns), "skewness": skew, "kurtosis": kurtosis,
     }
     out["value"] = value if value is not None else _not_available("the returns' moments give no estimate")
@@ -183,11 +205,18 @@ def _pbo(cfg: RunConfig, ranked, best_returns, objective: Objective) -> dict[str
             return _not_available("no returns (a user backtest gives them under the key 'returns')")
     if len({len(c) for c in columns}) != 1:
         return _not_available("the trials' returns differ in length")
+    matrix = np.column_stack(columns)
+    if not np.isfinite(matrix).all():
+        return _not_available("the returns are not all finite numbers")
+    # Parameter sets that trade alike (a parameter without effect, a stop never hit) give
+    # identical returns: one strategy, not several that tie (ties would push the winner's
+    # rank to the middle and PBO up).
+    matrix = np.unique(matrix, axis=1)
     try:
-        result = stats.backtest_overfitting(np.column_stack(columns), blocks=cfg.validation.pbo_blocks)
+        result = stats.backtest_overfitting(matrix, blocks=cfg.validation.pbo_blocks)
     except ValueError as exc:
         return _not_available(str(exc))
-    return {"value": result.pbo, "strategies": result.strategies, "blocks": result.blocks,
+    return {"value": result.pbo, "strategies": result.strategies, "trials": len(chosen), "blocks": result.blocks,
             "splits": result.splits, "degradation_slope": result.degradation}
 
 
@@ -218,25 +247,26 @@ def neighbours(cfg: RunConfig, params: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _neighbour_values(cfg: RunConfig, params: dict[str, Any], objective: Objective) -> list[float]:
-    """The objective of each neighbour of ``params`` that could be evaluated (in sample)."""
-    values = []
+def _neighbour_values(cfg: RunConfig, params: dict[str, Any], objective: Objective) -> tuple[list[float], int]:
+    """The objective of each neighbour of ``params`` that could be evaluated (in sample), and
+    how many could not (pruned for too few trades, invalid, failed)."""
+    values, missed = [], 0
     for moved in neighbours(cfg, params):
         outcome = _guarded(partial(objective, moved))
-        if isinstance(outcome, TrialPruned):
-            continue  # too few trades: not a value the study would have counted
-        if not isinstance(outcome, Exception):
+        if isinstance(outcome, Exception):
+            missed += 1
+        else:
             values.append(outcome.values[0])
-    return values
+    return values, missed
 
 
 def _robustness(cfg: RunConfig, best, objective: Objective, sign: float) -> dict[str, Any]:
-    values = _neighbour_values(cfg, best.params, objective)
+    values, missed = _neighbour_values(cfg, best.params, objective)
     if not values:
         return _not_available("no neighbour of the best trial could be evaluated")
     median = statistics.median(values)
     best_value = best.values[0]
-    out: dict[str, Any] = {"neighbours": len(values), "median": median,
+    out: dict[str, Any] = {"neighbours": len(values), "not_evaluated": missed, "median": median,
                            "worst": min(values) if sign > 0 else max(values), "best": best_value}
     # Near 1: a plateau; near 0 (or below): a peak. Maximising: median / best; minimising
     # (a positive metric such as max_drawdown): best / median.
@@ -255,9 +285,13 @@ def _selection(cfg: RunConfig, ranked, objective: Objective, sign: float) -> dic
     best = ranked[0]
     if cfg.validation.select == "value":
         return {"rule": "value", "trial": best.number, "value": best.values[0], "params": best.params}
+    # A neighbour that cannot be evaluated (too few trades, invalid, failing) counts as the
+    # study's worst value: a trial among such neighbours is no plateau.
+    worst = min((t.values[0] for t in ranked), key=lambda v: sign * v)
     scored = []
     for t in ranked[: cfg.validation.top_k]:
-        around = statistics.median([t.values[0], *_neighbour_values(cfg, t.params, objective)])
+        values, missed = _neighbour_values(cfg, t.params, objective)
+        around = statistics.median([t.values[0], *values, *[worst] * missed])
         scored.append((sign * around, -t.number, t, around))
     _, _, chosen, around = max(scored, key=lambda s: (s[0], s[1]))
     return {"rule": "robust", "trial": chosen.number, "value": chosen.values[0], "params": chosen.params,
@@ -276,9 +310,13 @@ def _walk_forward(db: Database, cfg: RunConfig, symbol: str, objective: Objectiv
         return _not_available("no walk_forward configured ([validation] walk_forward)")
     folds: list[dict[str, Any]] = []
     equity, test_bars, in_sample_cagr, whole = 1.0, 0, [], True
+    from . import control
+
+    ended = {row.name: row.ended_code is not None for row in control.list_studies(db, cfg.study_names())}
     for number, (train, start, end) in enumerate(objective.fold_windows, 1):
         name = cfg.study_name(symbol, number)
-        entry: dict[str, Any] = {"fold": number, "study": name, "train_bars": [train, start], "test_bars": [start, end]}
+        entry: dict[str, Any] = {"fold": number, "study": name, "train_bars": [train, start], "test_bars": [start, end],
+                                 "ended": ended.get(name, False)}
         folds.append(entry)
         complete = [t for t in load_trials(db, name) if category(t) == "complete" and t.values]
         if not complete:
@@ -304,7 +342,9 @@ def _walk_forward(db: Database, cfg: RunConfig, symbol: str, objective: Objectiv
             in_sample_cagr.append(float(cagr))
         else:
             whole = False
-    out: dict[str, Any] = {"mode": wf.mode, "folds": folds}
+    # Folds still searching: their best may change (the worker that ends the last of them
+    # writes this report again).
+    out: dict[str, Any] = {"mode": wf.mode, "folds": folds, "partial": not all(f["ended"] for f in folds)}
     if not whole:
         out["efficiency"] = _not_available("not every fold has a complete trial, a test result and a cagr")
         return out
@@ -367,11 +407,14 @@ def stored(db: Database, names: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def json_safe(value: Any) -> Any:
-    """NaN and infinities (which JSON and jsonb refuse) as None."""
+    """The report as jsonb takes it: NaN and infinities as None, strings (a backtest's
+    exception, a metric's name) with NUL and lone surrogates escaped (runner.text.storable)."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
+    if isinstance(value, str):
+        return storable(value)
     if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
+        return {storable(str(k)): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [json_safe(v) for v in value]
     if isinstance(value, np.generic):

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from .config import RunConfig, parse_time
 from .storage import Database
+from .text import storable
 
 # Fewest bars on either side of the split: fewer give no meaningful figures.
 MIN_BARS = 20
@@ -104,9 +105,9 @@ def record(db: Database, study: str, trial_number: int, metrics: dict[str, float
                 "VALUES (:s, :n, CAST(:m AS jsonb), :e) ON CONFLICT (study, trial_number) "
                 "DO UPDATE SET metrics = EXCLUDED.metrics, error = EXCLUDED.error, created_at = now()"
             ),
-            {"s": study, "n": trial_number, "e": error,
+            {"s": study, "n": trial_number, "e": None if error is None else storable(error),
              "m": None if metrics is None else json.dumps(
-                 {k: v if math.isfinite(v) else None for k, v in metrics.items()})},
+                 {storable(k): v if math.isfinite(v) else None for k, v in metrics.items()})},
         )
 
 

@@ -285,9 +285,19 @@ class Worker:
         try:
             started = time.monotonic()
             trials = insight.load_all_trials(self.db, self.study_name)
-            insight.store(self.db, insight.build(self.db, self.cfg, self.symbol, trials, objective, self.fold))
+            # It runs the backtest (a user's code): a signal may interrupt it, as a trial.
+            report = self._interruptible(insight.build, self.db, self.cfg, self.symbol, trials, objective, self.fold)
+            insight.store(self.db, report)
             log.info("[%s] report written in %.1f s", self.study_name, time.monotonic() - started)
-        except Exception as exc:
+            main = self.cfg.study_name(self.symbol)
+            rows = control.list_studies(self.db, [main]) if self.fold is not None else []
+            if rows and rows[0].ended_code is not None:
+                # A fold ended after its symbol's study: that report's walk-forward section
+                # waited for this fold's best.
+                trials = insight.load_all_trials(self.db, main)
+                report = self._interruptible(insight.build, self.db, self.cfg, self.symbol, trials)
+                insight.store(self.db, report)
+        except (Exception, KeyboardInterrupt, SystemExit) as exc:
             self.event("warning", f"the study's report was not written ({type(exc).__name__}: {exc}); "
                                   "tune report computes it")
 
@@ -377,8 +387,8 @@ class Worker:
         is recorded as the result; one that cannot be recorded is left to ``tune report``."""
         metrics, error = None, None
         try:
-            metrics = _finite_only(objective.holdout(params))
-        except Exception as exc:
+            metrics = _finite_only(self._interruptible(objective.holdout, params))
+        except (Exception, KeyboardInterrupt, SystemExit) as exc:  # the backtest's own, as in a trial
             error = f"{type(exc).__name__}: {exc}"
         try:
             validation.record(self.db, self.study_name, number, metrics, error)

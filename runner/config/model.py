@@ -286,8 +286,9 @@ class ValidationSettings(_Strict):
 
     holdout: float | TimeText | None = None
     top_k: int = Field(default=10, ge=2, le=200)
-    pbo_trials: int = Field(default=16, ge=2, le=200)  # best distinct trials whose per-bar returns PBO compares
-    pbo_blocks: int = Field(default=16, ge=2, le=20)  # CSCV blocks (even): C(16, 8) = 12,870 splits
+    # PBO's memory: C(blocks, blocks/2) splits x trials, a few such matrices (16, 100: ~10 MB each).
+    pbo_trials: int = Field(default=16, ge=2, le=100)  # best distinct trials whose per-bar returns PBO compares
+    pbo_blocks: int = Field(default=16, ge=2, le=16)  # CSCV blocks (even): C(16, 8) = 12,870 splits
     # Which trial tune report and tune export put forward: the best value, or the best median
     # over a trial and its neighbours among the top_k (a plateau over a peak).
     select: Literal["value", "robust"] = "value"

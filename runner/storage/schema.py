@@ -8,7 +8,7 @@ SCHEMA_LOCK = 0x74756E65  # "tune": serialises CREATE TABLE IF NOT EXISTS across
 # DDL below (ALTER TABLE takes an ACCESS EXCLUSIVE lock even when there is nothing
 # to do) runs once per database and version, not in every process that opens it,
 # where it blocked, and could deadlock with, other processes' reads.
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 
 def is_current(conn) -> bool:
@@ -72,6 +72,8 @@ ALTER TABLE tune_studies ADD COLUMN IF NOT EXISTS next_worker_index integer NOT 
 ALTER TABLE tune_studies ADD COLUMN IF NOT EXISTS ended_code text;
 ALTER TABLE tune_studies ADD COLUMN IF NOT EXISTS space jsonb;  -- {param: Optuna distribution JSON}
 ALTER TABLE tune_studies ADD COLUMN IF NOT EXISTS fold integer;  -- a walk-forward fold's number; NULL: the main study
+-- The data its trials may see: [validation] holdout and walk_forward (NULL: a study from before them)
+ALTER TABLE tune_studies ADD COLUMN IF NOT EXISTS split jsonb;
 DO $$ BEGIN  -- databases made before objectives were arrays ("sharpe,max_drawdown")
     IF (SELECT data_type FROM information_schema.columns
         WHERE table_schema = current_schema() AND table_name = 'tune_studies' AND column_name = 'metric') = 'text' THEN

@@ -63,6 +63,30 @@ def test_fees_and_slippage_are_charged_once_per_position_change():
     np.testing.assert_allclose(result.trades, [12 / 11 * keep**2 - 1], rtol=1e-12)
 
 
+def test_a_window_from_a_later_bar_is_an_account_opened_the_close_before():
+    """since(start): out-of-sample figures. The long position over bars 4..7 (10 bps a
+    change): from bar 6 it is carried in, so the new account pays its entry at bar 6;
+    from bar 4 the whole run's entry is the new account's too."""
+    data = PriceData.from_frame(frame_from_closes(CROSSOVER_CLOSES), "TEST")
+    result = run_backtest(data, "ma_crossover", {"fast": 2, "slow": 3}, fees_bps=7, slippage_bps=3)
+    keep = 1 - 0.001
+    late = result.since(6)
+    assert late.positions.tolist() == [0, 1, 1, 0, 0]  # bar 5 is the flat first bar
+    np.testing.assert_allclose(late.equity, [1, 14 / 13 * keep, 12 / 13 * keep, 12 / 13 * keep**2,
+                                             12 / 13 * keep**2], rtol=1e-12)
+    np.testing.assert_allclose(late.trades, [12 / 13 * keep**2 - 1], rtol=1e-12)
+    from backtest import compute_metrics
+
+    metrics = compute_metrics(late)
+    assert metrics["total_return"] == pytest.approx(12 / 13 * keep**2 - 1, rel=1e-12)
+    assert metrics["trades"] == 1.0 and metrics["exposure"] == pytest.approx(2 / 4)
+    early = result.since(4)
+    np.testing.assert_allclose(early.equity, result.equity[3:] / result.equity[3], rtol=1e-12)
+    np.testing.assert_allclose(early.trades, result.trades, rtol=1e-12)
+    with pytest.raises(ValueError):
+        result.since(0)
+
+
 def test_short_flip_and_open_trade_at_the_end():
     data = PriceData.from_frame(frame_from_closes(CROSSOVER_CLOSES), "TEST")
     result = run_backtest(data, "ma_crossover", {"fast": 2, "slow": 3, "allow_short": True}, fees_bps=10)

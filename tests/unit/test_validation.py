@@ -46,10 +46,11 @@ def test_a_holdout_from_a_date_and_a_built_in_strategy(tmp_path):
     assert objective.holdout_start == frame.index.searchsorted(np.datetime64("2020-03-01"))
     assert len(objective.data) == objective.holdout_start
     params = {"fast": 5, "slow": 30}
-    # Out of sample: the whole run, measured from the holdout's first bar.
+    # Out of sample: the whole run, measured from the close before the holdout's first bar
+    # (no fees here: entering there costs nothing).
     whole = backtest.run_backtest(objective._all_data, "ma_crossover", params)
     start = objective.holdout_start
-    assert objective.holdout(params)["total_return"] == pytest.approx(whole.equity[-1] / whole.equity[start] - 1)
+    assert objective.holdout(params)["total_return"] == pytest.approx(whole.equity[-1] / whole.equity[start - 1] - 1)
     # In sample: exactly the first part, as if the rest did not exist.
     alone = backtest.evaluate(backtest.PriceData.from_frame(frame.iloc[:start], "AAA"), "ma_crossover", params)
     assert objective(params).metrics == pytest.approx(alone)
@@ -170,3 +171,22 @@ def test_a_symbol_named_like_a_fold_is_refused(tmp_path):
     path = small_config(tmp_path, symbols=("AAA", "AAA-wf1"), extra="\n[validation]\nwalk_forward = { folds = 2 }\n")
     with pytest.raises(ConfigError, match="share a name"):
         load_config(path)
+
+
+def test_the_report_ranks_feasible_trials_first(tmp_path):
+    """The best value breaks a constraint: the report's best (and every section) starts
+    from the best feasible trial, as the study's best does."""
+    import optuna
+
+    from runner.space import distributions
+
+    (tmp_path / "land.py").write_text(PEAK)
+    cfg = load_config(small_config(tmp_path, strategy="land:peak_or_plateau"))
+    space = distributions(cfg)
+    study = optuna.create_study(direction="maximize")
+    for fast, value, violation in ((5, 10.0, 0.5), (15, 8.0, -0.1), (16, 7.0, 0.0)):
+        study.add_trial(optuna.trial.create_trial(
+            params={"fast": fast, "slow": 40}, distributions=space, value=value,
+            user_attrs={"sharpe": value}, system_attrs={"constraints:max_drawdown": violation}))
+    report = insight.build(None, cfg, "AAA", study.trials)  # type: ignore[arg-type]
+    assert report["best"]["trial"] == 1 and report["selected"]["trial"] == 1

@@ -13,10 +13,11 @@ bars, run twice with the same seed, so both runs see the same trials:
   without   ask, backtest, tell
   with      the same, plus what runner/worker.py adds: when the trial's value enters the
             study's top-K, the holdout evaluation (a backtest over all the bars, measured
-            on the holdout's) and its insert into tune_holdout, after the tell
+            on the holdout's) and the statement that records it, which the worker sends
+            with the trial's tell (same round trip and transaction: no commit of its own)
 
 The in-memory loop has no storage cost per trial, so its slowdown overstates a worker's
-(whose trials also pay the database): an upper bound.
+(whose trials also pay the database, ~25 ms a trial here): an upper bound.
 
 Part 2, ``tune report``'s sections (runner/insight.py) at each of --report-trials trials:
 a study of random-sampled trials with real backtest values, the report built from it as
@@ -99,8 +100,8 @@ def trial_loop(objective: Objective, cfg, db: Database | None, trials: int) -> t
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             continue
         study.tell(trial, value)
-        if db is not None and top.enters(value):  # what Worker._validate does
-            validation.record(db, "loop", trial.number, objective.holdout(trial.params))
+        if db is not None and top.enters(value):  # what Worker._validate does (its statement rides the tell)
+            validation.record_statement("loop", trial.number, objective.holdout(trial.params))
             evaluated += 1
         top.add(value)
     return (time.perf_counter() - start) / trials, evaluated

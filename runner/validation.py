@@ -95,20 +95,26 @@ class TopValues:
         return len(self._heap) < self.k or self._sign * value >= self._heap[0]
 
 
+def record_statement(study: str, trial_number: int, metrics: dict[str, float] | None,
+                     error: str | None = None) -> tuple[str, dict[str, Any]]:
+    """The statement (psycopg2 style) that keeps one trial's holdout result (a repeat of
+    the same trial replaces it). The worker sends it with the trial's tell, in the same
+    round trip and transaction (TuneJournalStorage.queue_statement)."""
+    return (
+        "INSERT INTO tune_holdout (study, trial_number, metrics, error) "
+        "VALUES (%(s)s, %(n)s, CAST(%(m)s AS jsonb), %(e)s) ON CONFLICT (study, trial_number) "
+        "DO UPDATE SET metrics = EXCLUDED.metrics, error = EXCLUDED.error, created_at = now()",
+        {"s": study, "n": trial_number, "e": None if error is None else storable(error),
+         "m": None if metrics is None else json.dumps(
+             {storable(k): v if math.isfinite(v) else None for k, v in metrics.items()})},
+    )
+
+
 def record(db: Database, study: str, trial_number: int, metrics: dict[str, float] | None,
            error: str | None = None) -> None:
-    """Keep one trial's holdout result (a repeat of the same trial replaces it)."""
+    """Keep one trial's holdout result now, in a transaction of its own (tune report)."""
     with db.engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                "INSERT INTO tune_holdout (study, trial_number, metrics, error) "
-                "VALUES (:s, :n, CAST(:m AS jsonb), :e) ON CONFLICT (study, trial_number) "
-                "DO UPDATE SET metrics = EXCLUDED.metrics, error = EXCLUDED.error, created_at = now()"
-            ),
-            {"s": study, "n": trial_number, "e": None if error is None else storable(error),
-             "m": None if metrics is None else json.dumps(
-                 {storable(k): v if math.isfinite(v) else None for k, v in metrics.items()})},
-        )
+        conn.exec_driver_sql(*record_statement(study, trial_number, metrics, error))
 
 
 def results(db: Database, study: str) -> dict[int, dict[str, Any]]:

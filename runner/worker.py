@@ -375,26 +375,25 @@ class Worker:
             attrs = {"fail_reason": reason}
             state, system = told(FAILURE, on_failure=self.cfg.study.on_failure)
             self.event("warning", f"trial {trial.number} failed: {reason}")
+        if state == TrialState.COMPLETE and values and self._top is not None and self._top.enters(values[0]):
+            storage.queue_statement(self._validate(objective, trial.number, params))
         self._finish(study, storage, trial, state, values, attrs, _constraints(system), claim_key=key)
         s.trials_done += 1
-        if state == TrialState.COMPLETE and values and self._top is not None and self._top.enters(values[0]):
-            self._validate(objective, trial.number, params)
         return state.name.lower()
 
-    def _validate(self, objective: Objective, number: int, params: dict) -> None:
-        """Evaluate a trial that entered the top-K on the holdout and record the result
-        (runner/validation.py): after its tell, so the optimizer never sees it. A failure
-        is recorded as the result; one that cannot be recorded is left to ``tune report``."""
+    def _validate(self, objective: Objective, number: int, params: dict) -> tuple[str, dict]:
+        """Evaluate a trial that entered the top-K on the holdout: the statement that records
+        the result (runner/validation.py), sent with the trial's tell — no round trip of its
+        own. Only tune_holdout holds it, which no sampler reads. A failure is recorded as the
+        result; a result lost with its tell is evaluated again by ``tune report``."""
         metrics, error = None, None
         try:
             metrics = _finite_only(self._interruptible(objective.holdout, params))
+        except Interrupted:  # the trial is complete: it is told, and the loop stops at its next check
+            error = "interrupted (worker stopped)"
         except (Exception, KeyboardInterrupt, SystemExit) as exc:  # the backtest's own, as in a trial
             error = f"{type(exc).__name__}: {exc}"
-        try:
-            validation.record(self.db, self.study_name, number, metrics, error)
-        except Exception as exc:
-            self.event("warning", f"the holdout result of trial {number} was not recorded ({type(exc).__name__}); "
-                                  "tune report evaluates it again")
+        return validation.record_statement(self.study_name, number, metrics, error)
 
     def _user_constraints(self, metrics: dict[str, float]) -> dict[str, float]:
         try:

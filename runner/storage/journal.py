@@ -334,6 +334,7 @@ class TuneJournalStorage(JournalStorage):
         self._behind = False  # records of ours are written but not yet replayed: the next read must read
         self._just_written = False  # an append brought the replay up to date: Optuna's sync after it reads nothing
         self._written_and_read = False  # the last append read every record and the control state
+        self._pending_statement: tuple[str, dict[str, Any]] | None = None  # see queue_statement
         self.snapshot_reads = False
         self.journal = log_storage  # ours, typed (JournalStorage keeps it as a BaseJournalBackend)
         super().__init__(log_storage)
@@ -391,8 +392,18 @@ class TuneJournalStorage(JournalStorage):
                 self._append([], before)
             self._sync_with_backend()
 
+    def queue_statement(self, statement: tuple[str, dict[str, Any]]) -> None:
+        """A statement of the caller's (SQL, args; psycopg2 style) to run with the next append
+        that has none of its own, in its round trip and transaction: the worker's holdout
+        result rides with its trial's tell."""
+        with self._thread_lock:
+            self._pending_statement = statement
+
     def _append(self, records: list[dict[str, Any]], before: tuple[str, dict[str, Any]] | None = None) -> None:
         """Queued records first, then these; the queue empties only once written."""
+        queued = None
+        if before is None and self._pending_statement is not None and (self._pending or records):
+            before = queued = self._pending_statement
         logs = self._pending + records
         if not logs:  # only the caller's statement
             assert before is not None
@@ -400,6 +411,8 @@ class TuneJournalStorage(JournalStorage):
             return
         read = self.journal.append_and_read(logs, self._replay_result.log_number_read, before)
         self._pending = []
+        if queued is not None:
+            self._pending_statement = None
         self._behind = True
         self._written_and_read = read is not None
         if read is None:

@@ -73,4 +73,4 @@ def bar_returns(
     stop_loss: float | None = None,
 ) -> np.ndarray:
     """The strategy's net return of every bar but the first (which has none)."""
-    return run_backtest(data, strategy, params, fees_bps, slippage_bps, stop_loss).returns[1:].copy()
+    return run_backtest(data, strategy, params, fees_bps, slippage_bps, stop_loss).returns[1:]

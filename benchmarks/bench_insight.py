@@ -3,8 +3,9 @@
     python benchmarks/bench_insight.py                      # 1,000 and 10,000 trials, 200,000 bars
     python benchmarks/bench_insight.py --loop-trials 500 --report-trials 1000 --bars 1000000
 
-Data: --bars synthetic 15-minute bars, ``[validation] holdout = 0.3`` (the first 70 % in
-sample), ma_crossover over the demo's space (fast, slow, ma_type), top_k = 10.
+The bundled demo's config (symbol AAA: ma_crossover over fast, slow, ma_type; fees; at
+least 10 trades; ``[validation] holdout = 0.3``, top_k 10) with --bars synthetic 15-minute
+bars (the demo's own 200,000 by default).
 
 Part 1, the trial loop with and without the holdout (goal: at most 5 % slower). An
 in-memory TPE study (seed 0) of --loop-trials trials, each a backtest of the in-sample
@@ -30,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -44,82 +44,34 @@ from runner import insight, validation  # noqa: E402
 from runner.config import load_config  # noqa: E402
 from runner.space import distributions  # noqa: E402
 from runner.storage import Database, quiet_optuna  # noqa: E402
-from runner.study import Objective, TrialPruned  # noqa: E402
-
-CONFIG = """\
-[study]
-name = "insight"
-metric = "sharpe"
-[data]
-symbols = ["AAA"]
-[data.synthetic]
-bars = {bars}
-freq = "15min"
-seed = 7
-[strategy]
-name = "ma_crossover"
-fees_bps = 1.0
-slippage_bps = 1.0
-[validation]
-holdout = 0.3
-top_k = 10
-[space.fast]
-type = "int"
-low = 2
-high = 400
-[space.slow]
-type = "int"
-low = 20
-high = 2000
-step = 10
-[space.ma_type]
-type = "categorical"
-choices = ["sma", "ema"]
-"""
+from runner.study import Objective  # noqa: E402
 
 
-def value_of(objective: Objective, params: dict) -> tuple[float | None, dict]:
-    try:
-        evaluation = objective(params)
-    except (TrialPruned, Exception):
-        return None, {}
-    return evaluation.value, evaluation.metrics
-
-
-def trial_loop(objective: Objective, cfg, db: Database | None, trials: int) -> tuple[float, int]:
-    """Seconds per trial of ask/backtest/tell (plus the holdout when ``db``), and the holdout count."""
+def run_trials(objective: Objective, cfg, sampler, n: int,
+               holdout: bool = False) -> tuple[list[optuna.trial.FrozenTrial], float, int]:
+    """``n`` trials of ask, backtest (metrics kept as the worker keeps them), tell, in memory;
+    with ``holdout``, what Worker._validate adds (its statement rides the tell). Returns the
+    trials, seconds per trial and how many holdout evaluations there were."""
     space = distributions(cfg)
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
+    study = optuna.create_study(direction="maximize", sampler=sampler)
     top = validation.TopValues(cfg.validation.top_k, "maximize")
     evaluated = 0
     start = time.perf_counter()
-    for _ in range(trials):
-        trial = study.ask(fixed_distributions=space)
-        value, _ = value_of(objective, trial.params)
-        if value is None:
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            continue
-        study.tell(trial, value)
-        if db is not None and top.enters(value):  # what Worker._validate does (its statement rides the tell)
-            validation.record_statement("loop", trial.number, objective.holdout(trial.params))
-            evaluated += 1
-        top.add(value)
-    return (time.perf_counter() - start) / trials, evaluated
-
-
-def report_trials(objective: Objective, cfg, n: int) -> list[optuna.trial.FrozenTrial]:
-    space = distributions(cfg)
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=1))
     for _ in range(n):
         trial = study.ask(fixed_distributions=space)
-        value, metrics = value_of(objective, trial.params)
-        if value is None:
+        try:
+            evaluation = objective(trial.params)
+        except Exception:  # pruned (too few trades) or invalid: no value
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             continue
-        for k, v in metrics.items():
+        for k, v in evaluation.metrics.items():
             trial.set_user_attr(k, v)
-        study.tell(trial, value)
-    return study.get_trials(deepcopy=False)
+        study.tell(trial, evaluation.value)
+        if holdout and top.enters(evaluation.value):
+            validation.record_statement("loop", trial.number, objective.holdout(trial.params))
+            evaluated += 1
+        top.add(evaluation.value)
+    return study.get_trials(deepcopy=False), (time.perf_counter() - start) / n, evaluated
 
 
 def main() -> None:
@@ -130,25 +82,28 @@ def main() -> None:
     parser.add_argument("--report-trials", default="1000,10000", help="comma-separated study sizes")
     args = parser.parse_args()
     quiet_optuna()
-    with bench_database(args.storage) as bench, tempfile.TemporaryDirectory() as folder:
+    with bench_database(args.storage) as bench:
         print(f"server {bench.server} (PostgreSQL {bench.version}), database {bench.name}; optuna {optuna.__version__}")
-        path = Path(folder) / "insight.toml"
-        path.write_text(CONFIG.format(bars=args.bars))
-        cfg = load_config(path)
+        demo = load_config(None)
+        assert demo.data.synthetic is not None
+        cfg = demo.model_copy(update={"data": demo.data.model_copy(
+            update={"synthetic": demo.data.synthetic.model_copy(update={"bars": args.bars})})})
         db = Database(bench.url)
         db.ensure_schema()
         objective = Objective(cfg, "AAA")
-        print(f"{args.bars} bars, {objective.bars} in sample, {args.bars - objective.bars} held out; top_k 10")
+        print(f"{args.bars} bars, {objective.bars} in sample, {args.bars - objective.bars} held out; "
+              f"top_k {cfg.validation.top_k}")
         print(f"\ntrial loop, {args.loop_trials} TPE trials (seed 0)")
-        without, _ = trial_loop(objective, cfg, None, args.loop_trials)
-        with_holdout, evaluated = trial_loop(objective, cfg, db, args.loop_trials)
+        _, without, _ = run_trials(objective, cfg, optuna.samplers.TPESampler(seed=0), args.loop_trials)
+        _, with_holdout, evaluated = run_trials(objective, cfg, optuna.samplers.TPESampler(seed=0), args.loop_trials,
+                                                holdout=True)
         print(f"  without holdout   {without * 1000:8.2f} ms/trial")
         print(f"  with holdout      {with_holdout * 1000:8.2f} ms/trial   ({evaluated} holdout evaluations)")
         print(f"  slowdown          {(with_holdout / without - 1) * 100:+8.1f} %   (goal: <= 5 %)")
 
         for n in (int(x) for x in args.report_trials.split(",")):
             start = time.perf_counter()
-            trials = report_trials(objective, cfg, n)
+            trials = run_trials(objective, cfg, optuna.samplers.RandomSampler(seed=1), n)[0]
             made = time.perf_counter() - start
             # A study of its own per size: its holdout results start empty, as tune report finds them.
             cfg_n = cfg.model_copy(update={"study": cfg.study.model_copy(update={"name": f"insight{n}"})})

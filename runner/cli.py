@@ -168,9 +168,14 @@ def status_table(statuses: list[StudyStatus], final: bool = False):
             row += [str(s.running), f"{s.trials_per_minute:.0f}", str(s.workers_alive), format_eta(s.eta_seconds)]
         row.append(best_label(s))
         if final:
-            row.append(" ".join(f"{_short(k)}={_short(v)}" for k, v in s.best_params.items()))
+            row.append(_params_text(s.best_params))
         table.add_row(*(Text(printable(cell)) for cell in row))
     return table
+
+
+def _params_text(params: dict) -> str:
+    """``name=value`` pairs for one line (names and values escaped, floats shortened)."""
+    return " ".join(f"{_short(k)}={_short(v)}" for k, v in params.items())
 
 
 def _short(v) -> str:
@@ -270,11 +275,10 @@ def print_report(report: dict, readings: list[str]) -> None:
     if best is None:
         say("no complete trial yet")
         return
-    params = " ".join(f"{k}={_short(v)}" for k, v in best["params"].items())
-    say(f"best: trial {best['trial']}, {report['metric']} {_short(best['value'])}  {params}")
+    say(f"best: trial {best['trial']}, {report['metric']} {_short(best['value'])}  {_params_text(best['params'])}")
     selected = report.get("selected") or {}
     if selected.get("rule") == "robust":
-        chosen = " ".join(f"{k}={_short(v)}" for k, v in selected["params"].items())
+        chosen = _params_text(selected["params"])
         say(f"selected (robust: the best median over a trial and its neighbours, of the top "
             f"{selected['candidates']}): trial {selected['trial']}, {report['metric']} {_short(selected['value'])}, "
             f"neighbourhood median {_short(selected['neighbourhood_median'])}  {chosen}")
@@ -319,8 +323,8 @@ def print_report(report: dict, readings: list[str]) -> None:
             if "out_of_sample" not in f:
                 say(f"  fold {f['fold']}: n/a ({f.get('n/a', '')})")
                 continue
-            chosen = " ".join(f"{k}={_short(v)}" for k, v in f["params"].items())
-            say(f"  fold {f['fold']}: trial {f['trial']}  {chosen}  return {_figure(f['in_sample']['total_return'])} "
+            say(f"  fold {f['fold']}: trial {f['trial']}  {_params_text(f['params'])}  "
+                f"return {_figure(f['in_sample']['total_return'])} "
                 f"in sample, {_figure(f['out_of_sample']['total_return'])} out of sample")
         if isinstance(wf.get("efficiency"), dict):
             say(f"walk-forward efficiency: n/a ({wf['efficiency']['n/a']})", "dim")

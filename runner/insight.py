@@ -37,8 +37,9 @@ import sqlalchemy as sa
 
 from backtest import stats
 
-from . import validation
+from . import control, validation
 from .config import CategoricalParam, FloatParam, IntParam, RunConfig
+from .export import load_trials
 from .monitor import category, feasible
 from .storage import Database, PostgresJournalBackend, StorageError, TuneJournalStorage
 from .study import Objective
@@ -59,7 +60,7 @@ def build(db: Database, cfg: RunConfig, symbol: str, trials: list[optuna.trial.F
     study = cfg.study_name(symbol, fold)
     metric, direction = cfg.study.metrics[0], cfg.direction
     sign = 1.0 if direction == "maximize" else -1.0
-    complete = [t for t in trials if category(t) == "complete" and t.values]
+    complete = _complete(trials)
     # Feasible trials first (the constraints), as the study's best is chosen (runner/monitor.py).
     ranked = _distinct(sorted(complete, key=lambda t: (not feasible(t), -sign * t.values[0])))
     report: dict[str, Any] = {
@@ -96,13 +97,25 @@ def build(db: Database, cfg: RunConfig, symbol: str, trials: list[optuna.trial.F
                                            f"{cfg.study_name(symbol)}'s report")
     section("deflated_sharpe", lambda: _deflated_sharpe(trials, best_returns, objective))
     section("pbo", lambda: _pbo(cfg, ranked, best_returns, objective))
-    section("robustness", lambda: _robustness(cfg, best, objective, sign))
-    section("importances", lambda: _importances(trials, cfg))
-    section("selected", lambda: _selection(cfg, ranked, objective, sign))
+    memo: dict[int, tuple[list[float], int]] = {}
+
+    def around(trial: optuna.trial.FrozenTrial) -> tuple[list[float], int]:
+        """The trial's neighbours' values (robustness and robust selection both need the best's)."""
+        if trial.number not in memo:
+            memo[trial.number] = _neighbour_values(cfg, trial.params, objective)
+        return memo[trial.number]
+
+    section("robustness", lambda: _robustness(best, around, sign))
+    section("importances", lambda: _importances(complete, cfg))
+    section("selected", lambda: _selection(cfg, ranked, around, sign))
     if fold is None:
         section("walk_forward", lambda: _walk_forward(db, cfg, symbol, objective, sign))
     report["seconds"] = seconds
     return report
+
+
+def _complete(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in trials if category(t) == "complete" and t.values]
 
 
 def _distinct(ranked: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
@@ -260,8 +273,8 @@ def _neighbour_values(cfg: RunConfig, params: dict[str, Any], objective: Objecti
     return values, missed
 
 
-def _robustness(cfg: RunConfig, best, objective: Objective, sign: float) -> dict[str, Any]:
-    values, missed = _neighbour_values(cfg, best.params, objective)
+def _robustness(best, around: Callable, sign: float) -> dict[str, Any]:
+    values, missed = around(best)
     if not values:
         return _not_available("no neighbour of the best trial could be evaluated")
     median = statistics.median(values)
@@ -279,7 +292,7 @@ def _robustness(cfg: RunConfig, best, objective: Objective, sign: float) -> dict
     return out
 
 
-def _selection(cfg: RunConfig, ranked, objective: Objective, sign: float) -> dict[str, Any]:
+def _selection(cfg: RunConfig, ranked, around: Callable, sign: float) -> dict[str, Any]:
     """Which trial ``[validation] select`` chooses: the best value ("value"), or the best
     median over a trial and its neighbours among the top ``top_k`` distinct trials ("robust")."""
     best = ranked[0]
@@ -290,12 +303,12 @@ def _selection(cfg: RunConfig, ranked, objective: Objective, sign: float) -> dic
     worst = min((t.values[0] for t in ranked), key=lambda v: sign * v)
     scored = []
     for t in ranked[: cfg.validation.top_k]:
-        values, missed = _neighbour_values(cfg, t.params, objective)
-        around = statistics.median([t.values[0], *values, *[worst] * missed])
-        scored.append((sign * around, -t.number, t, around))
-    _, _, chosen, around = max(scored, key=lambda s: (s[0], s[1]))
+        values, missed = around(t)
+        median = statistics.median([t.values[0], *values, *[worst] * missed])
+        scored.append((sign * median, -t.number, t, median))
+    _, _, chosen, median = max(scored, key=lambda s: (s[0], s[1]))
     return {"rule": "robust", "trial": chosen.number, "value": chosen.values[0], "params": chosen.params,
-            "neighbourhood_median": around, "candidates": len(scored)}
+            "neighbourhood_median": median, "candidates": len(scored)}
 
 
 def _walk_forward(db: Database, cfg: RunConfig, symbol: str, objective: Objective, sign: float) -> dict[str, Any]:
@@ -303,22 +316,18 @@ def _walk_forward(db: Database, cfg: RunConfig, symbol: str, objective: Objectiv
     training window; the test windows chained into one out-of-sample equity curve, and
     walk-forward efficiency: annualised out-of-sample return / the folds' mean
     annualised in-sample return (cagr)."""
-    from .export import load_trials  # export reads the stored reports: imported here, not at the top
-
     wf = cfg.validation.walk_forward
     if wf is None:
         return _not_available("no walk_forward configured ([validation] walk_forward)")
     folds: list[dict[str, Any]] = []
     equity, test_bars, in_sample_cagr, whole = 1.0, 0, [], True
-    from . import control
-
     ended = {row.name: row.ended_code is not None for row in control.list_studies(db, cfg.study_names())}
     for number, (train, start, end) in enumerate(objective.fold_windows, 1):
         name = cfg.study_name(symbol, number)
         entry: dict[str, Any] = {"fold": number, "study": name, "train_bars": [train, start], "test_bars": [start, end],
                                  "ended": ended.get(name, False)}
         folds.append(entry)
-        complete = [t for t in load_trials(db, name) if category(t) == "complete" and t.values]
+        complete = _complete(load_trials(db, name))
         if not complete:
             entry["n/a"] = "no complete trial yet"
             whole = False
@@ -357,8 +366,7 @@ def _walk_forward(db: Database, cfg: RunConfig, symbol: str, objective: Objectiv
     return out
 
 
-def _importances(trials, cfg: RunConfig) -> dict[str, Any]:
-    complete = [t for t in trials if category(t) == "complete" and t.values]
+def _importances(complete, cfg: RunConfig) -> dict[str, Any]:
     if len(complete) < 4:
         return _not_available("fewer than 4 complete trials")
     study = optuna.create_study(directions=["maximize" if d == "maximize" else "minimize" for d in cfg.directions])

@@ -139,11 +139,12 @@ def _check_data(cfg: RunConfig) -> None:
     strategy = None if cfg.strategy.is_user_backtest else backtest.get_strategy(cfg.strategy.name)
     for symbol in cfg.data.symbols:
         frame = symbol_data.load(cfg, symbol).frame  # cached for the workers, which start next
-        split = validation.holdout_start(cfg, frame, symbol)
-        if split is not None:  # the warm-up must fit in what the trials see
+        # The warm-up must fit in what the trials see: before the holdout, and in the
+        # shortest window a walk-forward fold trains on.
+        split, windows = validation.split(cfg, frame, symbol)
+        if split is not None:
             frame = frame.iloc[:split]
-        windows = validation.fold_windows(cfg, len(frame), symbol)
-        if windows:  # the shortest window a fold trains on
+        if windows:
             frame = frame.iloc[:min(test - train for train, test, _ in windows)]
         if strategy is not None:
             # The longest warm-up the space allows: every numeric parameter at its upper bound.
@@ -199,13 +200,10 @@ class Objective:
         self.symbol = symbol
         loaded = symbol_data.load(cfg, symbol)
         self.total_bars = len(loaded.frame)
-        # The first holdout bar ([validation] holdout), None without one: trials see the
-        # bars before it only.
-        split = validation.holdout_start(cfg, loaded.frame, symbol)
-        optimized = self.total_bars if split is None else split
-        # Walk-forward: (train start, test start, test end) per fold of the optimized period.
-        self.fold_windows = validation.fold_windows(cfg, optimized, symbol)
-        start, end = 0, optimized
+        # The first holdout bar ([validation] holdout; None without one): trials see the bars
+        # before it only. Walk-forward: (train start, test start, test end) per fold of those.
+        split, self.fold_windows = validation.split(cfg, loaded.frame, symbol)
+        start, end = 0, self.total_bars if split is None else split
         if fold is not None:  # a fold's study trains on its window; its test is tune report's
             start, end, _ = self.fold_windows[fold - 1]
             split = None
@@ -258,21 +256,20 @@ class Objective:
         """The metrics of ``params`` on the holdout. A built-in strategy runs over all the
         bars, so that it is warmed up when the holdout opens, and is measured on the
         holdout's bars only; a user's backtest is given the holdout's bars alone."""
-        start = self.holdout_start
-        if start is None:
+        if self.holdout_start is None:
             raise ValueError("this study has no holdout")
-        if self._user_fn is not None:
-            return self._user_metrics(params, self._all_frame.iloc[start:].copy(deep=False))[0]
-        s = self.cfg.strategy
-        full, stop_loss = strategy_params(self.cfg, params)
-        return backtest.evaluate_since(self._all_data, s.name, full, start, fees_bps=s.fees_bps,
-                                       slippage_bps=s.slippage_bps, stop_loss=stop_loss)
+        return self._window_metrics(params, self.holdout_start, self.total_bars)
 
     def fold_test(self, params: dict[str, Any], fold: int) -> dict[str, float]:
         """The metrics of ``params`` on walk-forward fold ``fold``'s test window, which its
-        study never saw: as for the holdout, a built-in strategy runs from the first bar
-        (warmed up) and is measured on the window's bars; a user's backtest gets them alone."""
+        study never saw (measured as the holdout is)."""
         _, start, end = self.fold_windows[fold - 1]
+        return self._window_metrics(params, start, end)
+
+    def _window_metrics(self, params: dict[str, Any], start: int, end: int) -> dict[str, float]:
+        """Metrics of bars ``start`` to ``end``: a built-in strategy runs from the first bar
+        (warmed up when the window opens) and is measured on the window's bars; a user's
+        backtest is given the window's bars alone."""
         if self._user_fn is not None:
             return self._user_metrics(params, self._all_frame.iloc[start:end].copy(deep=False))[0]
         s = self.cfg.strategy

@@ -72,6 +72,13 @@ def fold_windows(cfg: RunConfig, bars: int, symbol: str) -> list[tuple[int, int,
             for i in range(1, wf.folds + 1)]
 
 
+def split(cfg: RunConfig, frame: pd.DataFrame, symbol: str) -> tuple[int | None, list[tuple[int, int, int]]]:
+    """The holdout's first bar (None without one) and the walk-forward folds' windows over
+    the bars before it: what the trials of each of the symbol's studies may see."""
+    start = holdout_start(cfg, frame, symbol)
+    return start, fold_windows(cfg, len(frame) if start is None else start, symbol)
+
+
 class TopValues:
     """The best ``k`` values told so far, kept as trials settle (runner.worker.StudyTally):
     whether a new value enters the top costs O(log k), whatever the study's size."""

@@ -159,9 +159,8 @@ def test_walk_forward_folds_train_on_their_window_and_are_tested_on_the_next(tmp
 
 
 def test_walk_forward_that_leaves_too_few_bars_names_the_field(tmp_path):
-    cfg = load_config(small_config(tmp_path, extra="\n[validation]\nwalk_forward = { folds = 20 }\n"))
-    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(
-        update={"synthetic": cfg.data.synthetic.model_copy(update={"bars": 300})})})
+    cfg = load_config(small_config(tmp_path, data="[data.synthetic]\nbars = 300\nseed = 1\n",
+                                   extra="\n[validation]\nwalk_forward = { folds = 20 }\n"))
     with pytest.raises(ConfigError) as err:
         check_data(cfg)
     assert "validation.walk_forward" in str(err.value) and "AAA" in str(err.value)

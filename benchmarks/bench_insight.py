@@ -20,6 +20,11 @@ bars, run twice with the same seed, so both runs see the same trials:
 The in-memory loop has no storage cost per trial, so its slowdown overstates a worker's
 (whose trials also pay the database, ~25 ms a trial here): an upper bound.
 
+Part 1 also runs the loop a third time with both the holdout and the importances a worker
+recomputes as trials arrive (runner/importances.py: a thread beside the loop, when the
+complete trials have grown by half, within 2 % of the worker's time), against the same
+run without either.
+
 Part 2, ``tune report``'s sections (runner/insight.py) at each of --report-trials trials:
 a study of random-sampled trials with real backtest values, the report built from it as
 ``tune report`` does (holdout results missing, so evaluated for the top-K).
@@ -40,24 +45,28 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._common import bench_database  # noqa: E402
-from runner import insight, validation  # noqa: E402
+from runner import importances, insight, validation  # noqa: E402
 from runner.config import load_config  # noqa: E402
 from runner.space import distributions  # noqa: E402
 from runner.storage import Database, quiet_optuna  # noqa: E402
 from runner.study import Objective  # noqa: E402
 
 
-def run_trials(objective: Objective, cfg, sampler, n: int,
-               holdout: bool = False) -> tuple[list[optuna.trial.FrozenTrial], float, int]:
+def run_trials(objective: Objective, cfg, sampler, n: int, holdout: bool = False,
+               live: importances.LiveImportances | None = None) -> tuple[list[optuna.trial.FrozenTrial], float, int]:
     """``n`` trials of ask, backtest (metrics kept as the worker keeps them), tell, in memory;
-    with ``holdout``, what Worker._validate adds (its statement rides the tell). Returns the
-    trials, seconds per trial and how many holdout evaluations there were."""
+    with ``holdout``, what Worker._validate adds (its statement rides the tell); with ``live``,
+    what Worker._trials adds: between trials, the importances' thread started when due.
+    Returns the trials, seconds per trial and how many holdout evaluations there were."""
     space = distributions(cfg)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     top = validation.TopValues(cfg.validation.top_k, "maximize")
     evaluated = 0
     start = time.perf_counter()
+    complete = 0
     for _ in range(n):
+        if live is not None and complete >= live.due:  # the worker compares counts, as offer does first
+            live.offer(study.get_trials(deepcopy=False), complete)
         trial = study.ask(fixed_distributions=space)
         try:
             evaluation = objective(trial.params)
@@ -67,10 +76,13 @@ def run_trials(objective: Objective, cfg, sampler, n: int,
         for k, v in evaluation.metrics.items():
             trial.set_user_attr(k, v)
         study.tell(trial, evaluation.value)
+        complete += 1
         if holdout and top.enters(evaluation.value):
             validation.record_statement("loop", trial.number, objective.holdout(trial.params))
             evaluated += 1
         top.add(evaluation.value)
+    if live is not None:
+        live.finish()  # as the worker does at its end
     return study.get_trials(deepcopy=False), (time.perf_counter() - start) / n, evaluated
 
 
@@ -100,6 +112,13 @@ def main() -> None:
         print(f"  without holdout   {without * 1000:8.2f} ms/trial")
         print(f"  with holdout      {with_holdout * 1000:8.2f} ms/trial   ({evaluated} holdout evaluations)")
         print(f"  slowdown          {(with_holdout / without - 1) * 100:+8.1f} %   (goal: <= 5 %)")
+        live = importances.LiveImportances(db, "loop", cfg.directions)
+        _, with_both, _ = run_trials(objective, cfg, optuna.samplers.TPESampler(seed=0), args.loop_trials,
+                                     holdout=True, live=live)
+        print(f"  with holdout and live importances {with_both * 1000:8.2f} ms/trial   (importances at "
+              f"{importances.stored(db, ['loop'])['loop']['trials']} complete trials last; "
+              f"{live.spent:.2f} s of CPU in all)")
+        print(f"  slowdown          {(with_both / without - 1) * 100:+8.1f} %   (goal: <= 5 %)")
 
         for n in (int(x) for x in args.report_trials.split(",")):
             start = time.perf_counter()

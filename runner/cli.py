@@ -129,11 +129,14 @@ def cmd_status(args) -> int:
     if reaper.reap_orphaned(db, statuses):  # no worker was left to fail those trials
         statuses = monitor.poll().statuses  # reads only the new records
     if args.json:
-        from .insight import stored
+        from . import importances, insight
 
-        # Each study's trust report as tune report last stored it (null: never computed).
-        reports = stored(db, [s.study for s in statuses])
-        studies = [{**s.to_json(), "report": reports.get(s.study)} for s in statuses]
+        names = [s.study for s in statuses]
+        # Each study's trust report as tune report last stored it (null: never computed), and
+        # its importances as a worker last recomputed them while it ran (null: not yet).
+        reports, live = insight.stored(db, names), importances.stored(db, names)
+        studies = [{**s.to_json(), "report": reports.get(s.study), "importances": live.get(s.study)}
+                   for s in statuses]
         print(json.dumps({"storage": db.masked_url, "studies": studies}, indent=2, default=str))
     else:
         from rich.console import Console

@@ -50,9 +50,10 @@ def summary(db: Database, study: str, trials: list[optuna.trial.FrozenTrial]) ->
                      "duplicate": s.duplicate, "running": s.running, "total": s.attempts}
     out["elapsed_seconds"] = round((max(ends) - min(starts)).total_seconds(), 1) if starts and ends else None
     out["state"] = s.state
-    from .insight import stored  # the trust report as tune report last stored it (None: never computed)
+    from . import importances, insight
 
-    out["report"] = stored(db, [study]).get(study)
+    out["report"] = insight.stored(db, [study]).get(study)  # as tune report last stored it (None: never)
+    out["importances"] = importances.stored(db, [study]).get(study)  # as a worker last recomputed them
     # Which rule put the best forward: the best value, or with [validation] select = "robust"
     # (and a report computed), the best median over a trial and its neighbours.
     selected = (out["report"] or {}).get("selected")

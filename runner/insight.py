@@ -26,7 +26,6 @@ import json
 import math
 import statistics
 import time
-import warnings
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -37,9 +36,10 @@ import sqlalchemy as sa
 
 from backtest import stats
 
-from . import control, validation
+from . import control, importances, validation
 from .config import CategoricalParam, FloatParam, IntParam, RunConfig
 from .export import load_trials
+from .importances import complete_trials
 from .monitor import category, feasible
 from .storage import Database, PostgresJournalBackend, StorageError, TuneJournalStorage
 from .study import Objective
@@ -60,7 +60,7 @@ def build(db: Database, cfg: RunConfig, symbol: str, trials: list[optuna.trial.F
     study = cfg.study_name(symbol, fold)
     metric, direction = cfg.study.metrics[0], cfg.direction
     sign = 1.0 if direction == "maximize" else -1.0
-    complete = _complete(trials)
+    complete = complete_trials(trials)
     # Feasible trials first (the constraints), as the study's best is chosen (runner/monitor.py).
     ranked = _distinct(sorted(complete, key=lambda t: (not feasible(t), -sign * t.values[0])))
     report: dict[str, Any] = {
@@ -106,16 +106,12 @@ def build(db: Database, cfg: RunConfig, symbol: str, trials: list[optuna.trial.F
         return memo[trial.number]
 
     section("robustness", lambda: _robustness(best, around, sign))
-    section("importances", lambda: _importances(complete, cfg))
+    section("importances", lambda: importances.compute(complete, cfg.directions))
     section("selected", lambda: _selection(cfg, ranked, around, sign))
     if fold is None:
         section("walk_forward", lambda: _walk_forward(db, cfg, symbol, objective, sign))
     report["seconds"] = seconds
     return report
-
-
-def _complete(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
-    return [t for t in trials if category(t) == "complete" and t.values]
 
 
 def _distinct(ranked: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
@@ -149,7 +145,9 @@ def _holdout(db: Database, cfg: RunConfig, study: str, ranked, objective: Object
     rows = []
     for t in top:
         found = known.get(t.number)
-        if found is None:  # not evaluated yet (an older study, a lost insert): now, and kept
+        # Not evaluated yet (an older study, a lost insert), or cut short by a stopping
+        # worker (the worker's mark, runner/worker.py): now, and kept.
+        if found is None or (found["error"] or "").startswith(validation.INTERRUPTED):
             outcome = _guarded(partial(objective.holdout, t.params))
             found = ({"metrics": None, "error": f"{type(outcome).__name__}: {outcome}"}
                      if isinstance(outcome, Exception)
@@ -327,7 +325,7 @@ def _walk_forward(db: Database, cfg: RunConfig, symbol: str, objective: Objectiv
         entry: dict[str, Any] = {"fold": number, "study": name, "train_bars": [train, start], "test_bars": [start, end],
                                  "ended": ended.get(name, False)}
         folds.append(entry)
-        complete = _complete(load_trials(db, name))
+        complete = complete_trials(load_trials(db, name))
         if not complete:
             entry["n/a"] = "no complete trial yet"
             whole = False
@@ -364,22 +362,6 @@ def _walk_forward(db: Database, cfg: RunConfig, symbol: str, objective: Objectiv
     out["efficiency"] = oos_annual / is_annual if is_annual > 0 else _not_available(
         "the folds' in-sample annual return is not positive")
     return out
-
-
-def _importances(complete, cfg: RunConfig) -> dict[str, Any]:
-    if len(complete) < 4:
-        return _not_available("fewer than 4 complete trials")
-    study = optuna.create_study(directions=["maximize" if d == "maximize" else "minimize" for d in cfg.directions])
-    study.add_trials(complete)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            found = optuna.importance.get_param_importances(
-                study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(),
-                target=lambda t: t.values[0])
-    except (ValueError, RuntimeError) as exc:
-        return _not_available(str(exc))
-    return {"method": "ped-anova", **{k: float(v) for k, v in found.items()}}
 
 
 def load_all_trials(db: Database, study: str) -> list[optuna.trial.FrozenTrial]:

@@ -102,6 +102,10 @@ class TopValues:
         return len(self._heap) < self.k or self._sign * value >= self._heap[0]
 
 
+# A holdout evaluation a stopping worker cut short: the report evaluates it again.
+INTERRUPTED = "interrupted (worker stopped)"
+
+
 def record_statement(study: str, trial_number: int, metrics: dict[str, float] | None,
                      error: str | None = None) -> tuple[str, dict[str, Any]]:
     """The statement (psycopg2 style) that keeps one trial's holdout result (a repeat of

@@ -26,7 +26,7 @@ from optuna.trial import TrialState
 
 import backtest
 
-from . import control, dedup, reaper, spool, validation
+from . import control, dedup, importances, reaper, spool, validation
 from .config import RunConfig
 from .heartbeat import Heartbeat
 from .monitor import KIND_ATTRS, category
@@ -200,9 +200,6 @@ class Worker:
         # Other workers' metrics are most of the study's records and nothing here reads
         # them: only the attributes that say what kind a trial is are replayed.
         storage.skip_others_metrics(KIND_ATTRS)
-        target = self.cfg.study.target_trials
-        cap = self.cfg.study.attempt_cap
-        s = self.shared
         # With a holdout, a trial entering the top-K (by the first metric) is validated on it.
         tally = StudyTally(
             validation.TopValues(self.cfg.validation.top_k, self.cfg.direction)
@@ -210,6 +207,21 @@ class Worker:
         )
         self._top = tally.top
         self._objective = objective
+        live = (importances.LiveImportances(self.db, self.study_name, self.cfg.directions,
+                                            on_error=lambda message: self.event("warning", message))
+                if self.cfg.validation.live_importances else None)
+        try:
+            return self._trials(study, storage, space, objective, tally, live)
+        finally:
+            if live is not None:
+                live.finish()
+
+    def _trials(self, study: optuna.Study, storage: TuneJournalStorage, space, objective: Objective,
+                tally: StudyTally, live: importances.LiveImportances | None) -> str:
+        """Trials until the study ends, is stopped, or this worker retires: why, for its exit."""
+        target = self.cfg.study.target_trials
+        cap = self.cfg.study.attempt_cap
+        s = self.shared
         pending: dict | None = None  # a free combination to evaluate next (after a duplicate)
         streak = 0  # duplicates in a row
         while True:
@@ -245,6 +257,8 @@ class Worker:
                 s.changed.clear()
                 s.changed.wait(timeout=0.5)
                 continue
+            if live is not None:  # starts a thread now and then; costs nothing otherwise
+                live.offer(trials, complete)
             s.status = WorkerStatus.RUNNING
             if pending is not None:
                 # Enqueued only now, right before the ask that takes it: a study that ends
@@ -390,7 +404,7 @@ class Worker:
         try:
             metrics = _finite_only(self._interruptible(objective.holdout, params))
         except Interrupted:  # the trial is complete: it is told, and the loop stops at its next check
-            error = "interrupted (worker stopped)"
+            error = validation.INTERRUPTED
         except (Exception, KeyboardInterrupt, SystemExit) as exc:  # the backtest's own, as in a trial
             error = f"{type(exc).__name__}: {exc}"
         return validation.record_statement(self.study_name, number, metrics, error)

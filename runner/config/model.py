@@ -296,6 +296,10 @@ class ValidationSettings(_Strict):
     # The first worker to end the study writes its report (runs the backtest for PBO,
     # robustness and selection); false: only tune report does.
     report_at_end: bool = True
+    # A worker recomputes the study's parameter importances as trials arrive, in a thread
+    # beside its trial loop, within 2 % of its time (runner/importances.py); false: only
+    # the report computes them.
+    live_importances: bool = True
 
     @field_validator("holdout")
     @classmethod

@@ -160,13 +160,13 @@ class Database:
 
     def delete_study_records(self, study: str) -> None:
         """Remove every trace of a study (a fresh start): journal, control row, workers, events,
-        holdout results and report."""
+        holdout results, report and importances."""
         self.forget_storage(study)
         with self.engine.begin() as conn:
             for table, column in (
                 ("tune_journal", "stream"), ("tune_streams", "stream"), ("tune_studies", "name"),
                 ("tune_workers", "study"), ("tune_events", "study"), ("tune_param_claims", "study"),
-                ("tune_holdout", "study"), ("tune_reports", "study"),
+                ("tune_holdout", "study"), ("tune_reports", "study"), ("tune_importances", "study"),
             ):
                 conn.execute(sa.text(f"DELETE FROM {table} WHERE {column} = :s"), {"s": study})
 

@@ -8,7 +8,7 @@ SCHEMA_LOCK = 0x74756E65  # "tune": serialises CREATE TABLE IF NOT EXISTS across
 # DDL below (ALTER TABLE takes an ACCESS EXCLUSIVE lock even when there is nothing
 # to do) runs once per database and version, not in every process that opens it,
 # where it blocked, and could deadlock with, other processes' reads.
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 
 def is_current(conn) -> bool:
@@ -116,5 +116,14 @@ CREATE TABLE IF NOT EXISTS tune_reports (
     trials      integer NOT NULL,   -- finished trials when it was computed
     body        jsonb NOT NULL,
     computed_at timestamptz NOT NULL DEFAULT now()
+);
+-- A running study's parameter importances, recomputed by a worker as trials arrive
+-- (runner/importances.py): the size a worker claimed, and the last result.
+CREATE TABLE IF NOT EXISTS tune_importances (
+    study       text PRIMARY KEY,
+    claimed     integer NOT NULL,   -- complete trials at the last claim
+    trials      integer,            -- complete trials the stored body was computed from
+    body        jsonb,
+    computed_at timestamptz
 );
 """

@@ -33,6 +33,9 @@ def test_a_study_with_a_holdout_validates_its_top_trials_and_reports_the_luck(db
                if sum(earlier.value > t.value for earlier in done[:i]) < 4}  # one worker: in number order
     assert set(recorded) == entered
 
+    # While it ran, the worker recomputed the importances (at 20 complete trials, FIRST).
+    live = status_json(str(config))[study]["importances"]
+    assert live["trials"] >= 20 and live["method"] == "ped-anova" and {"fast", "slow"} < set(live)
     # The worker that ended the study wrote its report; tune report computes it again.
     at_end = status_json(str(config))[study]["report"]
     assert at_end["best"]["trial"] == max(values, key=values.get) and at_end["trials_at_compute"] >= 25
@@ -59,7 +62,7 @@ def test_a_study_with_a_holdout_validates_its_top_trials_and_reports_the_luck(db
     # Stored: the status and the export carry it without computing.
     assert status_json(str(config))[study]["report"]["pbo"] == report["pbo"]
     summary = json.loads(tune("export", study, "--json", check=True).stdout)
-    assert summary["report"]["best"] == report["best"]
+    assert summary["report"]["best"] == report["best"] and summary["importances"] == live
 
     text = tune("report", study, check=True).stdout
     assert "DSR" in text and "PBO" in text and "Robustness" in text and "oos" in text and "importances" in text
@@ -118,3 +121,30 @@ def test_a_study_cannot_resume_with_another_split(db_url, tmp_path):
     assert tune("report", "resplit-AAA").returncode == 2  # nor report on it with other windows
     config.write_text(config.read_text().replace("[study]", "[study]\nresume = false"))
     assert tune("run", str(config)).returncode == 0  # started fresh: fine
+
+
+def test_the_report_evaluates_again_a_holdout_a_stopping_worker_cut_short(db, tmp_path):
+    """The worker marks a holdout evaluation that its stop interrupted; the report redoes
+    that one and keeps a real failure as it was."""
+    import optuna
+
+    from runner import insight
+    from runner.config import load_config
+    from runner.space import distributions
+    from runner.study import Objective
+
+    cfg = load_config(small_config(tmp_path, extra="\n[validation]\nholdout = 0.3\ntop_k = 3\n"))
+    space = distributions(cfg)
+    study = optuna.create_study(direction="maximize")
+    for fast, value in ((5, 3.0), (8, 2.0), (11, 1.0)):
+        study.add_trial(optuna.trial.create_trial(params={"fast": fast, "slow": 40}, distributions=space,
+                                                  value=value, user_attrs={"sharpe": value}))
+    name = cfg.study_name("AAA")
+    validation.record(db, name, 0, None, validation.INTERRUPTED)
+    validation.record(db, name, 1, None, "ValueError: the backtest's own failure")
+    report = insight.build(db, cfg, "AAA", study.trials, Objective(cfg, "AAA"))
+    rows = {r["trial"]: r for r in report["holdout"]["top"]}
+    assert rows[0]["error"] is None and rows[0]["out_of_sample"]["sharpe"] is not None
+    assert rows[1]["error"] == "ValueError: the backtest's own failure" and rows[1]["out_of_sample"] is None
+    kept = validation.results(db, name)
+    assert kept[0]["error"] is None and kept[0]["metrics"] and kept[1]["error"].startswith("ValueError")

@@ -251,8 +251,9 @@ def cmd_report(args) -> int:
     cfg = load_config(path)
     if row.fold not in cfg.folds() or cfg.study_name(row.symbol, row.fold) != args.study:
         raise UsageError(f"{path}: its studies are {', '.join(cfg.study_names())}, not {args.study}")
-    control.check_same_split(cfg, args.study, row.split)  # the report's windows must be the trials' own
-    check_data(cfg)  # bad data or holdout: one line, exit 2
+    control.check_same_split(cfg, args.study, row.split, row.seen_bars)  # the report's windows must be the trials' own
+    # Bad data or holdout: one line, exit 2; so is data that no longer splits as the trials saw it.
+    control.pin_seen_bars(db, cfg, args.study, check_data(cfg)[args.study], row.fold)
     quiet_optuna()
     report = insight.build(db, cfg, row.symbol, load_trials(db, args.study), fold=row.fold)
     insight.store(db, report)
@@ -365,12 +366,12 @@ def cmd_run(args) -> int:
     from .study import check_data
 
     cfg = load_config(args.config)
-    check_data(cfg)
+    seen = check_data(cfg)
     db = Database.open(args.storage)
     spool.deliver_all(db)
     console = Console(stderr=False)
     console.print(f"storage: {printable(db.masked_url)}", markup=False)
-    for note in supervisor.prepare_studies(db, cfg, new_run=True):
+    for note in supervisor.prepare_studies(db, cfg, new_run=True, seen=seen):
         console.print(printable(note), markup=False)
     names = cfg.study_names()
     monitor = Monitor(db, names)  # one follower for the whole run: each poll reads only what is new

@@ -66,6 +66,7 @@ class StudyRow:
     fold: int | None = None  # a walk-forward fold's number; None: the symbol's main study
     space: dict | None = None  # {param: Optuna distribution JSON} the study's trials were asked in
     split: dict | None = None  # control.split_settings of the config that registered it
+    seen_bars: list | None = None  # validation.seen_bars of its first worker's data (pin_seen_bars)
 
 
 @retry_on_disconnect
@@ -90,11 +91,12 @@ def register_study(db: Database, cfg, symbol: str, *, reset_control: bool, fold:
              if reset_control else "")
     with db.engine.begin() as conn:
         old = conn.execute(
-            sa.text("SELECT metric, direction, space, split FROM tune_studies WHERE name = :n FOR UPDATE"), {"n": name}
+            sa.text("SELECT metric, direction, space, split, seen_bars FROM tune_studies WHERE name = :n FOR UPDATE"),
+            {"n": name}
         ).first()
         if old is not None:
             _check_same_study(cfg, name, list(old.metric), list(old.direction), old.space or {}, space)
-            check_same_split(cfg, name, old.split)
+            check_same_split(cfg, name, old.split, old.seen_bars)
         conn.execute(
             sa.text(
                 """
@@ -119,19 +121,51 @@ def split_settings(cfg) -> dict:
     return {"holdout": cfg.validation.holdout, "walk_forward": wf.model_dump() if wf else None}
 
 
-def check_same_split(cfg, name: str, old: dict | None) -> None:
+def check_same_split(cfg, name: str, old: dict | None, pinned: list | None = None) -> None:
     """A study's trials must all have seen the same bars: resuming (or reporting on) it with
     another holdout or other folds would mix trials scored on what is now the holdout or a
     fold's test window into what the report calls in sample. A ConfigError (exit 2) instead.
-    A study from before [validation] (None) had neither."""
+    A study from before [validation] (None) had neither. With the bars its trials saw
+    pinned (pin_seen_bars), another way to write the same holdout (a fraction as its
+    timestamp) is the same split: the pin, checked against the data, decides."""
     old = old or {"holdout": None, "walk_forward": None}
     new = split_settings(cfg)
+    if pinned is not None:
+        old, new = {**old, "holdout": None}, {**new, "holdout": None}
     if old != new:
         raise ConfigError(
             cfg.source_path or "config", "validation",
             f"{name} was run with holdout = {old['holdout']!r}, walk_forward = {old['walk_forward']!r}; "
             f"this config has holdout = {new['holdout']!r}, walk_forward = {new['walk_forward']!r}: its trials "
             f"saw other bars. Use a new study.name, or resume = false to start {name} fresh")
+
+
+@retry_on_disconnect
+def pin_seen_bars(db: Database, cfg, name: str, seen: list[str | None] | None, fold: int | None = None) -> None:
+    """Keep the bars a study's trials see (validation.seen_bars) with the study the first
+    time, and check them every later time: a ConfigError (exit 2) if the data changed so
+    that its trials would now see other bars — appended bars move a fractional holdout
+    (and the folds), so later trials would be scored on bars the earlier ones never saw
+    and the report would call the study's out-of-sample figures what they are not."""
+    with db.engine.begin() as conn:
+        pinned = conn.execute(
+            sa.text("UPDATE tune_studies SET seen_bars = COALESCE(seen_bars, CAST(:w AS jsonb)) "
+                    "WHERE name = :s RETURNING seen_bars"),
+            {"s": name, "w": None if seen is None else json.dumps(seen)},
+        ).scalar()
+    if pinned is None or pinned == seen:
+        return
+    saw = f"{name}'s trials saw the bars from {pinned[0]} to before {pinned[1] or 'the end of the data'}"
+    fresh = f"a new study.name, or resume = false to start {name} fresh"
+    if seen is None:
+        raise ConfigError(cfg.source_path or "config", "validation.holdout",
+                          f"{saw}; this config keeps no bars unseen. Use {fresh}")
+    # A main study's unseen bars start at its holdout: pinning that keeps the split.
+    keep = f'holdout = "{pinned[1]}" (a timestamp) to keep the split, or ' if pinned[1] and fold is None else ""
+    raise ConfigError(
+        cfg.source_path or "config", "validation",
+        f"the data changed: {saw}; with this data they would see the bars from {seen[0]} to before "
+        f"{seen[1] or 'the end of the data'}. Use {keep}{fresh}")
 
 
 def _check_same_study(cfg, name: str, metric: list[str], direction: list[str],

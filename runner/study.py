@@ -121,11 +121,12 @@ def open_study(db: Database, cfg: RunConfig, symbol: str, worker_index: int = 0,
     return study
 
 
-def check_data(cfg: RunConfig) -> None:
+def check_data(cfg: RunConfig) -> dict[str, list[str | None] | None]:
     """Load every symbol's data once, before any worker starts: bad data is reported
-    at once (symbol and row) instead of in each worker's log. Raises ConfigError."""
+    at once (symbol and row) instead of in each worker's log. Raises ConfigError.
+    Returns each study's bars as its trials see them (validation.seen_bars)."""
     try:
-        _check_data(cfg)
+        return _check_data(cfg)
     except backtest.DataError as exc:
         raise ConfigError(cfg.source_path or "config", "data", str(exc)) from None
     except validation.HoldoutError as exc:
@@ -135,13 +136,16 @@ def check_data(cfg: RunConfig) -> None:
         raise ConfigError(cfg.source_path or "config", "data", f"{type(exc).__name__}: {exc}") from None
 
 
-def _check_data(cfg: RunConfig) -> None:
+def _check_data(cfg: RunConfig) -> dict[str, list[str | None] | None]:
     strategy = None if cfg.strategy.is_user_backtest else backtest.get_strategy(cfg.strategy.name)
+    seen = {}
     for symbol in cfg.data.symbols:
         frame = symbol_data.load(cfg, symbol).frame  # cached for the workers, which start next
         # The warm-up must fit in what the trials see: before the holdout, and in the
         # shortest window a walk-forward fold trains on.
         split, windows = validation.split(cfg, frame, symbol)
+        for fold in cfg.folds():
+            seen[cfg.study_name(symbol, fold)] = validation.seen_bars(frame.index, split, windows, fold)
         if split is not None:
             frame = frame.iloc[:split]
         if windows:
@@ -157,6 +161,7 @@ def _check_data(cfg: RunConfig) -> None:
             except (backtest.InvalidParams, TypeError, ValueError):
                 continue
             backtest.validate_ohlcv(frame, symbol, min_bars=needed)
+    return seen
 
 
 # The optional key under which a user's backtest may return its per-bar returns (a
@@ -203,9 +208,9 @@ class Objective:
         # The first holdout bar ([validation] holdout; None without one): trials see the bars
         # before it only. Walk-forward: (train start, test start, test end) per fold of those.
         split, self.fold_windows = validation.split(cfg, loaded.frame, symbol)
-        start, end = 0, self.total_bars if split is None else split
+        start, end = validation.window(split, self.fold_windows, self.total_bars, fold)
+        self.seen_bars = validation.seen_bars(loaded.frame.index, split, self.fold_windows, fold)
         if fold is not None:  # a fold's study trains on its window; its test is tune report's
-            start, end, _ = self.fold_windows[fold - 1]
             split = None
         self.holdout_start = split
         self.bars = end - start

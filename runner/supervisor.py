@@ -62,7 +62,8 @@ def spawn_worker(cfg: RunConfig, symbol: str, index: int, worker_id: str, storag
     return SpawnedWorker(study, symbol, fold, index, process, log_path)
 
 
-def prepare_studies(db: Database, cfg: RunConfig, *, new_run: bool) -> list[str]:
+def prepare_studies(db: Database, cfg: RunConfig, *, new_run: bool,
+                    seen: dict[str, list[str | None] | None] | None = None) -> list[str]:
     """Register the config's studies; returns notes for the user.
 
     ``new_run`` (``tune run``): the config is run as written — control back to
@@ -81,6 +82,8 @@ def prepare_studies(db: Database, cfg: RunConfig, *, new_run: bool) -> list[str]
             else:
                 db.delete_study_records(name)
         control.register_study(db, cfg, symbol, reset_control=new_run, fold=fold)
+        if seen is not None:  # check_data's: the data's split must be the study's own
+            control.pin_seen_bars(db, cfg, name, seen[name], fold)
     if not new_run and not cfg.study.resume:
         notes.append("resume = false: the app attaches to existing studies; tune run starts them fresh")
     return notes

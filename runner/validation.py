@@ -79,6 +79,28 @@ def split(cfg: RunConfig, frame: pd.DataFrame, symbol: str) -> tuple[int | None,
     return start, fold_windows(cfg, len(frame) if start is None else start, symbol)
 
 
+def window(split: int | None, windows: list[tuple[int, int, int]], total: int,
+           fold: int | None) -> tuple[int, int]:
+    """The bars [start, end) a study's trials see: those before the holdout (all without
+    one), or a walk-forward fold's training window."""
+    if fold is not None:
+        start, end, _ = windows[fold - 1]
+        return start, end
+    return 0, total if split is None else split
+
+
+def seen_bars(index: pd.Index, split: int | None, windows: list[tuple[int, int, int]],
+              fold: int | None) -> list[str | None] | None:
+    """What a study's trials see, as [its first bar's timestamp, the first unseen bar's]:
+    kept with the study (control.pin_seen_bars), so that data that changed under it (bars
+    appended move a fractional holdout, and so the folds) cannot show its later trials bars
+    that its earlier ones never saw. None when the study keeps no bars unseen."""
+    if split is None and fold is None:
+        return None
+    start, end = window(split, windows, len(index), fold)
+    return [index[start].isoformat(), index[end].isoformat() if end < len(index) else None]
+
+
 class TopValues:
     """The best ``k`` values told so far, kept as trials settle (runner.worker.StudyTally):
     whether a new value enters the top costs O(log k), whatever the study's size."""

@@ -27,7 +27,7 @@ from optuna.trial import TrialState
 import backtest
 
 from . import control, dedup, importances, reaper, spool, validation
-from .config import RunConfig
+from .config import ConfigError, RunConfig
 from .heartbeat import Heartbeat
 from .monitor import KIND_ATTRS, category
 from .outcomes import COMPLETE, FAILURE, INVALID_PARAMS, PRUNED, told
@@ -148,7 +148,9 @@ class Worker:
         try:
             try:
                 objective = Objective(self.cfg, self.symbol, self.fold)
-            except (backtest.DataError, ValueError, ImportError) as exc:
+                # The data must split as it did for the study's earlier trials (else exit 2).
+                control.pin_seen_bars(self.db, self.cfg, self.study_name, objective.seen_bars, self.fold)
+            except (backtest.DataError, ValueError, ImportError, ConfigError) as exc:
                 self.event("error", f"cannot load data: {exc}")
                 control.set_ended(self.db, self.study_name, EndCode.DATA_ERROR, f"cannot load data: {exc}")
                 reason, code = f"cannot load data: {exc}", EXIT_BAD_INPUT

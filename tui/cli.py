@@ -42,10 +42,10 @@ def start(args) -> tuple[str, list[str] | None, list[str]]:
         db.dispose()
         return db.url, None, [f"attached to every study in {db.masked_url}"]
     cfg = load_config(args.config)
-    check_data(cfg)
+    seen = check_data(cfg)
     db = Database.open(args.storage)
     try:
-        notes = supervisor.prepare_studies(db, cfg, new_run=False)
+        notes = supervisor.prepare_studies(db, cfg, new_run=False, seen=seen)
         spawned = supervisor.start_workers(db, cfg)
     finally:
         db.dispose()

@@ -8,7 +8,7 @@ SCHEMA_LOCK = 0x74756E65  # "tune": serialises CREATE TABLE IF NOT EXISTS across
 # DDL below (ALTER TABLE takes an ACCESS EXCLUSIVE lock even when there is nothing
 # to do) runs once per database and version, not in every process that opens it,
 # where it blocked, and could deadlock with, other processes' reads.
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 
 def is_current(conn) -> bool:
@@ -55,6 +55,8 @@ CREATE TABLE IF NOT EXISTS tune_studies (
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now()
 );
+-- The bars a study's trials see, as [first timestamp, first unseen one] (control.pin_seen_bars).
+ALTER TABLE tune_studies ADD COLUMN IF NOT EXISTS seen_bars jsonb;
 CREATE TABLE IF NOT EXISTS tune_workers (
     id           text PRIMARY KEY,
     study        text NOT NULL,

@@ -8,7 +8,7 @@ import pytest
 from optuna.trial import TrialState
 
 from runner import validation
-from tests.helpers import small_config, status_json, trials_of, tune
+from tests.helpers import count, small_config, status_json, trials_of, tune
 
 EXTRA = """
 [validation]
@@ -148,3 +148,54 @@ def test_the_report_evaluates_again_a_holdout_a_stopping_worker_cut_short(db, tm
     assert rows[1]["error"] == "ValueError: the backtest's own failure" and rows[1]["out_of_sample"] is None
     kept = validation.results(db, name)
     assert kept[0]["error"] is None and kept[0]["metrics"] and kept[1]["error"].startswith("ValueError")
+
+
+def test_appended_bars_cannot_move_a_studys_holdout_under_it(db_url, tmp_path):
+    """A fractional holdout moves when bars are appended: resuming would show the later
+    trials bars the earlier ones never saw. tune run refuses (exit 2) and says how to keep
+    the split; with the holdout given as that timestamp the study resumes."""
+    import backtest
+
+    frame = backtest.synthetic_ohlcv("AAA", seed=1, bars=2000, freq="1h", start="2020-01-01")
+    frame.iloc[:1500].to_csv(tmp_path / "AAA.csv")
+    config = small_config(tmp_path, name="pin", target=4, extra="\n[validation]\nholdout = 0.3\n")
+    config.write_text(config.read_text().replace("[data.synthetic]\nbars = 2000\nseed = 1\n", 'path = "{symbol}.csv"\n'))
+    tune("run", str(config), check=True)
+    first_unseen = frame.index[1050].isoformat()  # 30 % of 1500 held out: bars 1050 on
+
+    frame.to_csv(tmp_path / "AAA.csv")  # 500 bars appended: 30 % now starts at bar 1400
+    config.write_text(config.read_text().replace("target_trials = 4", "target_trials = 8"))
+    proc = tune("run", str(config))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "validation" in proc.stderr and "data changed" in proc.stderr
+    assert first_unseen in proc.stderr and frame.index[1400].isoformat() in proc.stderr
+    assert len(trials_of(db_url, "pin-AAA")) == 4  # no trial ran on the moved split
+
+    # The advice works: the holdout given as that timestamp leaves the trials the same bars.
+    config.write_text(config.read_text().replace("holdout = 0.3", f'holdout = "{first_unseen}"'))
+    tune("run", str(config), check=True)
+    assert count(trials_of(db_url, "pin-AAA"), TrialState.COMPLETE) == 8
+    report = json.loads(tune("report", "pin-AAA", "--json", check=True).stdout)
+    assert report["holdout"]["bars_in_sample"] == 1050 and report["holdout"]["bars_holdout"] == 950
+
+    # Without a holdout the trials would see every bar: refused too.
+    config.write_text(config.read_text().replace(f'holdout = "{first_unseen}"', ""))
+    proc = tune("run", str(config))
+    assert proc.returncode == 2 and "keeps no bars unseen" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_folds_moved_window_is_refused_without_the_holdout_hint(db, tmp_path):
+    from runner import control
+    from runner.config import ConfigError, load_config
+
+    cfg = load_config(small_config(tmp_path, extra="\n[validation]\nwalk_forward = { folds = 2 }\n"))
+    for fold in cfg.folds():
+        control.register_study(db, cfg, "AAA", reset_control=True, fold=fold)
+    name = cfg.study_name("AAA", 1)
+    control.pin_seen_bars(db, cfg, name, ["2020-01-01T00:00:00", "2020-01-10T00:00:00"], 1)
+    control.pin_seen_bars(db, cfg, name, ["2020-01-01T00:00:00", "2020-01-10T00:00:00"], 1)  # the same: fine
+    with pytest.raises(ConfigError) as err:
+        control.pin_seen_bars(db, cfg, name, ["2020-01-01T00:00:00", "2020-01-12T00:00:00"], 1)
+    assert "2020-01-10T00:00:00" in str(err.value) and "2020-01-12T00:00:00" in str(err.value)
+    assert "holdout =" not in str(err.value) and "resume = false" in str(err.value)
+    assert control.list_studies(db, [name])[0].seen_bars == ["2020-01-01T00:00:00", "2020-01-10T00:00:00"]

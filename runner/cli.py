@@ -139,32 +139,30 @@ def cmd_status(args) -> int:
                    for s in statuses]
         print(json.dumps({"storage": db.masked_url, "studies": studies}, indent=2, default=str))
     else:
-        from rich.console import Console
+        from .columns import terminal_width
 
-        console = Console()
-        console.print(f"storage: {printable(db.masked_url)}", markup=False)
-        if not statuses:
-            console.print("no studies")
-        else:
-            console.print(status_table(statuses))
+        print(f"storage: {printable(db.masked_url)}")
+        print(status_table(statuses, width=terminal_width()) if statuses else "no studies")
     db.dispose()
     return EXIT_OK
 
 
-def status_table(statuses: list[StudyStatus], final: bool = False):
-    """The status table; ``final`` (the end of ``tune run``) trades live columns for best params.
+def status_table(statuses: list[StudyStatus], final: bool = False, width: int | None = None) -> str:
+    """The status table as plain text; ``final`` (the end of ``tune run``) trades live columns
+    for the best params. No cell is ever cut: too narrow a ``width`` drops whole columns, the
+    least telling first (runner/columns.py), and the best params wrap between parameters.
+    Every cell is escaped: names and parameter values are shown literally."""
+    from .columns import Column, render
 
-    Every cell is a ``Text``: names and parameter values are shown literally, never as markup."""
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(box=None, pad_edge=False)
-    live = ("running", "/min", "workers", "eta")
-    columns = ["study", "state", "complete", "pruned", "failed", "dup", *(() if final else live), "best"]
-    for col in columns:
-        table.add_column(col, justify="left" if col in ("study", "state") else "right", no_wrap=True)
+    columns = [Column("study", right=False), Column("state", right=False), Column("complete"),
+               Column("pruned", drop=3), Column("failed", drop=7), Column("dup", drop=6)]
+    if not final:
+        columns += [Column("running", drop=2), Column("/min", drop=1), Column("workers", drop=5),
+                    Column("eta", drop=4)]
+    columns.append(Column("best"))
     if final:
-        table.add_column("best params", overflow="fold")
+        columns.append(Column("best params", right=False, wrap=True))
+    rows = []
     for s in statuses:
         row = [s.study, s.state, f"{s.complete}/{s.target}", str(s.pruned), str(s.failed), str(s.duplicate)]
         if not final:
@@ -172,8 +170,8 @@ def status_table(statuses: list[StudyStatus], final: bool = False):
         row.append(best_label(s))
         if final:
             row.append(_params_text(s.best_params))
-        table.add_row(*(Text(printable(cell)) for cell in row))
-    return table
+        rows.append(row)
+    return render(columns, rows, width)
 
 
 def _params_text(params: dict) -> str:
@@ -443,7 +441,8 @@ def _report_run(monitor: Monitor, workers, console, interrupted: bool) -> int:
         statuses = monitor.poll(with_workers=False).statuses
     except (sa.exc.OperationalError, StorageError) as exc:
         raise StorageError(f"could not read the final results: {first_line(exc)}") from None
-    console.print(status_table(statuses, final=True))
+    console.print(status_table(statuses, final=True, width=console.width if console.is_terminal else None),
+                  markup=False, highlight=False, soft_wrap=True)
     crashed = [w for w in workers if w.process.returncode not in (0, None)]
     for w in crashed:
         console.print(printable(f"worker {w.index} of {w.study} exited with code {w.process.returncode}; log: {w.log_path}"),

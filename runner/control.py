@@ -202,7 +202,9 @@ def list_studies(db: Database, names: list[str] | None = None) -> list[StudyRow]
         sql += " WHERE name = ANY(:names)"
         params["names"] = list(names)
     with db.engine.connect() as conn:
-        rows = conn.execute(sa.text(sql + " ORDER BY name"), params).mappings().all()
+        # A run's studies by symbol, each followed by its folds in number order (wf2 before wf10).
+        rows = conn.execute(sa.text(sql + " ORDER BY run_name, symbol, COALESCE(fold, 0), name"),
+                            params).mappings().all()
     return [
         StudyRow(**{**row, "control": Control(row["control"]),
                     "ended_code": EndCode(row["ended_code"]) if row["ended_code"] else None})

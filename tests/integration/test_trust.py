@@ -199,3 +199,15 @@ def test_a_folds_moved_window_is_refused_without_the_holdout_hint(db, tmp_path):
     assert "2020-01-10T00:00:00" in str(err.value) and "2020-01-12T00:00:00" in str(err.value)
     assert "holdout =" not in str(err.value) and "resume = false" in str(err.value)
     assert control.list_studies(db, [name])[0].seen_bars == ["2020-01-01T00:00:00", "2020-01-10T00:00:00"]
+
+
+def test_a_symbols_folds_are_listed_after_it_in_fold_order(db, tmp_path):
+    from runner import control
+    from runner.config import load_config
+
+    cfg = load_config(small_config(tmp_path, symbols=("BBB", "AAA"),
+                                   extra="\n[validation]\nwalk_forward = { folds = 11 }\n"))
+    for symbol, fold in reversed(cfg.study_units()):
+        control.register_study(db, cfg, symbol, reset_control=True, fold=fold)
+    names = [row.name for row in control.list_studies(db)]
+    assert names == [f"t-{s}{'' if f is None else f'-wf{f}'}" for s in ("AAA", "BBB") for f in (None, *range(1, 12))]

@@ -27,8 +27,7 @@ from optuna.distributions import (
     json_to_distribution,
 )
 
-from .config import ConfigError
-from .space import distributions
+from .errors import ConfigError
 from .states import LIVE_WORKER_STATUSES, NEEDS_NO_WORKERS, Control, EndCode, WorkerStatus
 from .storage import Database, retry_on_disconnect
 from .text import storable
@@ -76,6 +75,8 @@ def register_study(db: Database, cfg, symbol: str, *, reset_control: bool, fold:
     ``reset_control`` sets the study back to running (an explicit ``tune run``
     or app start means "run this"); a worker joining later does not reset it.
     """
+    from .space import distributions  # the config's modules (pandas) only for those that register
+
     name = cfg.study_name(symbol, fold)
     space = {k: distribution_to_json(d) for k, d in distributions(cfg).items()}
     values = {
@@ -153,6 +154,12 @@ def pin_seen_bars(db: Database, cfg, name: str, seen: list[str | None] | None, f
                     "WHERE name = :s RETURNING seen_bars"),
             {"s": name, "w": None if seen is None else json.dumps(seen)},
         ).scalar()
+    check_seen_bars(cfg, name, pinned, seen, fold)
+
+
+def check_seen_bars(cfg, name: str, pinned: list | None, seen: list[str | None] | None,
+                    fold: int | None = None) -> None:
+    """The ConfigError of :func:`pin_seen_bars`, from a study row read already (no write)."""
     if pinned is None or pinned == seen:
         return
     saw = f"{name}'s trials saw the bars from {pinned[0]} to before {pinned[1] or 'the end of the data'}"
@@ -160,8 +167,10 @@ def pin_seen_bars(db: Database, cfg, name: str, seen: list[str | None] | None, f
     if seen is None:
         raise ConfigError(cfg.source_path or "config", "validation.holdout",
                           f"{saw}; this config keeps no bars unseen. Use {fresh}")
-    # A main study's unseen bars start at its holdout: pinning that keeps the split.
-    keep = f'holdout = "{pinned[1]}" (a timestamp) to keep the split, or ' if pinned[1] and fold is None else ""
+    # A main study's unseen bars start at its holdout: pinning that keeps the split (with the
+    # same first bar; and for every symbol only if they share that timestamp).
+    keep = (f'holdout = "{pinned[1]}" (a timestamp; every symbol\'s holdout then starts there) to keep '
+            "the split, or " if pinned[1] and fold is None and pinned[0] == seen[0] else "")
     raise ConfigError(
         cfg.source_path or "config", "validation",
         f"the data changed: {saw}; with this data they would see the bars from {seen[0]} to before "

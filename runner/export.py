@@ -17,7 +17,6 @@ from typing import Any
 
 import optuna
 
-from .config import load_config
 from .monitor import Monitor, category
 from .storage import Database
 
@@ -50,9 +49,9 @@ def summary(db: Database, study: str, trials: list[optuna.trial.FrozenTrial]) ->
                      "duplicate": s.duplicate, "running": s.running, "total": s.attempts}
     out["elapsed_seconds"] = round((max(ends) - min(starts)).total_seconds(), 1) if starts and ends else None
     out["state"] = s.state
-    from . import importances, insight
+    from . import importances, reports
 
-    out["report"] = insight.stored(db, [study]).get(study)  # as tune report last stored it (None: never)
+    out["report"] = reports.stored(db, [study]).get(study)  # as tune report last stored it (None: never)
     out["importances"] = importances.stored(db, [study]).get(study)  # as a worker last recomputed them
     # Which rule put the best forward: the best value, or with [validation] select = "robust"
     # (and a report computed), the best median over a trial and its neighbours.
@@ -74,6 +73,8 @@ def _search_settings(config_path: str | None) -> dict[str, Any]:
     """The sampler and pruner, from the study's config if this host can read it."""
     if not config_path:
         return {}
+    from .config import load_config  # only here: tune status --json imports this module too
+
     try:
         cfg = load_config(config_path)
     except Exception:

@@ -10,11 +10,13 @@ study's complete trials have grown by half (20, 30, 45, 68, … complete):
   since it started (a recomputation that would exceed it waits), so importances over
   a large study cannot slow the trials by more than that;
 * once per size across the study's workers: the first to claim a size in
-  ``tune_importances`` computes it, the others skip it.
+  ``tune_importances`` computes it, the others skip it. The thread shares the
+  worker's one database connection (as the heartbeat does), for its two short
+  statements only.
 
 Why a thread and not a process: a fresh Python process spends about a second on its
 imports alone, more than the whole budget when trials take milliseconds.
-``tune status --json``, ``tune export`` and the app read the last result.
+``tune status --json`` and ``tune export`` read the last result.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import json
 import math
 import threading
 import time
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +32,7 @@ import optuna
 import sqlalchemy as sa
 
 from .monitor import category
+from .reports import json_safe
 from .storage import Database
 
 FIRST = 20  # complete trials before the first recomputation
@@ -50,10 +52,10 @@ def compute(complete: list[optuna.trial.FrozenTrial], directions: list[str]) -> 
     study = optuna.create_study(directions=["maximize" if d == "maximize" else "minimize" for d in directions])
     study.add_trials(complete)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            found = optuna.importance.get_param_importances(
-                study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(), target=lambda t: t.values[0])
+        # No warnings.catch_warnings here: it is process-wide state and this runs in a thread
+        # (runner.storage.quiet_optuna silences Optuna's experimental warning for good).
+        found = optuna.importance.get_param_importances(
+            study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(), target=lambda t: t.values[0])
     except (ValueError, RuntimeError) as exc:
         return {"n/a": str(exc)}
     return {"method": "ped-anova", **{k: float(v) for k, v in found.items()}}
@@ -83,7 +85,7 @@ def store(db: Database, study: str, size: int, body: dict[str, Any]) -> None:
                 "SET trials = EXCLUDED.trials, body = EXCLUDED.body, computed_at = now() "
                 "WHERE tune_importances.trials IS NULL OR tune_importances.trials <= EXCLUDED.trials"
             ),
-            {"s": study, "n": size, "b": json.dumps(body)},
+            {"s": study, "n": size, "b": json.dumps(json_safe(body))},
         )
 
 
@@ -94,7 +96,7 @@ def stored(db: Database, names: list[str]) -> dict[str, dict[str, Any]]:
             sa.text("SELECT study, trials, body, computed_at FROM tune_importances "
                     "WHERE study = ANY(:n) AND body IS NOT NULL"), {"n": names}
         ).all()
-    return {study: {"trials": n, "computed_at": at.isoformat(timespec="seconds"), **body}
+    return {study: {**body, "trials": n, "computed_at": at.isoformat(timespec="seconds")}
             for study, n, body, at in rows}
 
 

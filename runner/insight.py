@@ -32,7 +32,6 @@ from typing import Any
 
 import numpy as np
 import optuna
-import sqlalchemy as sa
 
 from backtest import stats
 
@@ -41,9 +40,9 @@ from .config import CategoricalParam, FloatParam, IntParam, RunConfig
 from .export import load_trials
 from .importances import complete_trials
 from .monitor import category, feasible
+from .reports import json_safe, store, stored  # noqa: F401 - the report's storage, re-exported
 from .storage import Database, PostgresJournalBackend, StorageError, TuneJournalStorage
 from .study import Objective
-from .text import storable
 
 MAIN_METRICS = ("sharpe", "total_return", "max_drawdown", "trades")
 # A float parameter without a step moves by this share of its range (of its value, when log-scaled).
@@ -373,43 +372,6 @@ def load_all_trials(db: Database, study: str) -> list[optuna.trial.FrozenTrial]:
         return optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
     finally:
         storage.journal.close()
-
-
-def store(db: Database, report: dict[str, Any]) -> None:
-    with db.engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                "INSERT INTO tune_reports (study, trials, body) VALUES (:s, :n, CAST(:b AS jsonb)) "
-                "ON CONFLICT (study) DO UPDATE SET trials = EXCLUDED.trials, body = EXCLUDED.body, computed_at = now()"
-            ),
-            {"s": report["study"], "n": report["trials"]["finished"], "b": json.dumps(json_safe(report))},
-        )
-
-
-def stored(db: Database, names: list[str]) -> dict[str, dict[str, Any]]:
-    """Each named study's last stored report (with its time), if it has one."""
-    with db.engine.connect() as conn:
-        rows = conn.execute(
-            sa.text("SELECT study, body, computed_at, trials FROM tune_reports WHERE study = ANY(:n)"), {"n": names}
-        ).all()
-    return {study: {**body, "computed_at": at.isoformat(timespec="seconds"), "trials_at_compute": n}
-            for study, body, at, n in rows}
-
-
-def json_safe(value: Any) -> Any:
-    """The report as jsonb takes it: NaN and infinities as None, strings (a backtest's
-    exception, a metric's name) with NUL and lone surrogates escaped (runner.text.storable)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, str):
-        return storable(value)
-    if isinstance(value, dict):
-        return {storable(str(k)): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        return json_safe(value.item())
-    return value
 
 
 def readings(report: dict[str, Any]) -> list[str]:

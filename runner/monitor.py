@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from . import control
@@ -341,8 +342,6 @@ def _set_best(s: StudyStatus, t: FrozenTrial, constrained: bool) -> None:
     s.best_trial = t.number
     s.best_params = dict(t.params)
     s.best_metrics = dict(t.user_attrs)
-    from .space import on_bound  # here: runner.space imports the config, which imports the monitor's users
-
     s.best_on_bound = on_bound(t.params, t.distributions)
     if constrained:
         s.best_constraints = dict(t.constraints)
@@ -359,3 +358,16 @@ def _eta(s: StudyStatus) -> float | None:
         return 60.0 * remaining / rate
     return None
 
+
+def on_bound(params: dict[str, Any], dists: dict[str, BaseDistribution]) -> list[str]:
+    """The numeric parameters of a trial that sit on a bound of the space, e.g.
+    "slow = 20 (low)": a best trial there suggests widening the space on that side."""
+    out = []
+    for name, value in params.items():
+        d = dists.get(name)
+        if isinstance(d, (IntDistribution, FloatDistribution)) and not isinstance(value, bool):
+            if value <= d.low:
+                out.append(f"{name} = {value} (low)")
+            elif value >= d.high:  # Optuna moves a high off the step grid down onto it
+                out.append(f"{name} = {value} (high)")
+    return out

@@ -14,7 +14,6 @@ import sqlalchemy as sa
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
-from . import dedup
 from .control import LIVE_STATUSES, add_event
 from .storage import Database, StorageError, retry_on_disconnect
 
@@ -107,6 +106,8 @@ def _fail_orphans(db: Database, study: str, of_lost: set[int], claimed: set[int]
             continue  # another reaper, or the worker itself, finished it first
         failed.append(trial.number)
     if failed:
+        from . import dedup  # the config's modules only when there is something to release
+
         dedup.release(db, study, failed)  # never evaluated: their combinations may be tried again
         add_event(db, study, None, "warning", f"failed trial(s) {failed} of lost worker(s)")
     return failed

@@ -146,20 +146,6 @@ class ExactSteps(WrappedSampler):
         return exact(self.cfg, param_name, self.inner.sample_independent(study, trial, param_name, param_distribution))
 
 
-def on_bound(params: dict[str, Any], dists: dict[str, BaseDistribution]) -> list[str]:
-    """The numeric parameters of a trial that sit on a bound of the space, e.g.
-    "slow = 20 (low)": a best trial there suggests widening the space on that side."""
-    out = []
-    for name, value in params.items():
-        d = dists.get(name)
-        if isinstance(d, (IntDistribution, FloatDistribution)) and not isinstance(value, bool):
-            if value <= d.low:
-                out.append(f"{name} = {value} (low)")
-            elif value >= d.high:  # Optuna moves a high off the step grid down onto it
-                out.append(f"{name} = {value} (high)")
-    return out
-
-
 def suggest(trial: optuna.Trial, cfg: RunConfig, space: dict[str, BaseDistribution]) -> dict[str, Any]:
     """The trial's parameters. Conditional ones are suggested only when their condition holds."""
     params: dict[str, Any] = {}

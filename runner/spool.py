@@ -33,7 +33,7 @@ import optuna
 from optuna.distributions import distribution_to_json, json_to_distribution
 from optuna.trial import FrozenTrial, TrialState
 
-from . import control, dedup
+from . import control
 from .storage import StorageError
 from .storage.embedded import new_private_file, private_dir, tune_home
 from .text import first_line
@@ -200,6 +200,8 @@ def _deliver_result(db, record: dict[str, Any]) -> str:
     new_id = storage.create_new_trial(study_id, template_trial=template)
     number = storage.get_trial_number_from_id(new_id)
     if record.get("claim_key"):
+        from . import dedup  # the config's modules only when a kept result is delivered
+
         dedup.reclaim(db, record["study"], record["claim_key"], number)
     return (f"trial {record['number']} had been failed as lost during a database outage; "
             f"its finished result is recorded as trial {number}")

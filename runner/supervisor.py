@@ -73,6 +73,10 @@ def prepare_studies(db: Database, cfg: RunConfig, *, new_run: bool,
     paused or stopped ones included; nothing is deleted.
     """
     notes = []
+    if seen is not None and not (new_run and not cfg.study.resume):
+        # Every study's split against the data first: a refusal changes no study.
+        for row in control.list_studies(db, cfg.study_names()):
+            control.check_seen_bars(cfg, row.name, row.seen_bars, seen[row.name], row.fold)
     for symbol, fold in cfg.study_units():
         name = cfg.study_name(symbol, fold)
         if new_run and not cfg.study.resume:

@@ -148,12 +148,16 @@ class Worker:
         try:
             try:
                 objective = Objective(self.cfg, self.symbol, self.fold)
-                # The data must split as it did for the study's earlier trials (else exit 2).
-                control.pin_seen_bars(self.db, self.cfg, self.study_name, objective.seen_bars, self.fold)
-            except (backtest.DataError, ValueError, ImportError, ConfigError) as exc:
+            except (backtest.DataError, ValueError, ImportError) as exc:
                 self.event("error", f"cannot load data: {exc}")
                 control.set_ended(self.db, self.study_name, EndCode.DATA_ERROR, f"cannot load data: {exc}")
                 reason, code = f"cannot load data: {exc}", EXIT_BAD_INPUT
+                return code
+            try:  # this host's data must split as it did for the study's trials so far
+                control.pin_seen_bars(self.db, self.cfg, self.study_name, objective.seen_bars, self.fold)
+            except ConfigError as exc:  # this worker's data, not the study's: it alone leaves
+                self.event("error", str(exc))
+                reason, code = str(exc), EXIT_BAD_INPUT
                 return code
             study = open_study(self.db, self.cfg, self.symbol, self.index, self.fold)
             self.claims = dedup.ClaimBook(self.db, self.cfg, self.study_name, self.id) if self.cfg.study.dedup else None

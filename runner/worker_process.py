@@ -1,6 +1,6 @@
 """The worker as a process: signals, logging, and how it waits for the database.
 
-``tune worker`` (runner/cli.py) calls :func:`run_worker`; the trial loop itself is
+``tune worker`` (runner/commands.py) calls :func:`run_worker`; the trial loop itself is
 runner/worker.py.
 """
 

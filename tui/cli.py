@@ -18,7 +18,8 @@ import sys
 import threading
 import time
 
-from runner.cli import add_storage_option, add_version_option, run_reporting_errors
+from runner.cli import add_storage_option, add_version_option
+from runner.commands import run_reporting_errors
 from runner.config import load_config
 from runner.storage import ENV_URL, Database, connection, quiet_optuna
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 import datetime as _dt
 import string
 import unicodedata
-from pathlib import Path
 from typing import Annotated, Any
 
 import pandas as pd
 from pandas.tseries.frequencies import to_offset
 from pydantic import AfterValidator, BeforeValidator, Field
 
+from ..errors import ConfigError  # noqa: F401 - re-exported: runner.config.ConfigError
 from ..text import printable
 
 MAX_CONFIG_BYTES = 1_000_000  # a config file larger than this is not read
@@ -40,20 +40,6 @@ def _short_repr(value: Any) -> str:
     except Exception:  # a repr that fails: still one line
         text = f"<{type(value).__name__}>"
     return printable(text, _REPR_MAX)
-
-
-class ConfigError(Exception):
-    """A config that cannot be used; ``str()`` is one line: file: field: problem.
-
-    Control characters and line breaks anywhere (a file name, a key, a quoted
-    value) are escaped, and a long field or problem is cut, so it stays one line.
-    """
-
-    def __init__(self, path: Path | str, field: str, problem: str) -> None:
-        self.path = str(path)
-        self.field, self.problem = printable(field, 300), printable(problem, 5000)
-        shown = printable(self.path)
-        super().__init__(f"{shown}: {self.field}: {self.problem}" if self.field else f"{shown}: {self.problem}")
 
 
 def _date_to_text(value: Any) -> Any:

@@ -46,9 +46,10 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlsplit
 
+from ..env import ENV_HOME
+
 log = logging.getLogger(__name__)
 
-ENV_HOME = "TUNE_HOME"
 DATABASE = "tune"
 SUPERUSER = "postgres"
 SERVICE_USER = "embedded_postgres"  # the OS user the server runs as when we are root

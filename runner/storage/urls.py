@@ -11,12 +11,11 @@ import psycopg2
 import psycopg2.extensions
 from sqlalchemy.engine import make_url
 
+from ..env import ENV_URL
 from ..text import first_line
 from . import embedded
 from .connection import StorageError
 from .embedded import EmbeddedError, HomeError
-
-ENV_URL = "TUNE_STORAGE_URL"
 
 
 class BadStorageURL(StorageError):

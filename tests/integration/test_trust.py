@@ -150,11 +150,12 @@ def test_the_report_evaluates_again_a_holdout_a_stopping_worker_cut_short(db, tm
     assert kept[0]["error"] is None and kept[0]["metrics"] and kept[1]["error"].startswith("ValueError")
 
 
-def test_appended_bars_cannot_move_a_studys_holdout_under_it(db_url, tmp_path):
+def test_appended_bars_cannot_move_a_studys_holdout_under_it(db, db_url, tmp_path):
     """A fractional holdout moves when bars are appended: resuming would show the later
     trials bars the earlier ones never saw. tune run refuses (exit 2) and says how to keep
     the split; with the holdout given as that timestamp the study resumes."""
     import backtest
+    from runner import control
 
     frame = backtest.synthetic_ohlcv("AAA", seed=1, bars=2000, freq="1h", start="2020-01-01")
     frame.iloc[:1500].to_csv(tmp_path / "AAA.csv")
@@ -165,9 +166,12 @@ def test_appended_bars_cannot_move_a_studys_holdout_under_it(db_url, tmp_path):
 
     frame.to_csv(tmp_path / "AAA.csv")  # 500 bars appended: 30 % now starts at bar 1400
     config.write_text(config.read_text().replace("target_trials = 4", "target_trials = 8"))
+    before = control.list_studies(db, ["pin-AAA"])[0]
     proc = tune("run", str(config))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "validation" in proc.stderr and "data changed" in proc.stderr
+    after = control.list_studies(db, ["pin-AAA"])[0]  # refused: the study is as it was
+    assert (after.target_trials, after.ended_code, after.split) == (4, before.ended_code, before.split)
     assert first_unseen in proc.stderr and frame.index[1400].isoformat() in proc.stderr
     assert len(trials_of(db_url, "pin-AAA")) == 4  # no trial ran on the moved split
 

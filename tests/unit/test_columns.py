@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from runner.cli import status_table
 from runner.columns import Column, render
+from runner.commands import status_table
 from tests.helpers import nasty_status
 
 BIG = dataclasses.replace(nasty_status(study="grid-search-ETHUSDT"), duplicate=146, best_value=1.1541234567,

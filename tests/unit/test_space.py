@@ -142,7 +142,7 @@ def test_the_sampler_proposes_exact_step_values_only(tmp_path, multivariate):
 def test_a_parameter_on_a_bound_of_the_space_is_named():
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-    from runner.space import on_bound
+    from runner.monitor import on_bound
 
     dists = {"fast": IntDistribution(2, 20, step=3), "slow": IntDistribution(20, 60),
              "stop": FloatDistribution(0.01, 0.1), "kind": CategoricalDistribution(["sma", "ema"])}

@@ -11,7 +11,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from runner.cli import status_table
+from runner.commands import status_table
 from runner.export import trials_csv
 from runner.text import printable
 from tests.helpers import ANSI, CONTROL, NASTY, SHORT, assert_literal, nasty_status

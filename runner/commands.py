@@ -195,11 +195,11 @@ def cmd_report(args) -> int:
         raise UsageError(f"{path}: its studies are {', '.join(cfg.study_names())}, not {args.study}")
     control.check_same_split(cfg, args.study, row.split, row.seen_bars)  # the report's windows must be the trials' own
     # Bad data or holdout: one line, exit 2; so is data that no longer splits as the trials saw it.
+    # A main study's report tests its folds' bests on their windows: theirs are checked too.
     seen = check_data(cfg)
-    control.pin_seen_bars(db, cfg, args.study, seen[args.study], row.fold)
-    if row.fold is None:  # its walk-forward section tests the folds' bests on their windows
-        for fold in cfg.folds()[1:]:
-            control.pin_seen_bars(db, cfg, cfg.study_name(row.symbol, fold), seen[cfg.study_name(row.symbol, fold)], fold)
+    for fold in cfg.folds() if row.fold is None else [row.fold]:
+        name = cfg.study_name(row.symbol, fold)
+        control.pin_seen_bars(db, cfg, name, seen[name], fold)
     quiet_optuna()
     report = insight.build(db, cfg, row.symbol, load_trials(db, args.study), fold=row.fold)
     insight.store(db, report)

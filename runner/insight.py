@@ -22,7 +22,6 @@ A figure that cannot be computed says why ("n/a: ...") instead of a number.
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 import time
@@ -41,6 +40,7 @@ from .export import load_trials
 from .importances import complete_trials
 from .monitor import category, feasible
 from .reports import json_safe, store, stored  # noqa: F401 - the report's storage, re-exported
+from .space import param_key
 from .storage import Database, PostgresJournalBackend, StorageError, TuneJournalStorage
 from .study import Objective
 
@@ -61,7 +61,7 @@ def build(db: Database, cfg: RunConfig, symbol: str, trials: list[optuna.trial.F
     sign = 1.0 if direction == "maximize" else -1.0
     complete = complete_trials(trials)
     # Feasible trials first (the constraints), as the study's best is chosen (runner/monitor.py).
-    ranked = _distinct(sorted(complete, key=lambda t: (not feasible(t), -sign * t.values[0])))
+    ranked = _distinct(cfg, sorted(complete, key=lambda t: (not feasible(t), -sign * t.values[0])))
     report: dict[str, Any] = {
         "study": study, "metric": metric, "direction": direction,
         "trials": {"complete": len(complete), "finished": sum(t.state.is_finished() for t in trials)},
@@ -113,12 +113,13 @@ def build(db: Database, cfg: RunConfig, symbol: str, trials: list[optuna.trial.F
     return report
 
 
-def _distinct(ranked: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
-    """The best trial of each parameter combination, in rank order."""
+def _distinct(cfg: RunConfig, ranked: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+    """The best trial of each parameter combination (as deduplication tells them apart), in
+    rank order."""
     seen: set[str] = set()
     out = []
     for t in ranked:
-        key = json.dumps(t.params, sort_keys=True, default=str)
+        key = param_key(cfg, t.params)
         if key not in seen:
             seen.add(key)
             out.append(t)
@@ -150,7 +151,7 @@ def _holdout(db: Database, cfg: RunConfig, study: str, ranked, objective: Object
             outcome = _guarded(partial(objective.holdout, t.params))
             found = ({"metrics": None, "error": f"{type(outcome).__name__}: {outcome}"}
                      if isinstance(outcome, Exception)
-                     else {"metrics": {k: v for k, v in outcome.items() if math.isfinite(v)}, "error": None})
+                     else {"metrics": validation.finite(outcome), "error": None})
             validation.record(db, study, t.number, found["metrics"], found["error"])
         in_sample = {k: t.user_attrs.get(k) for k in (metric, *MAIN_METRICS) if k in t.user_attrs}
         in_sample[metric] = t.values[0]

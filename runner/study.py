@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import zlib
 from collections.abc import Callable, Mapping
@@ -21,6 +22,11 @@ from .outcomes import MIN_TRADES
 from .space import ExactSteps, grid_points, has_float_steps
 from .steering import AvoidFailing
 from .storage import Database
+
+
+def seed_key(symbol: str, fold: int | None) -> str:
+    """What seeds a study's samplers besides the worker's index: a fold's study searches afresh."""
+    return symbol if fold is None else f"{symbol}-wf{fold}"
 
 
 def worker_seed(cfg: RunConfig, symbol: str, worker_index: int) -> int | None:
@@ -109,7 +115,7 @@ def open_study(db: Database, cfg: RunConfig, symbol: str, worker_index: int = 0,
     """Create the symbol's study (or a walk-forward fold's), or load it if another worker (or
     an earlier run) made it."""
     name = cfg.study_name(symbol, fold)
-    sampler = search_sampler(cfg, symbol if fold is None else f"{symbol}-wf{fold}", worker_index)
+    sampler = search_sampler(cfg, seed_key(symbol, fold), worker_index)
     study = optuna.create_study(
         storage=db.optuna_storage(name),
         study_name=name,
@@ -145,7 +151,8 @@ def _check_data(cfg: RunConfig) -> dict[str, list[str | None] | None]:
         # shortest window a walk-forward fold trains on.
         split, windows = validation.split(cfg, frame, symbol)
         for fold in cfg.folds():
-            seen[cfg.study_name(symbol, fold)] = validation.seen_bars(frame.index, split, windows, fold)
+            seen[cfg.study_name(symbol, fold)] = validation.seen_bars(
+                frame.index, *validation.window(split, windows, len(frame), fold))
         if split is not None:
             frame = frame.iloc[:split]
         if windows:
@@ -209,7 +216,7 @@ class Objective:
         # before it only. Walk-forward: (train start, test start, test end) per fold of those.
         split, self.fold_windows = validation.split(cfg, loaded.frame, symbol)
         start, end = validation.window(split, self.fold_windows, self.total_bars, fold)
-        self.seen_bars = validation.seen_bars(loaded.frame.index, split, self.fold_windows, fold)
+        self.seen_bars = validation.seen_bars(loaded.frame.index, start, end)
         if fold is not None:  # a fold's study trains on its window; its test is tune report's
             split = None
         self.holdout_start = split
@@ -250,7 +257,7 @@ class Objective:
             values = self._apply_min_trades(metrics, values)
         return Evaluation(values=values, metrics=metrics)
 
-    @property
+    @functools.cached_property
     def bars_per_year(self) -> float:
         """The data's measured bars per year, as the metrics annualise with."""
         if self._user_fn is None:

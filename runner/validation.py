@@ -89,15 +89,14 @@ def window(split: int | None, windows: list[tuple[int, int, int]], total: int,
     return 0, total if split is None else split
 
 
-def seen_bars(index: pd.Index, split: int | None, windows: list[tuple[int, int, int]],
-              fold: int | None) -> list[str | None] | None:
-    """What a study's trials see, as [its first bar's timestamp, the first unseen bar's]:
-    kept with the study (control.pin_seen_bars), so that data that changed under it (bars
-    appended move a fractional holdout, and so the folds) cannot show its later trials bars
-    that its earlier ones never saw. None when the study keeps no bars unseen."""
-    if split is None and fold is None:
+def seen_bars(index: pd.Index, start: int, end: int) -> list[str | None] | None:
+    """What a study's trials see (its :func:`window`), as [its first bar's timestamp, the
+    first unseen bar's]: kept with the study (control.pin_seen_bars), so that data that
+    changed under it (bars appended move a fractional holdout, and so the folds) cannot
+    show its later trials bars that its earlier ones never saw. None when the study
+    sees every bar (keeps none unseen)."""
+    if (start, end) == (0, len(index)):
         return None
-    start, end = window(split, windows, len(index), fold)
     return [index[start].isoformat(), index[end].isoformat() if end < len(index) else None]
 
 
@@ -128,7 +127,12 @@ class TopValues:
 INTERRUPTED = "interrupted (worker stopped)"
 
 
-def record_statement(study: str, trial_number: int, metrics: dict[str, float] | None,
+def finite(metrics: dict[str, float | None]) -> dict[str, float | None]:
+    """Metrics as tune_holdout keeps them: NaN and infinities as None (JSON has neither)."""
+    return {k: v if v is not None and math.isfinite(v) else None for k, v in metrics.items()}
+
+
+def record_statement(study: str, trial_number: int, metrics: dict[str, float | None] | None,
                      error: str | None = None) -> tuple[str, dict[str, Any]]:
     """The statement (psycopg2 style) that keeps one trial's holdout result (a repeat of
     the same trial replaces it). The worker sends it with the trial's tell, in the same
@@ -138,12 +142,11 @@ def record_statement(study: str, trial_number: int, metrics: dict[str, float] | 
         "VALUES (%(s)s, %(n)s, CAST(%(m)s AS jsonb), %(e)s) ON CONFLICT (study, trial_number) "
         "DO UPDATE SET metrics = EXCLUDED.metrics, error = EXCLUDED.error, created_at = now()",
         {"s": study, "n": trial_number, "e": None if error is None else storable(error),
-         "m": None if metrics is None else json.dumps(
-             {storable(k): v if math.isfinite(v) else None for k, v in metrics.items()})},
+         "m": None if metrics is None else json.dumps({storable(k): v for k, v in finite(metrics).items()})},
     )
 
 
-def record(db: Database, study: str, trial_number: int, metrics: dict[str, float] | None,
+def record(db: Database, study: str, trial_number: int, metrics: dict[str, float | None] | None,
            error: str | None = None) -> None:
     """Keep one trial's holdout result now, in a transaction of its own (tune report)."""
     with db.engine.begin() as conn:

@@ -34,7 +34,7 @@ from .outcomes import COMPLETE, FAILURE, INVALID_PARAMS, PRUNED, told
 from .space import distributions, is_conditional, param_key, suggest
 from .states import Control, EndCode, WorkerStatus
 from .storage import Database, StorageError, TuneJournalStorage, connection, quiet_optuna
-from .study import Objective, TrialPruned, open_study, worker_seed
+from .study import Objective, TrialPruned, open_study, seed_key, worker_seed
 
 EXIT_OK, EXIT_CRASH, EXIT_BAD_INPUT = 0, 1, 2
 DUPLICATE = "duplicate"
@@ -107,11 +107,6 @@ class Worker:
         self._top: validation.TopValues | None = None  # with a holdout: the study's best values so far
         self._objective: Objective | None = None  # for the report at the study's end
 
-    @property
-    def seed_key(self) -> str:
-        """What seeds this worker's sampler besides its index: a fold's study searches afresh."""
-        return self.symbol if self.fold is None else f"{self.symbol}-wf{self.fold}"
-
     def database_back(self, waited: float) -> None:
         """After an outage: say in the study's log that this worker waited it out (while it
         lasted, its log file said so; the database could not be told)."""
@@ -140,7 +135,7 @@ class Worker:
         self.registration = control.WorkerRegistration(self.db, self.study_name, self.launch_id)
         self.id, self.index = self.registration.id, self.registration.index
         self.db.identity  # noqa: B018 - read now: kept results name their database even in an outage
-        self.rng = random.Random(worker_seed(self.cfg, self.seed_key, self.index))
+        self.rng = random.Random(worker_seed(self.cfg, seed_key(self.symbol, self.fold), self.index))
         beat = Heartbeat(self.db, self.study_name, self.registration, self.shared, self._set_control,
                          self.cfg.study.heartbeat_seconds, self.cfg.study.grace_seconds)
         beat.start()
@@ -408,7 +403,7 @@ class Worker:
         result; a result lost with its tell is evaluated again by ``tune report``."""
         metrics, error = None, None
         try:
-            metrics = _finite_only(self._interruptible(objective.holdout, params))
+            metrics = self._interruptible(objective.holdout, params)
         except Interrupted:  # the trial is complete: it is told, and the loop stops at its next check
             error = validation.INTERRUPTED
         except (Exception, KeyboardInterrupt, SystemExit) as exc:  # the backtest's own, as in a trial
@@ -484,10 +479,6 @@ class Worker:
 def _constraints(values: dict[str, float]) -> dict[str, float]:
     """Constraint values as Optuna 5 reads them (system attributes ``constraints:NAME``)."""
     return {f"constraints:{k}": v for k, v in values.items()}
-
-
-def _finite_only(metrics: dict[str, float]) -> dict[str, float]:
-    return {k: v for k, v in metrics.items() if math.isfinite(v)}
 
 
 def _finite(metrics: dict[str, float]) -> dict[str, float | None]:

@@ -60,8 +60,7 @@ def build(db: Database, cfg: RunConfig, symbol: str, trials: list[optuna.trial.F
     metric, direction = cfg.study.metrics[0], cfg.direction
     sign = 1.0 if direction == "maximize" else -1.0
     complete = complete_trials(trials)
-    # Feasible trials first (the constraints), as the study's best is chosen (runner/monitor.py).
-    ranked = _distinct(cfg, sorted(complete, key=lambda t: (not feasible(t), -sign * t.values[0])))
+    ranked = _ranked(cfg, complete, sign)
     report: dict[str, Any] = {
         "study": study, "metric": metric, "direction": direction,
         "trials": {"complete": len(complete), "finished": sum(t.state.is_finished() for t in trials)},
@@ -113,12 +112,13 @@ def build(db: Database, cfg: RunConfig, symbol: str, trials: list[optuna.trial.F
     return report
 
 
-def _distinct(cfg: RunConfig, ranked: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
-    """The best trial of each parameter combination (as deduplication tells them apart), in
-    rank order."""
+def _ranked(cfg: RunConfig, complete: list[optuna.trial.FrozenTrial], sign: float) -> list[optuna.trial.FrozenTrial]:
+    """The best trial of each parameter combination (as deduplication tells them apart), best
+    first: feasible trials (the constraints) before the others, as the study's best is chosen
+    (runner/monitor.py); among equals, the earlier trial."""
     seen: set[str] = set()
     out = []
-    for t in ranked:
+    for t in sorted(complete, key=lambda t: (not feasible(t), -sign * t.values[0])):
         key = param_key(cfg, t.params)
         if key not in seen:
             seen.add(key)
@@ -310,7 +310,7 @@ def _selection(cfg: RunConfig, ranked, around: Callable, sign: float) -> dict[st
 
 
 def _walk_forward(db: Database, cfg: RunConfig, symbol: str, objective: Objective, sign: float) -> dict[str, Any]:
-    """Each fold's best (by value, from its own study) tested on the window after its
+    """Each fold's best (ranked as the report ranks, from its own study) tested on the window after its
     training window; the test windows chained into one out-of-sample equity curve, and
     walk-forward efficiency: annualised out-of-sample return / the folds' mean
     annualised in-sample return (cagr)."""
@@ -330,7 +330,7 @@ def _walk_forward(db: Database, cfg: RunConfig, symbol: str, objective: Objectiv
             entry["n/a"] = "no complete trial yet"
             whole = False
             continue
-        best = max(complete, key=lambda t: (sign * t.values[0], -t.number))
+        best = _ranked(cfg, complete, sign)[0]
         outcome = _guarded(partial(objective.fold_test, best.params, number))
         entry.update(trial=best.number, params=best.params, complete=len(complete))
         keys = (cfg.study.metrics[0], "cagr", "total_return", "sharpe")

@@ -215,3 +215,26 @@ def test_a_symbols_folds_are_listed_after_it_in_fold_order(db, tmp_path):
         control.register_study(db, cfg, symbol, reset_control=True, fold=fold)
     names = [row.name for row in control.list_studies(db)]
     assert names == [f"t-{s}{'' if f is None else f'-wf{f}'}" for s in ("AAA", "BBB") for f in (None, *range(1, 12))]
+
+
+def test_a_folds_best_is_its_best_feasible_trial_as_the_reports_is(db, tmp_path):
+    """The walk-forward section takes each fold's best as the report takes the study's:
+    a feasible trial before a better infeasible one."""
+    import optuna
+
+    from runner import insight
+    from runner.config import load_config
+    from runner.space import distributions
+    from runner.study import Objective
+
+    cfg = load_config(small_config(tmp_path, extra="\n[validation]\nwalk_forward = { folds = 2 }\n"))
+    space = distributions(cfg)
+    fold = cfg.study_name("AAA", 1)
+    study = optuna.create_study(storage=db.optuna_storage(fold), study_name=fold, direction="maximize")
+    for fast, value, violation in ((5, 9.0, 0.5), (8, 4.0, -0.1)):
+        study.add_trial(optuna.trial.create_trial(
+            params={"fast": fast, "slow": 40}, distributions=space, value=value,
+            user_attrs={"sharpe": value, "cagr": 0.1}, system_attrs={"constraints:max_drawdown": violation}))
+    wf = insight._walk_forward(db, cfg, "AAA", Objective(cfg, "AAA"), 1.0)
+    assert wf["folds"][0]["trial"] == 1 and wf["folds"][0]["params"] == {"fast": 8, "slow": 40}
+    assert wf["folds"][1]["n/a"] == "no complete trial yet"

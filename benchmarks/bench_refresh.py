@@ -17,7 +17,12 @@ template: one CREATE_TRIAL record per trial; no optimizer runs. Then:
                first study (100x20, by trial number) plus studies_table.cells()
                of the 10 statuses. Median and p90 of refresh, medians of the parts.
 
-The last table divides the 10x10000 medians by the 10x100 ones: near 1 means a
+Then each insight view's data (runner/explore.py) is computed from the first
+study's trials, as the app's poller does while the view is open: its raw cost,
+and the refresh with that cost spread the way the feed spreads it (at most one
+recomputation every max(1 s, VIEW_COST_FACTOR x its cost)).
+
+The last tables divide the 10x10000 medians by the 10x100 ones: near 1 means a
 refresh reads only what is new. The plot's input is every completed value (it
 is downsampled to the pane's width inside render), so render does O(N) numpy
 work; the ratio shows how much that is. Runs in a fresh database
@@ -43,10 +48,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench_overhead import quiet
 
 from benchmarks._common import bench_database
-from runner import control
+from runner import control, explore
 from runner.config import load_config
 from runner.monitor import Monitor
 from runner.storage import Database, PostgresJournalBackend
+from tui.data import VIEW_COST_FACTOR
 from tui.widgets import convergence_plot, studies_table
 
 STUDIES, SIZES, CHUNK = 10, (100, 10_000), 5000
@@ -149,11 +155,31 @@ def measure(url: str, cfg, n: int, rounds: int) -> dict:
             x, y = x[order], y[order]
             convergence_plot.downsample(x, y, 90), convergence_plot.best_so_far(x, y, True, 90)
             prep.append(time.perf_counter() - t)
+        # The insight views (tui/data.py StudyFeed.view): each computed from the monitor's
+        # trials of the first study, as the poller does after a poll; their raw cost grows
+        # with N, and the feed recomputes one at most every max(1 s, VIEW_COST_FACTOR x cost).
+        first = snap.studies[0].status
+        name, dirs, best = first.study, first.directions, first.best_trial
+        views = {
+            "slices": lambda: explore.slices(monitor.trials(name), best),
+            "heatmap": lambda: explore.heatmap(monitor.trials(name), dirs, "fast", "slow", best=best),
+            "trial": lambda: explore.trial_detail(name, monitor.trials(name)[-1], ["value"], None),
+            "symbols": lambda: explore.symbols(reader, snap.statuses, cfg.study.name,
+                                               {v.status.study: monitor.space(v.status.study) for v in snap.studies}),
+        }
+        view_ms = {}
+        for kind, fn in views.items():
+            times = []
+            for _ in range(5):
+                t = time.perf_counter()
+                fn()
+                times.append(1e3 * (time.perf_counter() - t))
+            view_ms[kind] = statistics.median(times)
         refresh = sorted(1e3 * (p + r) for p, r in zip(poll, render))
         return dict(fill=fill, first=1e3 * first, refresh=statistics.median(refresh),
                     p90=refresh[int(0.9 * (len(refresh) - 1))],
                     poll=1e3 * statistics.median(poll), render=1e3 * statistics.median(render),
-                    prep=1e3 * statistics.median(prep))
+                    prep=1e3 * statistics.median(prep), views=view_ms)
     finally:
         writer.dispose()
         reader.dispose()
@@ -190,6 +216,16 @@ def main() -> None:
               f" its O(N) numpy pass (all values to arrays, argsort, downsample) takes {small['prep']:.2f} ms"
               f" and {big['prep']:.2f} ms;\n  the rest is plotext drawing at most 2 points per column"
               " (more points than 100 trials have, but bounded by the pane's width)")
+        print("\nan insight view open on the first study (its data computed in the poller; ms, raw cost of one"
+              " computation,\nand the refresh with the view's cost spread as the feed spreads it: at most every"
+              f" max(1 s, {VIEW_COST_FACTOR} x cost), refreshing once a second):")
+        print(f"  {'view':<10}{'raw ' + str(SIZES[0]):>12}{'raw ' + str(SIZES[1]):>12}"
+              f"{'refresh+view ' + str(SIZES[0]):>22}{'refresh+view ' + str(SIZES[1]):>22}{'ratio':>8}")
+        for kind in small["views"]:
+            spread = [r["refresh"] + r["views"][kind] * 1000.0 / max(1000.0, VIEW_COST_FACTOR * r["views"][kind])
+                      for r in (small, big)]
+            print(f"  {kind:<10}{small['views'][kind]:12.2f}{big['views'][kind]:12.2f}{spread[0]:22.2f}{spread[1]:22.2f}"
+                  f"{spread[1] / spread[0]:8.2f}")
         if big["poll"] > 1.5 * small["poll"]:
             print(f"poll: GROWS with N (x{big['poll'] / small['poll']:.2f}): a refresh is not reading only what is new")
 

@@ -35,21 +35,26 @@ def terminal_width() -> int | None:
     return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
 
 
+def fit(widths: Sequence[int], drops: Sequence[int], width: int | None, gap: int) -> list[int]:
+    """The indices of the columns to show: all of them, less the droppable ones (``drops``:
+    0 never, else 1 first) until their ``widths`` and a ``gap`` after each but the last fit
+    in ``width`` (None: no limit). Shared by the CLI's tables and the app's studies table."""
+    keep = list(range(len(widths)))
+    if width is None:
+        return keep
+    for i in sorted((i for i, d in enumerate(drops) if d), key=lambda i: drops[i]):
+        if sum(widths[k] for k in keep) + gap * (len(keep) - 1) <= width:
+            break
+        keep.remove(i)
+    return keep
+
+
 def render(columns: Sequence[Column], rows: Sequence[Sequence[object]], width: int | None = None) -> str:
     """The table as lines of text; every cell escaped (runner.text.printable)."""
     cells = [[printable(cell) for cell in row] for row in rows]
     widths = [max([cell_len(c.name), *(cell_len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
-    keep = list(range(len(columns)))
-
-    def needed(shown: list[int]) -> int:
-        fixed = [min(widths[i], MIN_WRAP) if columns[i].wrap else widths[i] for i in shown]
-        return sum(fixed) + len(GAP) * (len(shown) - 1)
-
-    if width is not None:
-        for i in sorted((i for i, c in enumerate(columns) if c.drop), key=lambda i: columns[i].drop):
-            if needed(keep) <= width:
-                break
-            keep.remove(i)
+    least = [min(w, MIN_WRAP) if c.wrap else w for w, c in zip(widths, columns)]
+    keep = fit(least, [c.drop for c in columns], width, len(GAP))
     lines = [_line(columns, [c.name for c in columns], widths, keep, width)]
     lines += [_line(columns, row, widths, keep, width) for row in cells]
     return "\n".join(lines)

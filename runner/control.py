@@ -15,7 +15,7 @@ import json
 import os
 import socket
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -282,6 +282,18 @@ def add_event(db: Database, study: str, worker: str | None, level: str, message:
 # ------------------------------------------------------------------ workers
 
 
+@dataclass(frozen=True)
+class Resources:
+    """What a worker uses and what its host bears, measured at a heartbeat
+    (runner/heartbeat.py) and written with it; a field is None when not measured."""
+
+    cpu_percent: float | None = None  # this process's CPU % since its last heartbeat; 100 = one core
+    rss_bytes: int | None = None  # its resident memory
+    host_load: float | None = None  # the host's 1-minute load average
+    host_cpus: int | None = None  # the host's logical CPUs
+    host_mem_percent: float | None = None  # the host's memory in use, %
+
+
 class WorkerRegistration:
     """A worker's row in ``tune_workers`` and the queries on it.
 
@@ -338,17 +350,23 @@ class WorkerRegistration:
             )
 
     @retry_on_disconnect
-    def heartbeat(self, status: str, trial_id: int | None, trials_done: int) -> tuple[str | None, bool]:
+    def heartbeat(self, status: str, trial_id: int | None, trials_done: int,
+                  resources: Resources | None = None) -> tuple[str | None, bool]:
         """Record liveness and return the study's control state (None if the study is gone).
 
+        ``resources``, what the worker and its host use, is written in the same
+        statement (None: not measured, the columns are cleared rather than left stale).
         A worker presumed lost (a stall longer than the grace period) comes back
         to life here; its trial was failed meanwhile and its tell is refused.
         """
+        r = resources or Resources()
         with self.db.engine.begin() as conn:
             row = conn.execute(
                 sa.text(
                     f"""
-                    UPDATE tune_workers me SET heartbeat_at = now(), status = :st, trial_id = :t, trials_done = :n
+                    UPDATE tune_workers me SET heartbeat_at = now(), status = :st, trial_id = :t, trials_done = :n,
+                        cpu_percent = :cpu, rss_bytes = :rss, host_load = :load, host_cpus = :ncpu,
+                        host_mem_percent = :mem
                     WHERE id = :id
                     RETURNING (SELECT control FROM tune_studies WHERE name = :s),
                               (SELECT desired_workers FROM tune_studies WHERE name = :s),
@@ -356,7 +374,8 @@ class WorkerRegistration:
                     """
                 ),
                 {"st": status, "t": trial_id, "n": trials_done, "id": self.id, "s": self.study,
-                 "live": list(LIVE_STATUSES)},
+                 "live": list(LIVE_STATUSES), "cpu": r.cpu_percent, "rss": r.rss_bytes, "load": r.host_load,
+                 "ncpu": r.host_cpus, "mem": r.host_mem_percent},
             ).first()
         if row is None:
             return None, False
@@ -450,12 +469,21 @@ class WorkerRow:
     exit_reason: str | None
     worker_index: int
     alive: bool
+    # as of the last heartbeat (Resources); None when not measured
+    cpu_percent: float | None = None
+    rss_bytes: int | None = None
+    host_load: float | None = None
+    host_cpus: int | None = None
+    host_mem_percent: float | None = None
 
 
 def list_workers(db: Database, studies: list[str] | None = None, live_only: bool = False) -> list[WorkerRow]:
     """Workers with an ``alive`` flag: live status and a heartbeat within the study's grace."""
-    sql = """
-        SELECT w.*, (w.status = ANY(:live) AND w.heartbeat_at > now() - make_interval(secs => s.grace_seconds)) AS alive
+    # The columns named: a database that a newer version gave more columns still reads here.
+    columns = ", ".join(f"w.{f.name}" for f in fields(WorkerRow) if f.name != "alive")
+    sql = f"""
+        SELECT {columns},
+               (w.status = ANY(:live) AND w.heartbeat_at > now() - make_interval(secs => s.grace_seconds)) AS alive
         FROM tune_workers w JOIN tune_studies s ON s.name = w.study
     """
     params: dict = {"live": list(LIVE_STATUSES)}

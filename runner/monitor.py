@@ -266,6 +266,30 @@ class Monitor:
             views.append(self._view(row, f, mine, now, with_workers))
         return Snapshot(storage=self.db.masked_url, taken_at=now, studies=views, catching_up=catching_up)
 
+    # For the insight views (runner/explore.py); call them from the thread that polls, as
+    # the replay grows there.
+    def trials(self, name: str) -> list[FrozenTrial]:
+        """Every trial of ``name`` as replayed so far."""
+        f = self._followers.get(name)
+        return f.replay.trials() if f is not None else []
+
+    def trial(self, name: str, number: int) -> FrozenTrial | None:
+        """Trial ``number`` of ``name``: found by its id (a study's own journal numbers its
+        trials as it ids them), else looked for."""
+        f = self._followers.get(name)
+        if f is None:
+            return None
+        found = f.replay.trial(number)
+        if found is not None and found.number == number:
+            return found
+        return next((t for t in f.replay.trials() if t.number == number), None)
+
+    def space(self, name: str) -> dict[str, BaseDistribution]:
+        """The distributions the study's best trial was asked in (its space, in one trial)."""
+        f = self._followers.get(name)
+        best = f and (f.best or next(iter(f.front), None))
+        return dict(best.distributions) if best else {}
+
     def _read_events(self, names: list[str]) -> None:
         if not names:
             return
@@ -319,11 +343,14 @@ class Monitor:
         s.workers_alive = sum(w.alive for w in workers)
         if with_workers:
             s.workers = [
-                {"id": w.id, "host": w.host, "pid": w.pid,
+                {"id": w.id, "study": w.study, "host": w.host, "pid": w.pid,
                  # a live status with a stale heartbeat: the worker is lost, whatever it last said
                  "status": w.status if w.alive or w.status not in LIVE_WORKER_STATUSES else WorkerStatus.LOST,
                  "alive": w.alive, "heartbeat_at": w.heartbeat_at.isoformat(), "trials_done": w.trials_done,
-                 "exit_reason": w.exit_reason}
+                 "exit_reason": w.exit_reason,
+                 # as of its last heartbeat (runner/hosts.py sums them per host); None when not measured
+                 "cpu_percent": w.cpu_percent, "rss_bytes": w.rss_bytes, "host_load": w.host_load,
+                 "host_cpus": w.host_cpus, "host_mem_percent": w.host_mem_percent}
                 for w in workers
             ]
         s.state = derive_state(row.control, row.ended_code, s)

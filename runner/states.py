@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+# The system attribute a worker tells with each trial: its id (host-xxxxxxxx), for the
+# app's trial detail (runner/explore.py). Not a user attribute: those are the trial's metrics.
+WORKER_ATTR = "tune:worker"
+
 
 class Control(StrEnum):
     """What a person asked of a study (``tune_studies.control``): ``tune pause/resume/stop``, the app's keys."""

@@ -301,6 +301,38 @@ class Objective:
         return backtest.bar_returns(self.data, s.name, full, fees_bps=s.fees_bps, slippage_bps=s.slippage_bps,
                                     stop_loss=stop_loss)
 
+    def all_bar_returns(self, params: dict[str, Any]) -> np.ndarray | None:
+        """The per-bar net returns of ``params`` over every bar of the data, in sample and
+        holdout alike (for the equity curve, runner/equity.py): one per bar, the first bar's
+        0 (it has no earlier close). A built-in strategy runs from the first bar, as
+        ``_window_metrics`` does; a user's backtest is given the whole frame and its returns
+        under "returns" are taken as they are (one per bar) or, one fewer, as every bar's
+        but the first's; None when it gives none."""
+        if self._user_fn is None:
+            s = self.cfg.strategy
+            full, stop_loss = strategy_params(self.cfg, params)
+            result = backtest.run_backtest(self._all_data, s.name, full, fees_bps=s.fees_bps,
+                                           slippage_bps=s.slippage_bps, stop_loss=stop_loss)
+            return np.array(result.returns, dtype=np.float64)
+        returns = self._user_metrics(params, self._all_frame.copy(deep=False))[1]
+        if returns is None:
+            return None
+        values = np.asarray(returns, dtype=np.float64).ravel()
+        if len(values) == self.total_bars - 1:
+            values = np.concatenate(([0.0], values))
+        if len(values) != self.total_bars:
+            raise ValueError(f"the backtest returned {len(values)} returns under {RETURNS_KEY!r} for "
+                             f"{self.total_bars} bars (one per bar, or one per bar but the first)")
+        return values
+
+    def all_bar_prices(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """Every bar's timestamp (datetime64) and close (None if the frame has no close)."""
+        if self._user_fn is None:
+            return self._all_data.timestamps, self._all_data.close
+        frame = self._all_frame
+        close = frame["close"].to_numpy(dtype=np.float64) if "close" in frame.columns else None
+        return frame.index.to_numpy(dtype="datetime64[ns]"), close
+
     def _user_metrics(self, params: dict[str, Any], frame) -> tuple[dict[str, float], Any]:
         """A user's backtest's metrics, and its per-bar returns if it gave them."""
         assert self._user_fn is not None

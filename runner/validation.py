@@ -160,3 +160,17 @@ def results(db: Database, study: str) -> dict[int, dict[str, Any]]:
             sa.text("SELECT trial_number, metrics, error FROM tune_holdout WHERE study = :s"), {"s": study}
         ).all()
     return {number: {"metrics": metrics, "error": error} for number, metrics, error in rows}
+
+
+def values_of(db: Database, trials: list[tuple[str, int]], metric: str) -> dict[str, float | None]:
+    """Each (study, trial number)'s holdout value of ``metric``, by study, where it was
+    evaluated (the symbols view's holdout column: each study's best)."""
+    if not trials:
+        return {}
+    with db.engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT h.study, h.metrics -> :m FROM tune_holdout h JOIN unnest(:s, :n) AS b(study, n)"
+                    " ON h.study = b.study AND h.trial_number = b.n"),
+            {"m": metric, "s": [s for s, _ in trials], "n": [n for _, n in trials]},
+        ).all()
+    return {study: value if isinstance(value, (int, float)) else None for study, value in rows}

@@ -32,7 +32,7 @@ from .heartbeat import Heartbeat
 from .monitor import KIND_ATTRS, category
 from .outcomes import COMPLETE, FAILURE, INVALID_PARAMS, PRUNED, told
 from .space import distributions, is_conditional, param_key, suggest
-from .states import Control, EndCode, WorkerStatus
+from .states import WORKER_ATTR, Control, EndCode, WorkerStatus
 from .storage import Database, StorageError, TuneJournalStorage, connection, quiet_optuna
 from .study import Objective, TrialPruned, open_study, seed_key, worker_seed
 
@@ -453,12 +453,12 @@ class Worker:
         it (the result in hand); if the worker must exit meanwhile, the file remains and
         the next process delivers it (runner/spool.py)."""
         kept = None
+        system = {**(system or {}), WORKER_ATTR: self.id}  # who ran it, for the trial's detail
         if evaluated:
             kept = spool.keep_result(self.db.identity, self.study_name, self.id, trial, state, values, attrs,
-                                     system or {}, claim_key)
+                                     system, claim_key)
         try:
-            if attrs or system:  # written with the tell: one append
-                storage.queue_trial_attrs(trial._trial_id, attrs, system or {})
+            storage.queue_trial_attrs(trial._trial_id, attrs, system)  # written with the tell: one append
             if state == TrialState.COMPLETE:
                 study.tell(trial, values)
             else:

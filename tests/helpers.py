@@ -79,6 +79,33 @@ async def until(pilot, predicate, message: str = "condition", timeout: float = 4
         await pilot.pause(interval)
 
 
+def tables_measured(screen) -> bool:
+    """Every DataTable on ``screen`` has measured the cells it holds. A DataTable widens
+    its columns for new rows on its next idle, not when they are added, so a picture taken
+    on a busy machine can catch the columns still at their labels' width."""
+    from textual.render import measure
+    from textual.widgets import DataTable
+
+    for table in screen.query(DataTable):
+        console = table.app.console
+        for column in table.ordered_columns:
+            widths = [measure(console, cell, 1) for cell in table.get_column(column.key)]
+            if max(widths, default=0) > column.content_width:
+                return False
+    return True
+
+
+async def settled(pilot, screen=None) -> None:
+    """Wait until the tables on the screen have measured their rows, then let the layout land."""
+    from textual.widgets import DataTable
+
+    screen = screen or pilot.app.screen
+    await until(pilot, lambda: tables_measured(screen), "the tables to measure their rows")
+    for table in screen.query(DataTable):
+        table.refresh()  # a header painted between the rows' arrival and their measuring stays narrow
+    await pilot.pause()
+
+
 def start_run(config, env: dict | None = None) -> subprocess.Popen:
     """``tune run CONFIG`` in the background (stdout and stderr together)."""
     return subprocess.Popen(

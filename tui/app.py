@@ -26,10 +26,19 @@ from runner.monitor import Snapshot, StudyView
 from runner.states import Control
 from runner.text import printable
 
-from .data import POLL_SECONDS, ControlResult, FeedError, SnapshotReady, StudyFeed
+from .data import POLL_SECONDS, ControlResult, FeedError, SnapshotReady, StudyFeed, ViewReady
 from .screens.confirm_screen import ConfirmScreen
+from .screens.equity_screen import EquityScreen
+from .screens.filter_screen import FilterScreen
+from .screens.heatmap_screen import HeatmapScreen
 from .screens.help_screen import HelpScreen
+from .screens.hosts_screen import HostsScreen
+from .screens.importances_screen import ImportancesScreen
 from .screens.quit_screen import STOP, QuitScreen
+from .screens.slices_screen import SlicesScreen
+from .screens.symbols_screen import SymbolsScreen
+from .screens.trial_screen import TrialScreen
+from .screens.view_screen import ViewScreen
 from .widgets.best_panel import BestPanel
 from .widgets.convergence_plot import ConvergencePlot
 from .widgets.event_log import EventLog
@@ -55,7 +64,18 @@ class TuneApp(App):
         Binding("S", "stop_all", "Stop all", show=False, tooltip="stop every study shown (asks first)"),
         Binding("plus", "add_worker", "+Worker", tooltip="one more worker for the selected study, started here"),
         Binding("minus", "remove_worker", "-Worker", tooltip="one worker fewer (the youngest retires after its trial)"),
-        Binding("t", "toggle_axis", "Trial/time", tooltip="plot against trial number or time"),
+        Binding("t", "toggle_axis", "Trial/time", show=False, tooltip="plot against trial number or time"),
+        Binding("o", "sort", "Sort", show=False, tooltip="sort the studies by the next column (again: the one after)"),
+        Binding("slash", "filter", "Filter", show=False,
+                tooltip="show only the studies whose name or state holds a text (empty: all)"),
+        Binding("enter", "trial_detail", "Trial", show=False,
+                tooltip="every detail of a trial: the best's on a study, the row's in last trials"),
+        Binding("i", "importances", "Importances", tooltip="which parameters matter (the selected study)"),
+        Binding("l", "slices", "Slices", tooltip="the objective against each parameter, ← → to cycle"),
+        Binding("h", "heatmap", "Heatmap", tooltip="best value over the two most important parameters (x, y: others)"),
+        Binding("e", "equity", "Equity", tooltip="the best trial's equity and drawdown, buy & hold, the holdout marked"),
+        Binding("a", "symbols", "Symbols", tooltip="every symbol of the run side by side: do their bests agree?"),
+        Binding("w", "hosts", "Hosts", show=False, tooltip="hosts and workers: CPU, memory, load"),
         Binding("question_mark", "help", "Help", tooltip="this help"),
         Binding("q", "quit_app", "Quit", tooltip="quit: leave the workers running, or stop them"),
     ]
@@ -106,8 +126,12 @@ class TuneApp(App):
         while not worker.is_cancelled:
             message = self.feed.poll()
             self.post_message(message)
-            if isinstance(message, SnapshotReady) and message.snapshot.catching_up:
-                continue  # more history to read: no pause
+            if isinstance(message, SnapshotReady):
+                view = self.feed.view(message.snapshot)  # the open insight view's data, when due
+                if view is not None:
+                    self.post_message(view)
+                if message.snapshot.catching_up:
+                    continue  # more history to read: no pause
             self._wake.wait(POLL_SECONDS)
             self._wake.clear()
 
@@ -133,6 +157,29 @@ class TuneApp(App):
         self._draw_topbar()
         self._draw_detail()
 
+    def on_view_ready(self, message: ViewReady) -> None:
+        screen = self.screen
+        if isinstance(screen, ViewScreen) and screen.request == message.request:
+            screen.show(message.data)
+
+    # Keys that act on the selected study of the main screen: not offered over a view (its own
+    # keys, escape, help and quit are), so the view's footer shows what it does.
+    MAIN_SCREEN_ONLY = frozenset({
+        "pause", "resume", "pause_all", "resume_all", "stop", "stop_all", "add_worker", "remove_worker",
+        "toggle_axis", "sort", "filter", "trial_detail", "importances", "slices", "heatmap", "equity", "symbols", "hosts",
+    })
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in self.MAIN_SCREEN_ONLY and isinstance(self.screen, ViewScreen):
+            return False
+        return True
+
+    def want_view(self) -> None:
+        """Tell the poller which view is on top (its data is computed after each reading)."""
+        screen = self.screen
+        self.feed.want(screen.request if isinstance(screen, ViewScreen) and screen.POLLED else None)
+        self._wake.set()
+
     def on_feed_error(self, message: FeedError) -> None:
         self.db_error = message.reason
         self._draw_topbar()
@@ -140,6 +187,12 @@ class TuneApp(App):
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id == "studies":
             self._draw_detail()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id == "studies":
+            self.action_trial_detail()
+        elif event.data_table.id == "trials" and event.row_key.value is not None and (name := self._selected()):
+            self.open_trial(name, int(event.row_key.value))
 
     def selected_view(self) -> StudyView | None:
         if self.snapshot is None:
@@ -203,11 +256,19 @@ class TuneApp(App):
         if name := self._selected():
             self._control(lambda: self.feed.set_control([name], Control.RUNNING))
 
+    def _shown(self) -> list[str] | None:
+        """The studies "every study shown" means: those the table's filter leaves (None: no
+        filter, every study the app follows). Read on the UI thread, before a worker acts."""
+        table = self.query_one(StudiesTable)
+        return table.shown if table.filter_text else None
+
     def action_pause_all(self) -> None:
-        self._control(lambda: self.feed.set_control(None, Control.PAUSED))
+        shown = self._shown()
+        self._control(lambda: self.feed.set_control(shown, Control.PAUSED))
 
     def action_resume_all(self) -> None:
-        self._control(lambda: self.feed.set_control(None, Control.RUNNING))
+        shown = self._shown()
+        self._control(lambda: self.feed.set_control(shown, Control.RUNNING))
 
     def action_stop(self) -> None:
         if name := self._selected():
@@ -216,9 +277,10 @@ class TuneApp(App):
                 yes, lambda: self.feed.set_control([name], Control.STOPPED)))
 
     def action_stop_all(self) -> None:
+        shown = self._shown()
         question = "Stop every study shown? Workers finish their running trial and exit."
         self.push_screen(ConfirmScreen(question), lambda yes: self._control_if(
-            yes, lambda: self.feed.set_control(None, Control.STOPPED)))
+            yes, lambda: self.feed.set_control(shown, Control.STOPPED)))
 
     def action_add_worker(self) -> None:
         if name := self._selected():
@@ -230,6 +292,63 @@ class TuneApp(App):
 
     def action_toggle_axis(self) -> None:
         self.query_one(ConvergencePlot).toggle_axis()
+
+    def action_sort(self) -> None:
+        self.query_one(StudiesTable).next_sort()
+
+    def action_filter(self) -> None:
+        table = self.query_one(StudiesTable)
+        self.push_screen(FilterScreen(table.filter_text), table.set_filter)
+
+    # ------------------------------------------------------------ insight views
+    def _open(self, screen: ViewScreen) -> None:
+        self.push_screen(screen, lambda _: self.want_view())
+
+    def open_trial(self, study: str, number: int | None) -> None:
+        self._open(TrialScreen(study, number))
+
+    def open_equity(self, study: str, number: int, params: dict) -> None:
+        self._open(EquityScreen(study, number, params))
+
+    def action_trial_detail(self) -> None:
+        trials = self.query_one(TrialsTable)
+        if trials.has_focus and (number := trials.selected_trial) is not None and (name := self._selected()):
+            self.open_trial(name, number)
+        elif name := self._selected():
+            self.open_trial(name, None)
+
+    def action_importances(self) -> None:
+        if name := self._selected():
+            self._open(ImportancesScreen(name))
+
+    def action_slices(self) -> None:
+        if view := self._selected_view():
+            self._open(SlicesScreen(view.status.study, view.status.metric, view.status.direction == "maximize"))
+
+    def action_heatmap(self) -> None:
+        if name := self._selected():
+            self._open(HeatmapScreen(name, self.size.width))
+
+    def action_equity(self) -> None:
+        if view := self._selected_view():
+            s = view.status
+            if s.best_trial is None:
+                self.notify(f"{printable(s.study)}: no complete trial yet", severity="warning", markup=False)
+                return
+            self.open_equity(s.study, s.best_trial, s.best_params)
+
+    def action_symbols(self) -> None:
+        if name := self._selected():
+            self._open(SymbolsScreen(name))
+
+    def action_hosts(self) -> None:
+        self._open(HostsScreen("every study shown"))
+
+    def _selected_view(self) -> StudyView | None:
+        view = self.selected_view()
+        if view is None:
+            self.notify("no study selected", severity="warning", markup=False)
+        return view
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.key_bindings()))
@@ -243,9 +362,10 @@ class TuneApp(App):
         if choice != STOP:
             self.exit("workers left running; tune-tui attaches to them again, tune status shows them")
             return
+        shown = self._shown()
 
         def stop_then_exit() -> None:  # off the UI thread: the database may be slow or away
-            result = self.feed.set_control(None, Control.STOPPED)
+            result = self.feed.set_control(shown, Control.STOPPED)
             self.call_from_thread(self.exit, result.message)
 
         self.notify("stopping every study shown…", markup=False)

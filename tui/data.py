@@ -10,12 +10,14 @@ message instead of a frozen screen.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from textual.message import Message
 
-from runner import control, reaper, spool, supervisor
+from runner import control, explore, hosts, importances, reaper, reports, spool, supervisor, validation
 from runner.config import load_config
 from runner.monitor import Monitor, Snapshot
 from runner.states import Control
@@ -29,6 +31,10 @@ REAP_EVERY_POLLS = 5
 # (about 0.3 s): the rows appear at once and fill in while the app stays live.
 HISTORY_RECORDS_PER_POLL = 20_000
 STATEMENT_TIMEOUT_MS = 5000
+# An open view's data is recomputed when its study changed, at most every second and no
+# sooner than this many times its last cost: its share of a core stays under 1/VIEW_COST_FACTOR
+# however many trials it reads, so the refresh stays flat.
+VIEW_COST_FACTOR = 20
 
 
 class SnapshotReady(Message):
@@ -37,6 +43,25 @@ class SnapshotReady(Message):
     def __init__(self, snapshot: Snapshot) -> None:
         super().__init__()
         self.snapshot = snapshot
+
+
+class ViewReady(Message):
+    """What an open insight view shows (runner/explore.py's data), for ``request``."""
+
+    def __init__(self, request: ViewRequest, data: Any) -> None:
+        super().__init__()
+        self.request = request
+        self.data = data
+
+
+@dataclass(frozen=True)
+class ViewRequest:
+    """The insight view open on screen: ``kind`` over ``study``, with the view's own choices
+    (the heatmap's two parameters, a trial's number)."""
+
+    kind: str  # importances | slices | heatmap | symbols | hosts | trial
+    study: str
+    options: tuple = ()
 
 
 class FeedError(Message):
@@ -65,6 +90,10 @@ class StudyFeed:
         self.monitor = Monitor(self.db, names)
         self._children: list = []  # workers this app started: waited for, so none lingers as a zombie
         self._polls = 0
+        self._wanted: ViewRequest | None = None
+        self._view_lock = threading.Lock()
+        self._view_key: tuple | None = None  # (request, study version) last computed
+        self._view_due = 0.0  # monotonic time before which the view is not recomputed
 
     @property
     def masked_url(self) -> str:
@@ -88,6 +117,85 @@ class StudyFeed:
         finally:
             self.poll_started = None
 
+    # ------------------------------------------------------------ insight views
+    def want(self, request: ViewRequest | None) -> None:
+        """The view now open (None: none); the next poll computes its data."""
+        with self._view_lock:
+            self._wanted = request
+            self._view_key = None
+            self._view_due = 0.0
+
+    def view(self, snapshot: Snapshot) -> ViewReady | None:
+        """The open view's data from this poll's reading, when it is due (see VIEW_COST_FACTOR).
+        Runs in the polling thread: the monitor's replay is read where it grows."""
+        with self._view_lock:
+            request = self._wanted
+        if request is None:
+            return None
+        key = (request, _freshness(request, snapshot))
+        now = time.monotonic()
+        if key == self._view_key or (self._view_key is not None and self._view_key[0] == request and now < self._view_due):
+            return None
+        try:
+            data = self._compute(request, snapshot)
+        except Exception as exc:  # shown in the view, never raised into the UI
+            data = explore.Unavailable(first_line(exc))
+        cost = time.monotonic() - now
+        with self._view_lock:
+            if self._wanted != request:
+                return None  # closed or changed meanwhile
+            self._view_key, self._view_due = key, now + max(1.0, VIEW_COST_FACTOR * cost)
+        return ViewReady(request, data)
+
+    def _compute(self, request: ViewRequest, snapshot: Snapshot) -> Any:
+        kind, study = request.kind, request.study
+        if kind == "hosts":
+            return hosts.summarise([w for s in snapshot.statuses for w in s.workers])
+        status = next((s for s in snapshot.statuses if s.study == study), None)
+        if status is None:
+            return explore.Unavailable(f"{study} is no longer in the database")
+        if kind == "symbols":
+            spaces = {s.study: self.monitor.space(s.study) for s in _run_of(status, snapshot.statuses)}
+            return explore.symbols(self.db, snapshot.statuses, status.run, spaces)
+        if kind == "trial":
+            number = request.options[0] if request.options else status.best_trial
+            trial = self.monitor.trial(study, number) if number is not None else None
+            if number is None or trial is None:
+                return explore.Unavailable("no trial to show yet" if number is None else f"trial {number} is not read yet")
+            holdout = validation.results(self.db, study).get(number)
+            return explore.trial_detail(study, trial, status.metrics, holdout)
+        if kind == "slices":
+            return explore.slices(self.monitor.trials(study), status.best_trial)
+        found = explore.importances(importances.stored(self.db, [study]).get(study),
+                                    reports.stored(self.db, [study]).get(study))
+        if kind == "importances":
+            return found
+        if kind == "heatmap":
+            trials = self.monitor.trials(study)
+            x, y, bins = (request.options + (None, None, explore.HEATMAP_BINS))[:3]
+            ranked = [name for name, _ in found.bars]  # as the importances view shows them
+            heatmap = explore.heatmap(trials, status.directions, x, y, bins, ranked, status.best_trial)
+            return heatmap or explore.Unavailable("a heatmap needs two parameters and a complete trial")
+        raise ValueError(f"unknown view {kind!r}")
+
+    def equity(self, study: str, number: int, params: dict[str, Any]) -> Any:
+        """Trial ``number``'s equity curve, recomputed here from the study's config and the
+        trial's ``params``; an :class:`explore.Unavailable` says why not. Slow (loads the data
+        and runs the backtest): call it from a thread worker."""
+        from runner import equity  # pandas and the backtests: only when asked
+
+        try:
+            rows = control.list_studies(self.db, [study])
+            if not rows:
+                return explore.Unavailable(f"{study} is no longer in the database")
+            row = rows[0]
+            if not row.config_path:
+                return explore.Unavailable("no config recorded for this study (it was registered elsewhere)")
+            cfg = load_config(row.config_path)
+            return equity.equity_curve(cfg, row.symbol, params, fold=row.fold, trial=number)
+        except Exception as exc:
+            return explore.Unavailable(first_line(exc))
+
     # ------------------------------------------------------------ control
     def set_control(self, studies: list[str] | None, state: str) -> ControlResult:
         names = studies if studies is not None else self.names
@@ -96,6 +204,8 @@ class StudyFeed:
             started = sum(map(self._start_missing, control.list_studies(self.db, changed))) if state == Control.RUNNING else 0
         except Exception as exc:
             return ControlResult(False, f"could not set {state}: {first_line(exc)}")
+        if not changed:
+            return ControlResult(True, "no study to change")
         label = ", ".join(changed) if len(changed) <= 3 else f"{len(changed)} studies"
         return ControlResult(True, f"{label}: {state}" + (f" (started {started} worker(s))" if started else ""))
 
@@ -131,3 +241,21 @@ class StudyFeed:
     def close(self) -> None:
         self.db.dispose()
 
+
+def _run_of(status, statuses):
+    """The main studies (not the walk-forward folds) of ``status``'s run: the symbols view's rows."""
+    return [s for s in statuses if s.run == status.run and s.fold is None]
+
+
+def _freshness(request: ViewRequest, snapshot: Snapshot) -> tuple:
+    """What the view's data depends on: it is recomputed when this changes (and is due).
+    Hosts: every worker's heartbeat (their figures change with each); symbols: every
+    study of the run; the other views: their study."""
+    if request.kind == "hosts":
+        return tuple((w["id"], w["heartbeat_at"]) for s in snapshot.statuses for w in s.workers)
+    view = next((v for v in snapshot.studies if v.status.study == request.study), None)
+    if view is None:
+        return ()
+    studies = _run_of(view.status, snapshot.statuses) if request.kind == "symbols" else [view.status]
+    versions = {v.status.study: v.version for v in snapshot.studies}
+    return tuple((s.study, versions[s.study], s.state, s.workers_alive) for s in studies)

@@ -19,6 +19,7 @@ from optuna.distributions import distribution_to_json
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages.journal import BaseJournalBackend, JournalStorage
 
+from ..states import WORKER_ATTR
 from ..text import storable
 from . import connection
 from ._optuna_private import JournalOperation
@@ -202,14 +203,17 @@ class PostgresJournalBackend(BaseJournalBackend):
         return [body for _, _, seq, body in rows if seq is not None], rows[0][1]
 
     # What a read returns for each record: the record, or NULL for another process's
-    # metric (a user attribute) when this process skips them (see skip_metrics).
-    _BODY = """CASE WHEN %(keep)s::text[] IS NOT NULL AND j.body->>'op_code' = '8'
-                    AND NOT starts_with(j.body->>'worker_id', %(me)s) AND NOT (j.body->'user_attr' ?| %(keep)s::text[])
+    # metric (a user attribute) or worker mark (WORKER_ATTR, a system attribute only the
+    # app's trial detail reads) when this process skips them (see skip_metrics).
+    _BODY = f"""CASE WHEN %(keep)s::text[] IS NOT NULL AND NOT starts_with(j.body->>'worker_id', %(me)s)
+                    AND ((j.body->>'op_code' = '8' AND NOT (j.body->'user_attr' ?| %(keep)s::text[]))
+                         OR (j.body->>'op_code' = '9' AND j.body->'system_attr' ? '{WORKER_ATTR}'))
                THEN NULL ELSE j.body END"""
 
     def skip_metrics(self, me: str, keep: Iterable[str]) -> None:
         """Read other processes' user attributes as None (not transferred, not parsed,
-        not replayed), except those named in ``keep``; this process's own (worker ids
+        not replayed), except those named in ``keep``, and their worker marks (the
+        ``tune:worker`` system attribute, runner/states.WORKER_ATTR); this process's own (worker ids
         starting with ``me``) are read in full. For a worker: its sampler reads
         parameters, values, states and constraints, never the other trials' metrics,
         which are most of a study's records; replaying them cost every worker CPU in

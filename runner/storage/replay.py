@@ -35,3 +35,6 @@ class JournalReplay:
 
     def trial(self, trial_id: int) -> FrozenTrial | None:
         return self._replay._trials.get(trial_id)
+
+    def trials(self) -> list[FrozenTrial]:
+        return list(self._replay._trials.values())

@@ -8,7 +8,7 @@ SCHEMA_LOCK = 0x74756E65  # "tune": serialises CREATE TABLE IF NOT EXISTS across
 # DDL below (ALTER TABLE takes an ACCESS EXCLUSIVE lock even when there is nothing
 # to do) runs once per database and version, not in every process that opens it,
 # where it blocked, and could deadlock with, other processes' reads.
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 
 def is_current(conn) -> bool:
@@ -18,6 +18,7 @@ def is_current(conn) -> bool:
     found = conn.exec_driver_sql("SELECT max(version) FROM tune_schema_version").scalar()
     return found is not None and found >= SCHEMA_VERSION
 
+# No percent sign in SCHEMA, even in a comment: psycopg2 reads one as a parameter.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tune_schema_version (version integer NOT NULL);
 -- Who this database is: results kept on a host's disk during an outage are only ever
@@ -84,6 +85,13 @@ DO $$ BEGIN  -- databases made before objectives were arrays ("sharpe,max_drawdo
     END IF;
 END $$;
 ALTER TABLE tune_workers ADD COLUMN IF NOT EXISTS worker_index integer NOT NULL DEFAULT 0;
+-- What a worker uses and what its host bears, as of its last heartbeat (runner/heartbeat.py,
+-- runner/hosts.py); NULL when not measured (a worker from before them, or psutil failed).
+ALTER TABLE tune_workers ADD COLUMN IF NOT EXISTS cpu_percent real;  -- this process's CPU since its last beat; 100 = one core
+ALTER TABLE tune_workers ADD COLUMN IF NOT EXISTS rss_bytes bigint;  -- its resident memory
+ALTER TABLE tune_workers ADD COLUMN IF NOT EXISTS host_load real;  -- the host's 1-minute load average
+ALTER TABLE tune_workers ADD COLUMN IF NOT EXISTS host_cpus integer;  -- the host's logical CPUs
+ALTER TABLE tune_workers ADD COLUMN IF NOT EXISTS host_mem_percent real;  -- the host's memory in use, percent
 CREATE INDEX IF NOT EXISTS tune_workers_study ON tune_workers (study, status);
 CREATE TABLE IF NOT EXISTS tune_events (
     id      bigserial PRIMARY KEY,

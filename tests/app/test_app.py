@@ -16,7 +16,7 @@ from optuna.trial import FrozenTrial, TrialState
 from runner import control
 from runner.config import load_config
 from runner.space import distributions as search_space
-from tests.helpers import small_config, trials_of, until, user_config, wait_for
+from tests.helpers import settled, small_config, trials_of, until, user_config, wait_for
 from tui import cli as tui_cli
 from tui.app import TuneApp
 from tui.data import StudyFeed
@@ -212,6 +212,241 @@ def test_main_screen_snapshot(db, db_url, tmp_path, fixed_url, snap_compare, siz
 
     async def ready(pilot):
         await until(pilot, lambda: app.snapshot is not None and len(app.snapshot.studies) == 3, "three studies")
-        await pilot.pause()
+        await settled(pilot)
 
     assert snap_compare(app, terminal_size=size, run_before=ready)
+
+
+# ----------------------------------------------------------------- insight views
+
+
+def seed_insight(db, tmp_path) -> list[str]:
+    """seed_studies plus what the views read besides the trials: importances (fixed time),
+    a holdout result of AAA's best, a live worker with its resource use on host "alpha"."""
+    from runner import importances
+
+    names = seed_studies(db, tmp_path)
+    importances.store(db, names[0], 40, {"method": "ped-anova", "slow": 0.7, "fast": 0.3})
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE tune_importances SET computed_at = '2026-01-02 03:04:05+00'")
+    return names
+
+
+VIEW_KEYS = ["i", "l", "h", "e", "a", "enter"]
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+@pytest.mark.parametrize("key", VIEW_KEYS)
+def test_view_snapshot(db, db_url, tmp_path, fixed_url, snap_compare, size, key):
+    from tui.screens.view_screen import ViewScreen
+
+    seed_insight(db, tmp_path)
+    app = TuneApp(db_url, None)
+
+    async def ready(pilot):
+        await until(pilot, lambda: app.snapshot is not None and len(app.snapshot.studies) == 3, "three studies")
+        await pilot.press(key)
+        await until(pilot, lambda: isinstance(app.screen, ViewScreen) and app.screen.data is not None, "the view's data")
+        await settled(pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=ready)
+
+
+def seed_workers(db, names: list[str]) -> None:
+    """Two live workers of host "alpha", as their heartbeats left them; the heartbeat dated
+    an hour ahead, so that they stay alive (within the grace period) however slow the test."""
+    with db.engine.begin() as conn:
+        for i, name in enumerate(names[:2]):
+            conn.exec_driver_sql(
+                "INSERT INTO tune_workers (id, study, host, pid, status, heartbeat_at, cpu_percent, rss_bytes, host_load,"
+                " host_cpus, host_mem_percent) VALUES (%s, %s, 'alpha', %s, 'running', now() + interval '1 hour', %s, %s,"
+                " 9.5, 8, 41.0)",
+                (f"alpha-{i}", name, 1000 + i, 97.0 + i, (150 + i) * 2**20))
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_hosts_view_snapshot(db, db_url, tmp_path, fixed_url, snap_compare, size):
+    from tui.screens.view_screen import ViewScreen
+
+    seed_workers(db, seed_studies(db, tmp_path))
+    app = TuneApp(db_url, None)
+
+    async def ready(pilot):
+        await until(pilot, lambda: app.snapshot is not None and len(app.snapshot.studies) == 3, "three studies")
+        await pilot.press("w")
+        await until(pilot, lambda: isinstance(app.screen, ViewScreen) and app.screen.data, "the hosts")
+        await settled(pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=ready)
+
+
+def test_views_show_their_data_and_their_keys_change_it(db, db_url, tmp_path):
+    """Every view's key on fixed data: what each shows, and the keys inside each."""
+    from runner.equity import EquityCurve
+    from runner.explore import Heatmap, Importances, Slice, SymbolsView, TrialDetail
+    from tui.screens.view_screen import ViewScreen
+
+    names = seed_insight(db, tmp_path)
+    app = TuneApp(db_url, None)
+
+    async def opened(pilot, key, kind):
+        await pilot.press(key)
+        await until(pilot, lambda: isinstance(app.screen, ViewScreen) and isinstance(app.screen.data, kind),
+                    f"{key}: a {kind.__name__}")
+        return app.screen
+
+    async def back(pilot):
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, ViewScreen), "back on the studies")
+
+    async def session():
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: app.snapshot is not None and len(app.snapshot.studies) == 3, "three studies")
+            best = status(app, names[0])
+
+            screen = await opened(pilot, "i", Importances)
+            assert screen.data.bars == [("slow", 0.7), ("fast", 0.3)]
+            await back(pilot)
+
+            screen = await opened(pilot, "l", list)
+            assert [s.param for s in screen.data] == ["fast", "slow"] and all(isinstance(s, Slice) for s in screen.data)
+            assert screen.data[0].best_y == best.best_value
+            await pilot.press("right")
+            assert screen.index == 1
+            await back(pilot)
+
+            screen = await opened(pilot, "h", Heatmap)
+            assert (screen.data.x_param, screen.data.y_param) == ("slow", "fast")  # the most important first
+            await pilot.press("x")
+            await until(pilot, lambda: isinstance(screen.data, Heatmap) and screen.data.x_param == "fast", "axes swapped")
+            assert screen.data.y_param == "slow"
+            await back(pilot)
+
+            screen = await opened(pilot, "e", EquityCurve)
+            assert screen.data.trial == best.best_trial and screen.data.equity[0] == 1.0
+            await back(pilot)
+
+            screen = await opened(pilot, "a", SymbolsView)
+            assert [r.symbol for r in screen.data.rows] == ["AAA", "BBB", "CCC"]
+            await pilot.press("o")
+            assert screen.sort_column == "out_of_sample"
+            await back(pilot)
+
+            screen = await opened(pilot, "enter", TrialDetail)  # on a study: its best trial
+            assert screen.data.number == best.best_trial and screen.data.params == best.best_params
+            equity = await opened(pilot, "e", EquityCurve)  # from the trial: its curve
+            assert equity.data.trial == best.best_trial
+            await pilot.press("escape")
+            await until(pilot, lambda: app.screen is screen, "back on the trial")
+            await back(pilot)
+
+            await pilot.press("tab")  # to the last trials
+            trials = app.query_one("#trials")
+            await until(pilot, lambda: trials.has_focus, "the last trials focused")
+            await pilot.press("down")
+            number = trials.selected_trial
+            screen = await opened(pilot, "enter", TrialDetail)
+            assert screen.data.number == number
+
+    asyncio.run(session())
+
+
+def test_the_studies_table_sorts_filters_and_keeps_the_selection(db, db_url, tmp_path):
+    names = seed_studies(db, tmp_path)
+    app = TuneApp(db_url, None)
+
+    def rows(table) -> list[str]:
+        return [table.coordinate_to_cell_key((i, 0)).row_key.value for i in range(table.row_count)]
+
+    async def session():
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: app.snapshot is not None and len(app.snapshot.studies) == 3, "three studies")
+            table = app.query_one("#studies")
+            assert rows(table) == names
+            await pilot.press("down")  # BBB selected
+            assert table.selected_study == names[1]
+            bests = {s.study: s.best_value for s in app.snapshot.statuses}
+            for _ in range(5):  # none, study, state, progress, rate, best
+                await pilot.press("o")
+            assert table.sort_column == "best"
+            assert rows(table) == sorted(names, key=lambda n: -bests[n])
+            assert table.selected_study == names[1]  # the selection follows its study
+            seen = app.snapshots_seen
+            await until(pilot, lambda: app.snapshots_seen > seen + 1, "two more readings")
+            assert rows(table) == sorted(names, key=lambda n: -bests[n]) and table.selected_study == names[1]
+
+            await pilot.press("slash")
+            await pilot.press(*"paused", "enter")  # BBB is paused (seed_studies)
+            await until(pilot, lambda: rows(table) == [names[1]], "the paused study alone")
+            await pilot.press("slash")
+            await pilot.press("ctrl+u", *"ccc", "enter")
+            await until(pilot, lambda: rows(table) == [names[2]], "CCC alone")
+            await pilot.press("slash")
+            await pilot.press("ctrl+u", "enter")
+            await until(pilot, lambda: table.row_count == 3, "every study again")
+
+    asyncio.run(session())
+
+
+def test_at_80_columns_the_studies_table_folds_whole_columns_and_cuts_none(db, db_url, tmp_path):
+    from rich.cells import cell_len
+
+    cfg = load_config(small_config(tmp_path, name="a_rather_long_run_name", target=100000,
+                                   symbols=("BTCUSDT_PERP", "ETHUSDT_PERP")))
+    for symbol in cfg.data.symbols:
+        control.register_study(db, cfg, symbol, reset_control=True)
+    app = TuneApp(db_url, None)
+
+    async def session():
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: app.snapshot is not None and len(app.snapshot.studies) == 2, "two studies")
+            await pilot.pause()
+            table = app.query_one("#studies")
+            shown = [str(c.key.value) for c in table.ordered_columns]
+            assert shown[:2] == ["study", "state"] and "best" in shown and len(shown) < 11  # some folded away
+            assert "running" not in shown  # the least telling goes first
+            total = sum(c.get_render_width(table) for c in table.ordered_columns)
+            assert total <= table.size.width
+            for column in table.ordered_columns:  # every cell whole
+                for row in range(table.row_count):
+                    cell = table.get_cell_at((row, table.get_column_index(column.key)))
+                    assert cell_len(str(cell)) <= column.content_width
+            await pilot.resize_terminal(160, 40)
+            await until(pilot, lambda: len(table.ordered_columns) == 11, "every column at 160")
+
+    asyncio.run(session())
+
+
+def test_an_open_view_follows_what_it_shows(db, db_url, tmp_path):
+    """The hosts view as the workers' next heartbeats change their figures; a filter's
+    "every study shown" acts on the studies the filter leaves."""
+    from tui.screens.view_screen import ViewScreen
+
+    names = seed_studies(db, tmp_path)
+    seed_workers(db, names)
+    app = TuneApp(db_url, None)
+
+    def cpu() -> float | None:
+        data = app.screen.data if isinstance(app.screen, ViewScreen) else None
+        return data[0].cpu_percent if data else None
+
+    async def session():
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: app.snapshot is not None and len(app.snapshot.studies) == 3, "three studies")
+            await pilot.press("w")
+            await until(pilot, lambda: cpu() == 97.0 + 98.0, "the hosts")
+            with db.engine.begin() as conn:  # the next heartbeat of one
+                conn.exec_driver_sql("UPDATE tune_workers SET cpu_percent = 3, heartbeat_at = heartbeat_at + interval '1 s'"
+                                     " WHERE id = 'alpha-0'")
+            await until(pilot, lambda: cpu() == 3.0 + 98.0, "the new figure in the open view")
+            await pilot.press("escape")
+            await until(pilot, lambda: not isinstance(app.screen, ViewScreen), "back on the studies")
+
+            await pilot.press("slash", *"ccc", "enter")
+            await until(pilot, lambda: app.query_one("#studies").shown == [names[2]], "CCC alone")
+            await pilot.press("P")  # pause every study shown: CCC only
+            await until(pilot, lambda: status(app, names[2]).control == "paused", "CCC paused")
+            assert status(app, names[0]).control == "running"
+
+    asyncio.run(session())
+

@@ -182,6 +182,8 @@ def test_an_append_that_waited_for_another_appender_says_so_instead_of_leaving_a
 def test_a_worker_storage_reads_once_per_refresh_and_sees_its_own_writes_at_once(db):
     from optuna.distributions import IntDistribution
 
+    from runner.states import WORKER_ATTR
+
     space = {"a": IntDistribution(1, 9)}
     worker = Database(db.url, single_connection=True)
     other = Database(db.url)
@@ -193,12 +195,16 @@ def test_a_worker_storage_reads_once_per_refresh_and_sees_its_own_writes_at_once
         study = optuna.load_study(study_name="snap", storage=mine)
         theirs = optuna.load_study(study_name="snap", storage=other.optuna_storage("snap"))
         their_trial = theirs.ask(fixed_distributions=space)
-        other.optuna_storage("snap").set_trial_attrs(their_trial._trial_id, {"sharpe": 1.0, "fail_reason": "kept"})
+        other.optuna_storage("snap").set_trial_attrs(their_trial._trial_id, {"sharpe": 1.0, "fail_reason": "kept"},
+                                                     {WORKER_ATTR: "host-1", "constraints:c": 0.5})
         theirs.tell(their_trial, 1.0)
         assert len(study.trials) == 0  # not read yet: the snapshot is the last refresh's
         assert mine.refresh() is None  # no control row for a bare Optuna study
         # Another process's metrics are skipped, the attributes asked for kept.
         assert [(t.state, t.value, t.user_attrs) for t in study.trials] == [(TrialState.COMPLETE, 1.0, {"fail_reason": "kept"})]
+        # and its worker mark, which only the app reads; its constraints stay (the sampler's)
+        assert study.trials[0].system_attrs == {"constraints:c": 0.5}
+        assert theirs.trials[0].system_attrs[WORKER_ATTR] == "host-1"  # a reader in full has it
         trial = study.ask(fixed_distributions=space)
         mine.flush()
         mine.queue_trial_attrs(trial._trial_id, {"sharpe": 2.0})

@@ -36,6 +36,19 @@ def best_so_far(x: np.ndarray, y: np.ndarray, maximize: bool, columns: int) -> t
     return x, best
 
 
+PINNED = " · worst 10% pinned"
+
+
+def pin_worst(y: np.ndarray, maximize: bool) -> tuple[float, float] | None:
+    """The range of the best 90 % of ``y`` (None below 20 values, or when flat): a few
+    disastrous trials would squash the interesting band into one row, so the plots show
+    that band and pin the rest to its edge (clip to this range)."""
+    if len(y) < 20:
+        return None
+    lo, hi = (np.quantile(y, 0.1), y.max()) if maximize else (y.min(), np.quantile(y, 0.9))
+    return (float(lo), float(hi)) if hi > lo else None
+
+
 def render(view: StudyView, width: int, height: int, by_time: bool) -> str:
     import plotext as plt
 
@@ -62,13 +75,9 @@ def render(view: StudyView, width: int, height: int, by_time: bool) -> str:
     maximize = s.direction == "maximize"
     bx, by = best_so_far(x, y, maximize, columns)
     clipped = ""
-    if len(y) >= 20:
-        # A few disastrous trials would squash the interesting band into one row:
-        # show the best 90 % and pin the rest to the edge.
-        lo, hi = (np.quantile(y, 0.1), y.max()) if maximize else (y.min(), np.quantile(y, 0.9))
-        if hi > lo:
-            y, by = np.clip(y, lo, hi), np.clip(by, lo, hi)
-            clipped = " · worst 10% pinned"
+    if bounds := pin_worst(y, maximize):
+        y, by = np.clip(y, *bounds), np.clip(by, *bounds)
+        clipped = PINNED
     px, py = downsample(x, y, columns)
     plt.scatter(px.tolist(), py.tolist(), marker="dot")
     if len(s.metrics) > 1:  # no single "best so far" with several objectives

@@ -1,4 +1,4 @@
-"""The selected study's last finished trials, newest first."""
+"""The selected study's last finished trials, newest first; enter on a row opens the trial."""
 
 from __future__ import annotations
 
@@ -20,14 +20,28 @@ class TrialsTable(DataTable):
     """
 
     def on_mount(self) -> None:
-        self.cursor_type = "none"
+        self.cursor_type = "row"
+        self.show_cursor = False  # until the table has the focus (tab)
         self._key: tuple | None = None
+
+    def on_focus(self) -> None:
+        self.show_cursor = True
+
+    def on_blur(self) -> None:
+        self.show_cursor = False
+
+    @property
+    def selected_trial(self) -> int | None:
+        if not self.row_count:
+            return None
+        return int(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value or 0)
 
     def show(self, view: StudyView | None) -> None:
         key = (view.status.study, view.version) if view else None
         if key == self._key:
             return
         self._key = key
+        selected = self.selected_trial
         rows = []
         for t in reversed(view.recent if view else []):
             detail = t.note or " ".join(f"{k}={format_value(v) if isinstance(v, float) else v}" for k, v in t.params.items())
@@ -41,4 +55,7 @@ class TrialsTable(DataTable):
             self.add_row(
                 Text(number, justify="right"), Text(state, style=STATE_STYLES.get(state, "")),
                 Text(value, justify="right"), Text(detail),  # reasons and values are text, not markup
+                key=number,
             )
+        if selected is not None and str(selected) in {r[0] for r in rows}:  # the row chosen stays chosen
+            self.move_cursor(row=[r[0] for r in rows].index(str(selected)), animate=False)

@@ -17,8 +17,8 @@ template: one CREATE_TRIAL record per trial; no optimizer runs. Then:
                first study (100x20, by trial number) plus studies_table.cells()
                of the 10 statuses. Median and p90 of refresh, medians of the parts.
 
-Then each insight view's data (runner/explore.py) is computed from the first
-study's trials, as the app's poller does while the view is open: its raw cost,
+Then each insight view's data (runner/explore.py, runner/outline.py) is computed
+for the first study, as the app's poller does while the view is open: its raw cost,
 and the refresh with that cost spread the way the feed spreads it (at most one
 recomputation every max(1 s, VIEW_COST_FACTOR x its cost)).
 
@@ -155,15 +155,16 @@ def measure(url: str, cfg, n: int, rounds: int) -> dict:
             x, y = x[order], y[order]
             convergence_plot.downsample(x, y, 90), convergence_plot.best_so_far(x, y, True, 90)
             prep.append(time.perf_counter() - t)
-        # The insight views (tui/data.py StudyFeed.view): each computed from the monitor's
-        # trials of the first study, as the poller does after a poll; their raw cost grows
-        # with N, and the feed recomputes one at most every max(1 s, VIEW_COST_FACTOR x cost).
-        first = snap.studies[0].status
-        name, dirs, best = first.study, first.directions, first.best_trial
+        # The insight views (tui/data.py StudyFeed.view): each computed for the first study
+        # as the poller does after a poll, slices and heatmap from the outline the monitor
+        # keeps as trials finish; the feed recomputes one at most every
+        # max(1 s, VIEW_COST_FACTOR x cost).
+        shown = snap.studies[0].status
+        name, best = shown.study, shown.best_trial
         views = {
-            "slices": lambda: explore.slices(monitor.trials(name), best),
-            "heatmap": lambda: explore.heatmap(monitor.trials(name), dirs, "fast", "slow", best=best),
-            "trial": lambda: explore.trial_detail(name, monitor.trials(name)[-1], ["value"], None),
+            "slices": lambda: monitor.slices(name, best),
+            "heatmap": lambda: monitor.heatmap(name, "fast", "slow", explore.HEATMAP_BINS, None, best),
+            "trial": lambda: explore.trial_detail(name, monitor.trial(name, best), ["value"], None),
             "symbols": lambda: explore.symbols(reader, snap.statuses, cfg.study.name,
                                                {v.status.study: monitor.space(v.status.study) for v in snap.studies}),
         }

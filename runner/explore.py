@@ -1,11 +1,11 @@
 """What the app's insight views show, computed from a study's trials (no Textual here).
 
 Slices (the objective against each parameter), a heatmap over two parameters, one
-trial's every detail and the symbols of a run side by side. Each function takes the
-trials a reader already holds (the monitor's replay) and returns small plain data,
-sized for a terminal whatever the study's size: a slice keeps at most two points per
-column of the widest plot, a heatmap at most ``bins`` cells a side. The widgets only
-draw it.
+trial's every detail and the symbols of a run side by side, as small plain data sized
+for a terminal whatever the study's size: a slice keeps at most two points per column
+of the widest plot, a heatmap at most ``bins`` cells a side. The widgets only draw it.
+Slices and heatmaps come from an :class:`runner.outline.Outline`, which the monitor keeps
+per study as trials finish; :func:`slices` and :func:`heatmap` build one from a list.
 """
 
 from __future__ import annotations
@@ -14,120 +14,32 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial
 
 from . import reports, validation
 from .importances import complete_trials
 from .monitor import category, feasible
+from .outline import HEATMAP_BINS, SLICE_COLUMNS, Heatmap, Outline, Slice
 from .states import WORKER_ATTR
-from .status import StudyStatus, format_value
+from .status import StudyStatus
 from .storage import Database
-
-SLICE_COLUMNS = 240  # a slice keeps at most two points per column of a plot this wide
-HEATMAP_BINS = 12
-
-
-def _space(trials: list[FrozenTrial]) -> dict[str, Any]:
-    """Every parameter the trials were asked, with its distribution (the latest seen)."""
-    found: dict[str, Any] = {}
-    for t in trials:
-        found.update(t.distributions)
-    return found
 
 
 def _numbered(trials: list[FrozenTrial], number: int | None) -> FrozenTrial | None:
     return next((t for t in trials if t.number == number), None) if number is not None else None
 
 
-def label(value: Any) -> str:
-    return format_value(value) if isinstance(value, float) else str(value)
-
-
-# ----------------------------------------------------------------- slices
-
-
-@dataclass(frozen=True)
-class Slice:
-    """The objective against one parameter. Categoricals: ``xs`` are indices into ``choices``."""
-
-    param: str
-    categorical: bool
-    log: bool
-    choices: list[str]
-    xs: list[float]
-    ys: list[float]
-    best_x: float | None
-    best_y: float | None
-    trials: int  # complete trials behind the points (before thinning)
+# ----------------------------------------------------------------- slices and heatmap
+# Kept per study as trials finish (runner/outline.py); these build one from a list of
+# trials, for a reader that holds the trials (tests, a report).
 
 
 def slices(trials: list[FrozenTrial], best: int | None, columns: int = SLICE_COLUMNS) -> list[Slice]:
     """``best``: the number of the trial to mark (the study's best as the monitor ranks it,
     StudyStatus.best_trial: feasible first; the compromise of several objectives)."""
     complete = complete_trials(trials)
-    marked = _numbered(complete, best)
-    out = []
-    for name, dist in _space(complete).items():
-        rows = [(t.params[name], t.values[0]) for t in complete if name in t.params]
-        if not rows:
-            continue
-        categorical = isinstance(dist, CategoricalDistribution)
-        choices = [label(c) for c in dist.choices] if categorical else []
-        if categorical:
-            index = {c: i for i, c in enumerate(choices)}
-            xs = np.array([index.get(label(v), -1) for v, _ in rows], dtype=float)
-        else:
-            xs = np.array([float(v) for v, _ in rows])
-        ys = np.array([y for _, y in rows], dtype=float)
-        xs, ys = _thin(xs, ys, columns, categorical)
-        best_x = best_y = None
-        if marked is not None and name in marked.params:
-            v = marked.params[name]
-            if not categorical:
-                best_x, best_y = float(v), marked.values[0]
-            elif label(v) in choices:
-                best_x, best_y = float(choices.index(label(v))), marked.values[0]
-        log = isinstance(dist, (FloatDistribution, IntDistribution)) and dist.log
-        out.append(Slice(name, categorical, log, choices, xs.tolist(), ys.tolist(), best_x, best_y, len(rows)))
-    return out
-
-
-def _thin(xs: np.ndarray, ys: np.ndarray, columns: int, categorical: bool) -> tuple[np.ndarray, np.ndarray]:
-    """At most the lowest and highest value per column (per choice for a categorical, per
-    distinct value when there are few): the plot's outline, at any number of trials."""
-    if len(xs) <= 2 * columns:
-        return xs, ys
-    if categorical or len(np.unique(xs)) <= columns:
-        keys = xs
-    else:
-        edges = np.linspace(xs.min(), xs.max(), columns + 1)
-        keys = np.clip(np.searchsorted(edges, xs, side="right") - 1, 0, columns - 1)
-    order = np.lexsort((ys, keys))
-    k, x, y = keys[order], xs[order], ys[order]
-    starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
-    ends = np.r_[starts[1:], len(k)] - 1
-    picked = np.unique(np.r_[starts, ends])
-    return x[picked], y[picked]
-
-
-# ----------------------------------------------------------------- heatmap
-
-
-@dataclass(frozen=True)
-class Heatmap:
-    """The best value of each cell over two parameters; cells without a trial are None."""
-
-    x_param: str
-    y_param: str
-    x_labels: list[str]
-    y_labels: list[str]
-    cells: list[list[float | None]]  # rows: y bins (first = lowest), columns: x bins
-    best: tuple[int, int] | None  # (column, row) of the best trial's cell
-    maximize: bool
-    trials: int
-    order: list[str] = field(default_factory=list)  # every parameter, the most important first
+    return Outline.of(complete, maximize=False, columns=columns).slices(_numbered(complete, best))
 
 
 def heatmap(trials: list[FrozenTrial], directions: list[str], x: str | None = None, y: str | None = None,
@@ -136,48 +48,8 @@ def heatmap(trials: list[FrozenTrial], directions: list[str], x: str | None = No
     names, the most important first: what the importances view shows); ``best``: the trial
     whose cell is marked (StudyStatus.best_trial). None without two parameters."""
     complete = complete_trials(trials)
-    dists = _space(complete)
-    known = [n for n in ranked or () if n in dists]
-    order = known + [n for n in dists if n not in known]
-    x = x if x in dists else next(iter(order), None)
-    y = y if y in dists and y != x else next((p for p in order if p != x), None)
-    complete = [t for t in complete if x in t.params and y in t.params]
-    if not complete or x is None or y is None:
-        return None
-    xi, x_labels = _bin(dists[x], [t.params[x] for t in complete], bins)
-    yi, y_labels = _bin(dists[y], [t.params[y] for t in complete], bins)
     maximize = bool(directions) and directions[0] == "maximize"
-    cells: list[list[float | None]] = [[None] * len(x_labels) for _ in y_labels]
-    marked = None
-    for t, cx, cy in zip(complete, xi, yi):
-        if cx < 0 or cy < 0:
-            continue  # a choice no longer in the space
-        v, old = t.values[0], cells[cy][cx]
-        if old is None or (v > old if maximize else v < old):
-            cells[cy][cx] = v
-        if t.number == best:
-            marked = (int(cx), int(cy))
-    return Heatmap(x, y, x_labels, y_labels, cells, marked, maximize, len(complete), order)
-
-
-def _bin(dist: Any, values: list[Any], bins: int) -> tuple[list[int], list[str]]:
-    """Each value's bin and the bins' labels: a categorical's choices; a numeric parameter's
-    own values when there are few, else equal bins (equal in log for a log scale)."""
-    if isinstance(dist, CategoricalDistribution):
-        choices = [label(c) for c in dist.choices]
-        return [choices.index(label(v)) if label(v) in choices else -1 for v in values], choices
-    distinct = sorted(set(values))
-    if len(distinct) <= bins:
-        where = {v: i for i, v in enumerate(distinct)}
-        return [where[v] for v in values], [label(v) for v in distinct]
-    log = getattr(dist, "log", False) and min(distinct) > 0
-    arr = np.log(np.asarray(values, dtype=float)) if log else np.asarray(values, dtype=float)
-    edges = np.linspace(arr.min(), arr.max(), bins + 1)
-    index = np.clip(np.searchsorted(edges, arr, side="right") - 1, 0, bins - 1)
-    lows = np.exp(edges[:-1]) if log else edges[:-1]
-    if isinstance(dist, IntDistribution):  # a bin of integers is named by the first it can hold
-        return index.tolist(), [str(math.ceil(v - 1e-9)) for v in lows]
-    return index.tolist(), [label(float(v)) for v in lows]
+    return Outline.of(complete, maximize).heatmap(x, y, bins, ranked, _numbered(complete, best))
 
 
 # ----------------------------------------------------------------- one trial

@@ -22,6 +22,7 @@ from optuna.distributions import BaseDistribution, FloatDistribution, IntDistrib
 from optuna.trial import FrozenTrial, TrialState
 
 from . import control
+from .outline import Heatmap, Outline, Slice
 from .states import LIVE_WORKER_STATUSES, StudyState, WorkerStatus
 from .status import StudyStatus, derive_state
 from .storage import Database, JournalReplay
@@ -129,6 +130,10 @@ class _Follower:
         self.best: FrozenTrial | None = None  # best feasible trial (any trial while none is feasible)
         self.constrained = False
         self.front: list[FrozenTrial] = []  # multi-objective: the Pareto front (of feasible trials)
+        # The slices and heatmap views' data: built when a view first asks (Monitor.outline),
+        # then kept as trials finish.
+        self.outline: Outline | None = None
+        self.maximize = False  # the first objective's direction
         self.finishes: list[datetime] = []  # recent finish times, sorted
         self.first_start: datetime | None = None
         self.numbers: list[int] = []
@@ -143,7 +148,7 @@ class _Follower:
     def offset(self) -> int:
         return self.replay.offset
 
-    def apply(self, records: list[dict[str, Any]], directions: list[str]) -> None:
+    def apply(self, records: list[dict[str, Any] | None], directions: list[str]) -> None:
         if not records:
             return
         touched = self.replay.apply(records)
@@ -173,7 +178,7 @@ class _Follower:
         attrs = trial.user_attrs
         if kind == "duplicate":
             self.duplicate_sources[attrs["duplicate_source"]] += 1
-            note = f"duplicate of #{attrs['duplicate_of']} ({attrs['duplicate_source']})"
+            note = f"duplicate of #{attrs.get('duplicate_of', '?')} ({attrs['duplicate_source']})"  # one record each
         else:
             note = attrs.get("fail_reason") or attrs.get("prune_reason") or ""
         self.recent.append(
@@ -182,6 +187,9 @@ class _Follower:
         )
         if kind != "complete" or not trial.values:
             return
+        self.maximize = signs[0] > 0
+        if self.outline is not None:
+            self.outline.add(trial)
         ok = feasible(trial)
         self.constrained = self.constrained or bool(trial.constraints)
         if len(signs) > 1:
@@ -233,9 +241,15 @@ def compromise(front: list[FrozenTrial], signs: list[int]) -> FrozenTrial | None
 class Monitor:
     """Polls the database for the named studies (all studies when ``names`` is None)."""
 
-    def __init__(self, db: Database, names: list[str] | None = None) -> None:
+    def __init__(self, db: Database, names: list[str] | None = None, detail: bool = True) -> None:
+        """``detail``: read every record of the trials; without, only their states, values,
+        constraints and the attributes that tell their kind (KIND_ATTRS), and no events:
+        the counts, rates and best values are all there, but no trial's parameters,
+        metrics or reasons — what ``tune status``'s table shows, read in a fraction of the
+        time (parameters and metrics are most of a study's records)."""
         self.db = db
         self.names = names
+        self._keep = None if detail else KIND_ATTRS
         self._followers: dict[str, _Follower] = {}
         self._last_event_id: int | None = None
         self._event_ids: collections.deque[int] = collections.deque(maxlen=4 * EVENT_ID_WINDOW)
@@ -252,13 +266,15 @@ class Monitor:
                 self._followers[row.name] = _Follower(row.name, row.created_at)
         names = [r.name for r in rows]
         workers = control.list_workers(self.db, names) if rows else []
-        new_records = self.db.read_journals({n: self._followers[n].offset for n in names}, limit=max_records)
+        new_records = self.db.read_journals({n: self._followers[n].offset for n in names}, limit=max_records,
+                                            keep=self._keep)
         by_name = {r.name: r for r in rows}
         catching_up = False
         for name, records in new_records.items():
             self._followers[name].apply(records, by_name[name].direction)
             catching_up = catching_up or (max_records is not None and len(records) >= max_records)
-        self._read_events(names)
+        if self._keep is None:  # events are detail
+            self._read_events(names)
         views = []
         for row in rows:
             f = self._followers[row.name]
@@ -283,6 +299,29 @@ class Monitor:
         if found is not None and found.number == number:
             return found
         return next((t for t in f.replay.trials() if t.number == number), None)
+
+    def outline(self, name: str) -> Outline | None:
+        """The study's slices and heatmap: built from its trials when first asked, then kept
+        as trials finish; rebuilt once when a trial came in another distribution (a
+        refined space)."""
+        f = self._followers.get(name)
+        if f is None or not f.values:  # no complete trial yet
+            return None
+        if f.outline is None or f.outline.stale:
+            f.outline = Outline.of((t for t in f.replay.trials() if category(t) == "complete"), f.maximize)
+        return f.outline
+
+    def slices(self, name: str, best: int | None) -> list[Slice]:
+        """One slice per parameter of ``name``'s complete trials, trial ``best`` marked."""
+        outline = self.outline(name)
+        return outline.slices(self.trial(name, best) if best is not None else None) if outline else []
+
+    def heatmap(self, name: str, x: str | None, y: str | None, bins: int, ranked: list[str] | None,
+                best: int | None) -> Heatmap | None:
+        """The best value per cell over ``x`` and ``y`` (see :meth:`Outline.heatmap`)."""
+        outline = self.outline(name)
+        marked = self.trial(name, best) if best is not None else None
+        return outline.heatmap(x, y, bins, ranked, marked) if outline else None
 
     def space(self, name: str) -> dict[str, BaseDistribution]:
         """The distributions the study's best trial was asked in (its space, in one trial)."""

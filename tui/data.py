@@ -165,16 +165,15 @@ class StudyFeed:
             holdout = validation.results(self.db, study).get(number)
             return explore.trial_detail(study, trial, status.metrics, holdout)
         if kind == "slices":
-            return explore.slices(self.monitor.trials(study), status.best_trial)
+            return self.monitor.slices(study, status.best_trial)
         found = explore.importances(importances.stored(self.db, [study]).get(study),
                                     reports.stored(self.db, [study]).get(study))
         if kind == "importances":
             return found
         if kind == "heatmap":
-            trials = self.monitor.trials(study)
             x, y, bins = (request.options + (None, None, explore.HEATMAP_BINS))[:3]
             ranked = [name for name, _ in found.bars]  # as the importances view shows them
-            heatmap = explore.heatmap(trials, status.directions, x, y, bins, ranked, status.best_trial)
+            heatmap = self.monitor.heatmap(study, x, y, bins, ranked, status.best_trial)
             return heatmap or explore.Unavailable("a heatmap needs two parameters and a complete trial")
         raise ValueError(f"unknown view {kind!r}")
 

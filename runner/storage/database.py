@@ -12,6 +12,7 @@ import psycopg2
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from ..states import WORKER_ATTR
 from ..text import first_line
 from . import connection, embedded
 from .connection import StorageError, libpq_args
@@ -121,12 +122,16 @@ class Database:
                 self.url, study, self.connect_args, engine=self.engine if self.single_connection else None))
         return self._storages[study]
 
-    def read_journals(self, offsets: dict[str, int], limit: int | None = None) -> dict[str, list[dict[str, Any]]]:
+    def read_journals(self, offsets: dict[str, int], limit: int | None = None,
+                      keep: tuple[str, ...] | None = None) -> dict[str, list[dict[str, Any] | None]]:
         """New journal records of many studies in one query: ``{study: records from offset}``,
         at most ``limit`` per study.
 
         For followers (the app, ``tune status``) that replay records themselves;
-        the cost depends on the number of new records only.
+        the cost depends on the number of new records only. ``keep``: read only the
+        trials' states and values, their constraints, and their user attributes that
+        hold one of these names: no parameters, intermediate values, metrics (most of a
+        study's records) or worker marks; each record skipped is a None.
         """
         if not offsets:
             return {}
@@ -135,7 +140,11 @@ class Database:
             rows = conn.execute(
                 sa.text(
                     """
-                    SELECT o.stream, j.body
+                    SELECT o.stream, CASE WHEN CAST(:keep AS text[]) IS NOT NULL AND (
+                        j.body->>'op_code' IN ('5', '7')  -- a parameter, an intermediate value
+                        OR (j.body->>'op_code' = '8' AND NOT (j.body->'user_attr' ?| CAST(:keep AS text[])))
+                        OR (j.body->>'op_code' = '9' AND j.body->'system_attr' ? :worker_attr)
+                    ) THEN NULL ELSE j.body END
                     FROM unnest(CAST(:names AS text[]), CAST(:starts AS bigint[])) AS o(stream, first)
                     CROSS JOIN LATERAL (
                         SELECT seq, body FROM tune_journal
@@ -146,9 +155,10 @@ class Database:
                     ORDER BY o.stream, j.seq
                     """
                 ),
-                {"names": list(names), "starts": list(starts), "limit": limit},
+                {"names": list(names), "starts": list(starts), "limit": limit,
+                 "keep": None if keep is None else list(keep), "worker_attr": WORKER_ATTR},
             ).all()
-        out: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+        out: dict[str, list[dict[str, Any] | None]] = {name: [] for name in names}
         for stream, body in rows:
             out[stream].append(body)
         return out

@@ -25,11 +25,22 @@ class JournalReplay:
     def trial_count(self) -> int:
         return len(self._replay._trials)
 
-    def apply(self, records: list[dict[str, Any]]) -> set[int]:
-        """Apply records in order; return the ids of the trials they created or changed."""
+    def apply(self, records: list[dict[str, Any] | None]) -> set[int]:
+        """Apply records in order, a None being a record the reader skipped (not read, but
+        counted); return the ids of the trials they created or changed."""
         before = self.trial_count
-        touched = {r["trial_id"] for r in records if "trial_id" in r}
-        self._replay.apply_logs(records)
+        touched = {r["trial_id"] for r in records if r is not None and "trial_id" in r}
+        run: list[dict[str, Any]] = []
+        for record in records:
+            if record is not None:
+                run.append(record)
+                continue
+            if run:
+                self._replay.apply_logs(run)
+                run = []
+            self._replay.log_number_read += 1
+        if run:
+            self._replay.apply_logs(run)
         touched.update(range(before, self.trial_count))
         return touched
 

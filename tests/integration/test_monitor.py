@@ -56,3 +56,34 @@ def test_a_bounded_poll_reads_history_in_slices_and_ends_with_the_same_counts(db
         assert polls < 50
     assert polls > 1
     assert monitor.poll(max_records=25).statuses[0].complete == 20 == Monitor(db, [name]).poll().statuses[0].complete
+
+
+def test_without_detail_the_counts_and_the_best_are_the_same_from_fewer_records(db, tmp_path):
+    """tune status's reading: states, values and kinds, never the parameters or metrics."""
+    name, study = _study(db, tmp_path)
+
+    def objective(trial):
+        x = trial.suggest_float("x", 0, 1)
+        trial.set_user_attr("trades", 12)  # a metric: most of a real study's records
+        if x < 0.2:
+            trial.set_user_attr("fail_reason", "no trades")  # told as pruned, counted as failed
+            raise optuna.TrialPruned()
+        if x > 0.9:
+            raise optuna.TrialPruned()
+        return x
+
+    study.optimize(objective, n_trials=40)
+    study.add_trial(optuna.trial.create_trial(
+        state=optuna.trial.TrialState.FAIL, params={"x": 0.5},
+        distributions={"x": optuna.distributions.FloatDistribution(0, 1)},
+        user_attrs={"duplicate_source": "memory", "duplicate_of": 3}))
+    full, light = Monitor(db, [name]).poll().statuses[0], Monitor(db, [name], detail=False).poll().statuses[0]
+    counts = ("complete", "pruned", "failed", "duplicate", "running", "attempts", "best_value", "best_trial")
+    assert [getattr(light, c) for c in counts] == [getattr(full, c) for c in counts]
+    assert full.failed and full.pruned and full.duplicate == 1 and full.duplicate_sources == light.duplicate_sources
+    assert full.best_params and full.best_metrics.get("trades") == 12
+    assert light.best_params == {} and "trades" not in light.best_metrics  # not read
+    grown = Monitor(db, [name], detail=False)
+    grown.poll()
+    study.optimize(objective, n_trials=5)  # it follows on from where it was, skipped records counted
+    assert grown.poll().statuses[0].attempts == Monitor(db, [name]).poll().statuses[0].attempts == 46

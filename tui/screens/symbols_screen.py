@@ -9,7 +9,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from runner.explore import SymbolRow, SymbolsView, label
+from runner.explore import SymbolRow, SymbolsView
+from runner.outline import label
 from runner.status import format_value
 from runner.text import printable
 

@@ -68,7 +68,7 @@ def cmd_status(args) -> int:
     names = _load_config(args.config).study_names() if args.config else None
     db = Database.open(args.storage)
     spool.deliver_all(db)  # results kept on disk by workers that exited during an outage
-    monitor = Monitor(db, names, detail=args.json)  # the table shows no trial's parameters or metrics
+    monitor = Monitor(db, names, detail=args.json)  # the table shows no trial's metrics
     statuses = monitor.poll().statuses
     if reaper.reap_orphaned(db, statuses):  # no worker was left to fail those trials
         statuses = monitor.poll().statuses  # reads only the new records

@@ -189,7 +189,10 @@ class _Follower:
             return
         self.maximize = signs[0] > 0
         if self.outline is not None:
-            self.outline.add(trial)
+            try:
+                self.outline.add(trial)
+            except Exception:  # never let a view's data stop the counts: built again when next asked
+                self.outline = None
         ok = feasible(trial)
         self.constrained = self.constrained or bool(trial.constraints)
         if len(signs) > 1:
@@ -243,10 +246,10 @@ class Monitor:
 
     def __init__(self, db: Database, names: list[str] | None = None, detail: bool = True) -> None:
         """``detail``: read every record of the trials; without, only their states, values,
-        constraints and the attributes that tell their kind (KIND_ATTRS), and no events:
-        the counts, rates and best values are all there, but no trial's parameters,
-        metrics or reasons — what ``tune status``'s table shows, read in a fraction of the
-        time (parameters and metrics are most of a study's records)."""
+        parameters, constraints and the attributes that tell their kind (KIND_ATTRS), and
+        no events: the counts, rates, best values and parameters are all there, but no
+        trial's metrics or reasons — what ``tune status``'s table shows, read in a
+        fraction of the time (metrics are most of a study's records)."""
         self.db = db
         self.names = names
         self._keep = None if detail else KIND_ATTRS

@@ -11,10 +11,12 @@ finishes, runner/monitor.py) and keeps, whatever the number of trials:
   a side merges into its cells.
 
 So drawing a slice or a heatmap costs the same at a hundred trials or a hundred
-thousand. Slots divide the parameter's *distribution* (its low..high, in log for a log
-scale), so they stay put as trials arrive; a trial asked in another distribution (a
-refined space) makes the outline :attr:`Outline.stale`, and its owner rebuilds it from
-the trials once.
+thousand. A numeric parameter is kept value by value while it has few distinct
+values; past that, in equal slots of the range its values span (in log for a log
+scale), so the views keep their detail where the sampler went, however narrow a
+corner of the space that is. A trial that does not fit — a value outside that range,
+a distribution of another kind (a refined space) — makes the outline
+:attr:`Outline.stale`, and its owner rebuilds it from the trials once.
 
 The first objective is the one drawn (the one a single-objective study has; for
 several, the first).
@@ -72,39 +74,34 @@ class Heatmap:
     order: list[str] = field(default_factory=list)  # every parameter, the most important first
 
 
-def slot(dist: BaseDistribution, value: Any, slots: int) -> Any:
-    """The key ``value`` is kept under: a categorical's label; a numeric parameter's own
-    value when its distribution holds at most ``slots`` values (an integer or stepped
-    range); else the centre of its slot among ``slots`` equal slots of low..high (equal in
-    log for a log scale), rounded onto an integer distribution's grid."""
-    if isinstance(dist, CategoricalDistribution):
-        return label(value)
-    if not isinstance(dist, (IntDistribution, FloatDistribution)):
-        return value
-    step = dist.step
-    if step is not None and (dist.high - dist.low) / step + 1 <= slots + 1e-9:
-        return value
-    log = dist.log and dist.low > 0
-    lo, hi = (math.log(dist.low), math.log(dist.high)) if log else (float(dist.low), float(dist.high))
-    if hi <= lo:
-        return value
-    v = float(value)
-    t = math.log(v) if log and v > 0 else v
-    index = min(max(int((t - lo) / (hi - lo) * slots), 0), slots - 1)
-    centre = lo + (index + 0.5) * (hi - lo) / slots
-    centre = math.exp(centre) if log else centre
-    if isinstance(dist, IntDistribution):
-        return int(dist.low + round((centre - dist.low) / (step or 1)) * (step or 1))
-    return centre
+EXACT_LIMIT = HEATMAP_FINE  # a numeric parameter with more distinct values seen than this is slotted
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 class _ParamSlice:
-    """One parameter's slice outline: per slot, the (y, x) of the lowest and the highest."""
+    """One parameter's outline: per slot, the (y, x) of the lowest and the highest (the
+    slice), and the slots seen (the heatmap's axis).
 
-    __slots__ = ("dist", "count", "raw", "low", "high", "keys", "vmin", "vmax")
+    A numeric parameter is kept value by value while it has at most EXACT_LIMIT
+    distinct values; past that, in equal slots of ``span``, the range of the values
+    seen when the outline was built (in log for a log scale). A value past the limit,
+    or outside the span, makes the outline stale: its owner rebuilds it over the new
+    range (a new extreme grows rarer as trials accumulate)."""
 
-    def __init__(self, dist: BaseDistribution) -> None:
+    __slots__ = ("dist", "span", "log", "count", "raw", "low", "high", "keys", "vmin", "vmax")
+
+    def __init__(self, dist: BaseDistribution, values: list[Any] | None = None) -> None:
         self.dist = dist
+        self.log = isinstance(dist, (IntDistribution, FloatDistribution)) and dist.log
+        self.span: tuple[float, float] | None = None
+        numbers = [v for v in values or () if _is_number(v)]
+        if not isinstance(dist, CategoricalDistribution) and len(set(numbers)) > EXACT_LIMIT:
+            lo, hi = min(numbers), max(numbers)
+            self.log = self.log and lo > 0
+            self.span = (math.log(lo), math.log(hi)) if self.log else (float(lo), float(hi))
         self.count = 0
         self.raw: list[tuple[Any, float]] | None = []  # every point while few (None once past the limit)
         self.low: dict[Any, tuple[float, Any]] = {}  # slot -> (lowest y, its x)
@@ -112,6 +109,36 @@ class _ParamSlice:
         self.keys: set[Any] = set()  # heatmap slots seen
         self.vmin: Any = None  # the lowest and highest value seen (numeric parameters)
         self.vmax: Any = None
+
+    def fits(self, value: Any) -> bool:
+        """Whether ``value`` can be kept without a rebuild."""
+        if isinstance(self.dist, CategoricalDistribution):
+            return label(value) in map(label, self.dist.choices)
+        if not _is_number(value):
+            return False
+        if self.span is None:
+            return value in self.keys or len(self.keys) < EXACT_LIMIT
+        t = math.log(value) if self.log and value > 0 else float(value)
+        return self.span[0] <= t <= self.span[1]
+
+    def slot(self, value: Any, slots: int) -> Any:
+        """The key ``value`` is kept under among ``slots``: a categorical's label, a value
+        itself while few, else the centre of its slot of the span (onto an integer's grid)."""
+        if isinstance(self.dist, CategoricalDistribution):
+            return label(value)
+        if self.span is None:
+            return value
+        lo, hi = self.span
+        if hi <= lo:
+            return value
+        t = math.log(value) if self.log and value > 0 else float(value)
+        index = min(max(int((t - lo) / (hi - lo) * slots), 0), slots - 1)
+        centre = lo + (index + 0.5) * (hi - lo) / slots
+        centre = math.exp(centre) if self.log else centre
+        if isinstance(self.dist, IntDistribution):
+            step = self.dist.step or 1
+            return int(self.dist.low + round((centre - self.dist.low) / step) * step)
+        return centre
 
 
 class Outline:
@@ -125,7 +152,9 @@ class Outline:
         # (a, b) with a first seen before b -> {(slot of a, slot of b): (best value, trial number)}
         self.pairs: dict[tuple[str, str], dict[tuple[Any, Any], tuple[float, int]]] = {}
         self.pair_counts: dict[tuple[str, str], int] = {}
-        self.stale = False  # a trial came in another distribution: rebuild from the trials
+        # A trial it cannot keep as it is came (another distribution, a value past the
+        # limit or the span): it takes no more, and its owner rebuilds it from the trials.
+        self.stale = False
 
     @classmethod
     def of(cls, trials: Iterable[FrozenTrial], maximize: bool, columns: int = SLICE_COLUMNS) -> Outline:
@@ -133,18 +162,23 @@ class Outline:
         parameter in its latest distribution."""
         trials = [t for t in trials if t.values]
         latest: dict[str, BaseDistribution] = {}
+        values: dict[str, list[Any]] = {}
         for t in trials:
             latest.update(t.distributions)
+            for name, value in t.params.items():
+                values.setdefault(name, []).append(value)
         outline = cls(maximize, columns)
         for name in latest:
-            outline.params[name] = _ParamSlice(latest[name])
+            outline.params[name] = _ParamSlice(latest[name], values.get(name))
         for t in trials:
             outline.add(t, check=False)
         return outline
 
     def add(self, trial: FrozenTrial, check: bool = True) -> None:
-        """Count a complete trial in (its first objective)."""
-        if not trial.values:
+        """Count a complete trial in (its first objective). ``check``: a trial that does not
+        fit (see :attr:`stale`) makes the outline stale; without (a rebuild), what does not
+        fit is left out."""
+        if not trial.values or self.stale:
             return
         y = float(trial.values[0])
         if not math.isfinite(y):
@@ -156,16 +190,17 @@ class Outline:
             p = self.params.get(name)
             if p is None:
                 p = self.params[name] = _ParamSlice(dist)
-            elif check and dist != p.dist:
-                self.stale = True  # counted under the old slots until the owner rebuilds
-            if isinstance(p.dist, CategoricalDistribution) and label(x) not in map(label, p.dist.choices):
-                continue  # a choice no longer in the space
+            if not p.fits(x) or (check and dist != p.dist):
+                if check:
+                    self.stale = True
+                    return
+                continue  # a rebuild leaves out a choice no longer in the space, a value of another kind
             p.count += 1
             if p.raw is not None:
                 p.raw.append((x, y))
                 if len(p.raw) > 2 * self.columns:
                     p.raw = None
-            key = slot(p.dist, x, self.columns)
+            key = p.slot(x, self.columns)
             if (low := p.low.get(key)) is None or y < low[0]:
                 p.low[key] = (y, x)
             if (high := p.high.get(key)) is None or y > high[0]:
@@ -173,7 +208,7 @@ class Outline:
             if not isinstance(p.dist, CategoricalDistribution):
                 p.vmin = x if p.vmin is None or x < p.vmin else p.vmin
                 p.vmax = x if p.vmax is None or x > p.vmax else p.vmax
-            slots[name] = cell = slot(p.dist, x, self.fine)
+            slots[name] = cell = p.slot(x, self.fine)
             p.keys.add(cell)
         names = [n for n in self.params if n in slots]  # first-seen order: one key per pair
         for i, a in enumerate(names):
@@ -250,26 +285,27 @@ class Outline:
                 cells[cy][cx] = value
         marked = None
         if best is not None and x in best.params and y in best.params:
-            cx = x_index(slot(self.params[x].dist, best.params[x], self.fine))
-            cy = y_index(slot(self.params[y].dist, best.params[y], self.fine))
+            px, py = self.params[x], self.params[y]
+            cx = x_index(px.slot(best.params[x], self.fine)) if px.fits(best.params[x]) else -1
+            cy = y_index(py.slot(best.params[y], self.fine)) if py.fits(best.params[y]) else -1
             marked = (cx, cy) if cx >= 0 and cy >= 0 else None
         return Heatmap(x, y, x_labels, y_labels, cells, marked, self.maximize, self.pair_counts[pair], order)
 
     @staticmethod
     def _bins(p: _ParamSlice, bins: int) -> tuple[Any, list[str]]:
         """A function from a parameter's fine slot to its bin (-1: none), and the bins' labels:
-        a categorical's choices; the slots themselves when there are few, else equal bins
+        a categorical's choices; the values themselves when there are few, else equal bins
         over the values seen (equal in log for a log scale)."""
         dist = p.dist
         if isinstance(dist, CategoricalDistribution):
             choices = [label(c) for c in dist.choices]
             where = {c: i for i, c in enumerate(choices)}
             return (lambda k: where.get(k, -1)), choices
-        distinct = sorted(p.keys)
-        if len(distinct) <= bins:
+        if p.span is None and len(p.keys) <= bins:  # few values: each its own
+            distinct = sorted(p.keys)
             at = {v: i for i, v in enumerate(distinct)}
             return (lambda k: at.get(k, -1)), [label(v) for v in distinct]
-        lo_v, hi_v = min(p.vmin, distinct[0]), max(p.vmax, distinct[-1])
+        lo_v, hi_v = p.vmin, p.vmax
         log = getattr(dist, "log", False) and lo_v > 0
         lo, hi = (math.log(lo_v), math.log(hi_v)) if log else (float(lo_v), float(hi_v))
         edges = np.linspace(lo, hi, bins + 1)

@@ -129,9 +129,9 @@ class Database:
 
         For followers (the app, ``tune status``) that replay records themselves;
         the cost depends on the number of new records only. ``keep``: read only the
-        trials' states and values, their constraints, and their user attributes that
-        hold one of these names: no parameters, intermediate values, metrics (most of a
-        study's records) or worker marks; each record skipped is a None.
+        trials' states, values, parameters, constraints and their user attributes that
+        hold one of these names: no intermediate values, metrics (most of a study's
+        records) or worker marks; each record skipped is a None.
         """
         if not offsets:
             return {}
@@ -141,7 +141,7 @@ class Database:
                 sa.text(
                     """
                     SELECT o.stream, CASE WHEN CAST(:keep AS text[]) IS NOT NULL AND (
-                        j.body->>'op_code' IN ('5', '7')  -- a parameter, an intermediate value
+                        j.body->>'op_code' = '7'  -- an intermediate value
                         OR (j.body->>'op_code' = '8' AND NOT (j.body->'user_attr' ?| CAST(:keep AS text[])))
                         OR (j.body->>'op_code' = '9' AND j.body->'system_attr' ? :worker_attr)
                     ) THEN NULL ELSE j.body END

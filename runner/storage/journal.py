@@ -75,11 +75,18 @@ class PostgresJournalBackend(BaseJournalBackend):
         # The study's control state (running/paused/stopped; None without a control
         # row) as the last read, or append that read, saw it.
         self.last_control: str | None = None
-        self._execute("INSERT INTO tune_streams (stream) VALUES (%s) ON CONFLICT DO NOTHING", (stream,))
         # The stream's generation: if the study is deleted and started fresh under
-        # this process, its reads and writes fail instead of mixing two studies.
+        # this process, its reads and writes fail instead of mixing two studies. None:
+        # no such stream yet — it is created by the first append, never by a read, so
+        # that opening a mistyped study name leaves nothing behind.
+        found = self._execute("SELECT generation FROM tune_streams WHERE stream = %s", (stream,), fetch=True)
+        self._generation: str | None = found[0][0] if found else None
+
+    def _create_stream(self) -> None:
+        """The stream's head row, for a first append (another process may have made it meanwhile)."""
+        self._execute("INSERT INTO tune_streams (stream) VALUES (%s) ON CONFLICT DO NOTHING", (self._stream,))
         self._generation = self._execute(
-            "SELECT generation FROM tune_streams WHERE stream = %s", (stream,), fetch=True
+            "SELECT generation FROM tune_streams WHERE stream = %s", (self._stream,), fetch=True
         )[0][0]
 
     def _connect(self) -> Any:
@@ -197,6 +204,10 @@ class PostgresJournalBackend(BaseJournalBackend):
             {"from": log_number_from, "page": self.READ_PAGE, "s": self._stream, **self._skip},
             fetch=True,
         )
+        if self._generation is None:  # nothing read yet: a stream made since is simply new
+            if not rows:
+                return [], None
+            self._generation = rows[0][0]
         if not rows or rows[0][0] != self._generation:
             raise self._gone()
         self.last_control = rows[0][1]
@@ -239,6 +250,8 @@ class PostgresJournalBackend(BaseJournalBackend):
         """
         if not logs:
             return [] if read_from is None else None
+        if self._generation is None:
+            self._create_stream()
         # A token lets a retry after a lost connection tell whether the first
         # attempt committed, so a record is never appended twice.
         token = uuid.uuid4().hex

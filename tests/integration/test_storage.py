@@ -11,7 +11,7 @@ import pytest
 from optuna.trial import TrialState
 
 from runner.storage import Database, PostgresJournalBackend, StorageError
-from tests.helpers import count, ledger_config, running_worker, small_config, trials, wait_for, worker_env
+from tests.helpers import count, ledger_config, running_worker, small_config, trials, tune, wait_for, worker_env
 
 
 def test_journal_appends_in_order_and_reads_from_an_offset(db):
@@ -23,6 +23,26 @@ def test_journal_appends_in_order_and_reads_from_an_offset(db):
     assert [r["n"] for r in backend.read_logs(0)] == [0, 1, 2]
     assert [r["n"] for r in backend.read_logs(2)] == [2]
     assert [r["n"] for r in other.read_logs(0)] == [99]
+
+
+def _streams(db) -> list[str]:
+    with db.engine.connect() as conn:
+        return [r[0] for r in conn.exec_driver_sql("SELECT stream FROM tune_streams ORDER BY stream")]
+
+
+def test_reading_a_study_that_does_not_exist_writes_nothing(db, db_url):
+    """A mistyped name in optuna.load_study, the notebook snippet or tune export."""
+    with pytest.raises(KeyError):
+        optuna.load_study(study_name="no-such", storage=db.optuna_storage("no-such"))
+    assert PostgresJournalBackend(db.url, "typo").read_logs(0) == []
+    proc = tune("export", "no-such-either", env={"TUNE_STORAGE_URL": db_url})
+    assert proc.returncode == 2 and "no such study: no-such-either" in proc.stderr
+    assert _streams(db) == []
+    early = PostgresJournalBackend(db.url, "made-later")  # opened before the study exists
+    optuna.create_study(study_name="made-later", storage=db.optuna_storage("made-later"))
+    assert [r["op_code"] for r in early.read_logs(0)] == [0] and _streams(db) == ["made-later"]
+    early.append_logs([{"op_code": 2, "study_id": 0, "user_attr": {"k": 1}}])  # and it writes to that one
+    assert len(PostgresJournalBackend(db.url, "made-later").read_logs(0)) == 2
 
 
 def _append_many(url: str, stream: str, writer: int, count: int) -> None:

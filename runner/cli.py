@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="one row per study")
     p.add_argument("config", nargs="?", help="only this config's studies")
     p.add_argument("--json", action="store_true", help="machine-readable output (keys: see README)")
+    p.add_argument("--archived", action="store_true", help="the archived studies too (tune archive)")
     add_storage_option(p)
 
     for name, text in (("pause", "pause studies (running trials finish)"), ("resume", "resume paused studies"),
@@ -71,6 +72,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("study")
     p.add_argument("--config", help="the study's config, if not where it was run from")
     p.add_argument("--json", action="store_true", help="the report as JSON (what tune status --json carries)")
+    add_storage_option(p)
+
+    p = sub.add_parser("archive", help="take studies out of tune status and the app; they stay loadable")
+    p.add_argument("studies", nargs="+", metavar="STUDY")
+    p.add_argument("--undo", action="store_true", help="bring them back")
+    add_storage_option(p)
+
+    p = sub.add_parser("delete", help="delete studies and every trial, result and report of theirs, for good")
+    p.add_argument("studies", nargs="+", metavar="STUDY")
+    p.add_argument("--yes", action="store_true", help="do not ask (needed when not on a terminal)")
     add_storage_option(p)
 
     p = sub.add_parser("db", help="the database: show its URL (masked) or stop the embedded server")

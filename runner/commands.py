@@ -68,7 +68,7 @@ def cmd_status(args) -> int:
     names = _load_config(args.config).study_names() if args.config else None
     db = Database.open(args.storage)
     spool.deliver_all(db)  # results kept on disk by workers that exited during an outage
-    monitor = Monitor(db, names, detail=args.json)  # the table shows no trial's metrics
+    monitor = Monitor(db, names, detail=args.json, archived=args.archived)  # the table shows no trial's metrics
     statuses = monitor.poll().statuses
     if reaper.reap_orphaned(db, statuses):  # no worker was left to fail those trials
         statuses = monitor.poll().statuses  # reads only the new records
@@ -142,6 +142,52 @@ def cmd_control(args) -> int:
     changed = control.set_control(db, names, target)
     for name in changed:
         print(f"{name}: {target}")
+    db.dispose()
+    return EXIT_OK
+
+
+def _named_studies(db: Database, names: list[str]) -> list:
+    """The named studies with their walk-forward folds; a UsageError naming any unknown one."""
+    known = {r.name for r in control.list_studies(db, names)}
+    missing = [n for n in dict.fromkeys(names) if n not in known]
+    if missing:
+        raise UsageError(f"no such study: {', '.join(map(printable, missing))} (see tune status --archived)")
+    return control.with_folds(db, names)
+
+
+def cmd_archive(args) -> int:
+    db = Database.open(args.storage)
+    rows = _named_studies(db, args.studies)
+    changed = set(control.set_archived(db, [r.name for r in rows], not args.undo))
+    for r in rows:
+        if args.undo:
+            state = "back" if r.name in changed else "was not archived"
+        else:
+            state = "archived" if r.name in changed else "already archived"
+        print(f"{printable(r.name)}: {state}")
+    db.dispose()
+    return EXIT_OK
+
+
+def cmd_delete(args) -> int:
+    db = Database.open(args.storage)
+    rows = _named_studies(db, args.studies)
+    names = [r.name for r in rows]
+    live = sorted({w.study for w in control.list_workers(db, names, live_only=True)})
+    if live:
+        raise UsageError(f"{', '.join(map(printable, live))}: workers are still running it; "
+                         f"stop them first (tune stop {' '.join(map(printable, live))})")
+    label = ", ".join(map(printable, names))
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"tune delete: deletes {label} for good; add --yes to confirm")
+        answer = input(f"delete {label} and every trial of theirs, for good? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing deleted")
+            return EXIT_OK
+    for name in names:
+        db.delete_study_records(name)
+        print(f"{printable(name)}: deleted")
     db.dispose()
     return EXIT_OK
 
@@ -405,7 +451,7 @@ def _report_run(monitor: Monitor, workers, console, interrupted: bool) -> int:
 
 COMMANDS = {"run": cmd_run, "worker": cmd_worker, "status": cmd_status, "pause": cmd_control,
             "resume": cmd_control, "stop": cmd_control, "export": cmd_export, "report": cmd_report,
-            "db": cmd_db}
+            "archive": cmd_archive, "delete": cmd_delete, "db": cmd_db}
 
 
 class CommandTimeout(StorageError):

@@ -66,6 +66,7 @@ class StudyRow:
     space: dict | None = None  # {param: Optuna distribution JSON} the study's trials were asked in
     split: dict | None = None  # control.split_settings of the config that registered it
     seen_bars: list | None = None  # validation.seen_bars of its first worker's data (pin_seen_bars)
+    archived_at: datetime | None = None  # tune archive; None: shown
 
 
 @retry_on_disconnect
@@ -89,7 +90,7 @@ def register_study(db: Database, cfg, symbol: str, *, reset_control: bool, fold:
     }
     # An explicit run (tune run, the app) means "run this config as written".
     reset = (", control = 'running', ended_code = NULL, ended_reason = NULL, desired_workers = EXCLUDED.desired_workers"
-             if reset_control else "")
+             ", archived_at = NULL" if reset_control else "")
     with db.engine.begin() as conn:
         old = conn.execute(
             sa.text("SELECT metric, direction, space, split, seen_bars FROM tune_studies WHERE name = :n FOR UPDATE"),
@@ -204,12 +205,16 @@ def _check_same_study(cfg, name: str, metric: list[str], direction: list[str],
                               f"{name} has trials with {param} as {old}; it cannot become {new} ({exc}): {fresh}") from None
 
 
-def list_studies(db: Database, names: list[str] | None = None) -> list[StudyRow]:
-    sql = "SELECT * FROM tune_studies"
+def list_studies(db: Database, names: list[str] | None = None, archived: bool = False) -> list[StudyRow]:
+    """The named studies (archived or not), or every study — the archived ones only with ``archived``."""
+    # The columns named: a database that a newer version gave more columns still reads here.
+    sql = f"SELECT {', '.join(f.name for f in fields(StudyRow))} FROM tune_studies"
     params: dict = {}
     if names is not None:
         sql += " WHERE name = ANY(:names)"
         params["names"] = list(names)
+    elif not archived:
+        sql += " WHERE archived_at IS NULL"
     with db.engine.connect() as conn:
         # A run's studies by symbol, each followed by its folds in number order (wf2 before wf10).
         rows = conn.execute(sa.text(sql + " ORDER BY run_name, symbol, COALESCE(fold, 0), name"),
@@ -219,6 +224,29 @@ def list_studies(db: Database, names: list[str] | None = None) -> list[StudyRow]
                     "ended_code": EndCode(row["ended_code"]) if row["ended_code"] else None})
         for row in rows
     ]
+
+
+def with_folds(db: Database, names: list[str]) -> list[StudyRow]:
+    """The named studies and the walk-forward folds of each (a fold is its symbol's study's
+    part), in list_studies' order."""
+    rows = list_studies(db, names)
+    mains = {(r.run_name, r.symbol) for r in rows if r.fold is None}
+    if not mains:
+        return rows
+    with db.engine.connect() as conn:
+        folds = [r[0] for r in conn.execute(
+            sa.text("SELECT name, run_name, symbol FROM tune_studies WHERE fold IS NOT NULL")) if (r[1], r[2]) in mains]
+    return list_studies(db, sorted({*names, *folds}))
+
+
+@retry_on_disconnect
+def set_archived(db: Database, names: list[str], archived: bool) -> list[str]:
+    """Archive (or bring back) the named studies; returns those that changed."""
+    with db.engine.begin() as conn:
+        return [r[0] for r in conn.execute(sa.text(
+            "UPDATE tune_studies SET archived_at = CASE WHEN :a THEN now() END, updated_at = now()"
+            " WHERE name = ANY(:names) AND (archived_at IS NULL) = :a RETURNING name"),
+            {"a": archived, "names": list(names)})]
 
 
 @retry_on_disconnect

@@ -244,7 +244,8 @@ def compromise(front: list[FrozenTrial], signs: list[int]) -> FrozenTrial | None
 class Monitor:
     """Polls the database for the named studies (all studies when ``names`` is None)."""
 
-    def __init__(self, db: Database, names: list[str] | None = None, detail: bool = True) -> None:
+    def __init__(self, db: Database, names: list[str] | None = None, detail: bool = True,
+                 archived: bool = False) -> None:
         """``detail``: read every record of the trials; without, only their states, values,
         parameters, constraints and the attributes that tell their kind (KIND_ATTRS), and
         no events: the counts, rates, best values and parameters are all there, but no
@@ -252,6 +253,7 @@ class Monitor:
         fraction of the time (metrics are most of a study's records)."""
         self.db = db
         self.names = names
+        self.archived = archived  # with names None: the archived studies too (tune status --archived)
         self._keep = None if detail else KIND_ATTRS
         self._followers: dict[str, _Follower] = {}
         self._last_event_id: int | None = None
@@ -262,7 +264,7 @@ class Monitor:
         that the first poll of a long history returns quickly and the rest follows in
         later polls (``Snapshot.catching_up``)."""
         now = datetime.now()
-        rows = control.list_studies(self.db, self.names)
+        rows = control.list_studies(self.db, self.names, archived=self.archived)
         for row in rows:
             f = self._followers.get(row.name)
             if f is None or f.created_at != row.created_at:

@@ -8,7 +8,7 @@ SCHEMA_LOCK = 0x74756E65  # "tune": serialises CREATE TABLE IF NOT EXISTS across
 # DDL below (ALTER TABLE takes an ACCESS EXCLUSIVE lock even when there is nothing
 # to do) runs once per database and version, not in every process that opens it,
 # where it blocked, and could deadlock with, other processes' reads.
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 
 
 def is_current(conn) -> bool:
@@ -58,6 +58,8 @@ CREATE TABLE IF NOT EXISTS tune_studies (
 );
 -- The bars a study's trials see, as [first timestamp, first unseen one] (control.pin_seen_bars).
 ALTER TABLE tune_studies ADD COLUMN IF NOT EXISTS seen_bars jsonb;
+-- tune archive: out of the default views (tune status, the app), still loadable; a new run clears it.
+ALTER TABLE tune_studies ADD COLUMN IF NOT EXISTS archived_at timestamptz;
 CREATE TABLE IF NOT EXISTS tune_workers (
     id           text PRIMARY KEY,
     study        text NOT NULL,

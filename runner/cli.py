@@ -74,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="the report as JSON (what tune status --json carries)")
     add_storage_option(p)
 
+    p = sub.add_parser("stage", help="write a study's chosen parameters for deployment (versioned YAML and -latest)")
+    p.add_argument("study")
+    p.add_argument("--dir", default="staging", help="where to write them (default: ./staging)")
+    p.add_argument("--config", help="the study's config, if not where it was run from")
+    add_storage_option(p)
+
     p = sub.add_parser("archive", help="take studies out of tune status and the app; they stay loadable")
     p.add_argument("studies", nargs="+", metavar="STUDY")
     p.add_argument("--undo", action="store_true", help="bring them back")

@@ -155,6 +155,39 @@ def _named_studies(db: Database, names: list[str]) -> list:
     return control.with_folds(db, names)
 
 
+def cmd_stage(args) -> int:
+    from pathlib import Path
+
+    from . import stage
+
+    db = Database.open(args.storage)
+    rows = control.list_studies(db, [args.study])
+    if not rows:
+        raise UsageError(f"no such study: {printable(args.study)} (see tune status)")
+    row = rows[0]
+    path = args.config or row.config_path
+    if not path:
+        raise UsageError(f"{printable(args.study)}: the study has no config on record; give it with --config")
+    cfg = _load_config(path)
+    if row.fold not in cfg.folds() or cfg.study_name(row.symbol, row.fold) != args.study:
+        raise UsageError(f"{path}: its studies are {', '.join(cfg.study_names())}, not {printable(args.study)}")
+    try:
+        content = stage.staged(db, args.study, cfg)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        versioned, latest = stage.write(content, args.study, Path(args.dir))
+    except OSError as exc:
+        raise UsageError(f"cannot write to {args.dir}: {exc.strerror or exc}") from None
+    print(f"{printable(args.study)}: trial {content['metadata']['best_trial_number']} staged in {versioned}"
+          f" (and {latest.name})")
+    if not content["metadata"]["reproduced"]:
+        print(f"warning: its parameters, run again on {printable(path)}'s data, do not give the value staged:"
+              " has the data changed, or is the backtest not deterministic?", file=sys.stderr)
+    db.dispose()
+    return EXIT_OK
+
+
 def cmd_archive(args) -> int:
     db = Database.open(args.storage)
     rows = _named_studies(db, args.studies)
@@ -451,7 +484,7 @@ def _report_run(monitor: Monitor, workers, console, interrupted: bool) -> int:
 
 COMMANDS = {"run": cmd_run, "worker": cmd_worker, "status": cmd_status, "pause": cmd_control,
             "resume": cmd_control, "stop": cmd_control, "export": cmd_export, "report": cmd_report,
-            "archive": cmd_archive, "delete": cmd_delete, "db": cmd_db}
+            "stage": cmd_stage, "archive": cmd_archive, "delete": cmd_delete, "db": cmd_db}
 
 
 class CommandTimeout(StorageError):

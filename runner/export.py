@@ -82,8 +82,10 @@ def _search_settings(config_path: str | None) -> dict[str, Any]:
     return {
         "config": config_path,
         "strategy": cfg.strategy.name,
+        "fixed_params": dict(cfg.strategy.fixed),  # with best_params: every parameter the backtest takes
         "sampler": cfg.sampler.model_dump(),
-        "pruner": cfg.pruner.model_dump(),
+        # A pruner's knobs only when there is one.
+        "pruner": cfg.pruner.model_dump() if cfg.pruner.type != "none" else {"type": "none"},
     }
 
 

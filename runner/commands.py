@@ -86,7 +86,11 @@ def cmd_status(args) -> int:
         from .columns import terminal_width
 
         print(f"storage: {printable(db.masked_url)}")
-        print(status_table(statuses, width=terminal_width()) if statuses else "no studies")
+        if statuses:
+            print(status_table(statuses, width=terminal_width()))
+        else:
+            hidden = 0 if args.archived or names else len(control.list_studies(db, None, archived=True))
+            print(f"no studies ({hidden} archived: tune status --archived)" if hidden else "no studies")
     db.dispose()
     return EXIT_OK
 
@@ -108,7 +112,8 @@ def status_table(statuses: list[StudyStatus], final: bool = False, width: int | 
         columns.append(Column("best params", right=False, wrap=True))
     rows = []
     for s in statuses:
-        row = [s.study, s.state, f"{s.complete}/{s.target}", str(s.pruned), str(s.failed), str(s.duplicate)]
+        state = f"{s.state}, archived" if s.archived else s.state
+        row = [s.study, state, f"{s.complete}/{s.target}", str(s.pruned), str(s.failed), str(s.duplicate)]
         if not final:
             row += [str(s.running), f"{s.trials_per_minute:.0f}", str(s.workers_alive), format_eta(s.eta_seconds)]
         row.append(best_label(s))
@@ -148,6 +153,9 @@ def cmd_control(args) -> int:
 
 def _named_studies(db: Database, names: list[str]) -> list:
     """The named studies with their walk-forward folds; a UsageError naming any unknown one."""
+    unreadable = [n for n in names if not _is_text(n)]
+    if unreadable:  # bytes that are not UTF-8 (a shell's $'\xff'): no study is named so
+        raise UsageError(f"no such study: {', '.join(printable(_shown_bytes(n)) for n in unreadable)}")
     known = {r.name for r in control.list_studies(db, names)}
     missing = [n for n in dict.fromkeys(names) if n not in known]
     if missing:
@@ -188,6 +196,19 @@ def cmd_stage(args) -> int:
     return EXIT_OK
 
 
+def _shown_bytes(name: str) -> str:
+    """A name whose bytes are not UTF-8, with those bytes as \\xNN."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _is_text(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def cmd_archive(args) -> int:
     db = Database.open(args.storage)
     rows = _named_studies(db, args.studies)
@@ -202,26 +223,32 @@ def cmd_archive(args) -> int:
     return EXIT_OK
 
 
+def _refuse_live(live: list[str]) -> None:
+    if live:
+        raise UsageError(f"{', '.join(map(printable, live))}: workers are still running it; nothing deleted; "
+                         f"stop them first (tune stop {' '.join(map(printable, live))})")
+
+
 def cmd_delete(args) -> int:
     db = Database.open(args.storage)
     rows = _named_studies(db, args.studies)
     names = [r.name for r in rows]
-    live = sorted({w.study for w in control.list_workers(db, names, live_only=True)})
-    if live:
-        raise UsageError(f"{', '.join(map(printable, live))}: workers are still running it; "
-                         f"stop them first (tune stop {' '.join(map(printable, live))})")
+    with db.engine.connect() as conn:
+        _refuse_live(control.live_studies(conn, names))
     label = ", ".join(map(printable, names))
     if not args.yes:
         if not sys.stdin.isatty():
             raise UsageError(f"tune delete: deletes {label} for good; add --yes to confirm")
-        answer = input(f"delete {label} and every trial of theirs, for good? [y/N] ")
-        if answer.strip().lower() not in ("y", "yes"):
-            print("nothing deleted")
-            return EXIT_OK
-    for name in names:
-        db.delete_study_records(name)
-        print(f"{printable(name)}: deleted")
+        # The question on stderr, so that it shows when stdout goes to a file; end of input: no.
+        print(f"delete {label} and every trial of theirs, for good? [y/N] ", end="", file=sys.stderr, flush=True)
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            print("nothing deleted", file=sys.stderr)
+            return EXIT_FAIL
+    # All or none, checked again under the studies' locks: a worker may have started meanwhile.
+    _refuse_live(db.delete_studies(names, control.live_studies))
     db.dispose()
+    for name in names:
+        print(f"{printable(name)}: deleted")
     return EXIT_OK
 
 
@@ -542,7 +569,7 @@ def run_reporting_errors(fn, *args):
 LONG_RUNNING = ("run", "worker")
 # Commands whose own work (backtests) may take long: each round trip keeps its deadline,
 # the command as a whole has none.
-COMPUTING = ("report",)
+COMPUTING = ("report", "delete")  # delete: it waits for a person's answer
 
 
 def dispatch(args: argparse.Namespace) -> int:

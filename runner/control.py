@@ -239,6 +239,16 @@ def with_folds(db: Database, names: list[str]) -> list[StudyRow]:
     return list_studies(db, sorted({*names, *folds}))
 
 
+def live_studies(conn, studies: list[str]) -> list[str]:
+    """Those of ``studies`` with a live worker (on an open connection: tune delete's check,
+    in its own transaction)."""
+    return sorted(r[0] for r in conn.execute(sa.text(
+        "SELECT DISTINCT w.study FROM tune_workers w JOIN tune_studies s ON s.name = w.study"
+        " WHERE w.study = ANY(:s) AND w.status = ANY(:live)"
+        " AND w.heartbeat_at > now() - make_interval(secs => s.grace_seconds)"),
+        {"s": list(studies), "live": list(LIVE_STATUSES)}))
+
+
 @retry_on_disconnect
 def set_archived(db: Database, names: list[str], archived: bool) -> list[str]:
     """Archive (or bring back) the named studies; returns those that changed."""
@@ -257,6 +267,8 @@ def set_control(db: Database, names: list[str] | None, control: Control | str) -
     new ``tune run`` or app start resets it.
     """
     sql = "UPDATE tune_studies SET control = :c, updated_at = now()"
+    if Control(control) == Control.RUNNING:
+        sql += ", archived_at = NULL"  # resuming an archived study means "show and run it"
     params: dict = {"c": str(Control(control))}
     if names is not None:
         sql += " WHERE name = ANY(:names)"

@@ -53,6 +53,7 @@ class StudyStatus:
     ended_code: str | None = None  # a runner.states.EndCode
     ended_reason: str | None = None
     config_path: str | None = None
+    archived: bool = False  # tune archive: out of the default views
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -197,8 +197,9 @@ class StudyFeed:
 
     # ------------------------------------------------------------ control
     def set_control(self, studies: list[str] | None, state: str) -> ControlResult:
-        names = studies if studies is not None else self.names
         try:
+            # Every study: those the app lists (never the archived ones it hides).
+            names = studies if studies is not None else [r.name for r in control.list_studies(self.db, self.names)]
             changed = control.set_control(self.db, names, state)
             started = sum(map(self._start_missing, control.list_studies(self.db, changed))) if state == Control.RUNNING else 0
         except Exception as exc:

@@ -168,17 +168,35 @@ class Database:
         if storage is not None:
             storage.journal.close()
 
+    _STUDY_TABLES = (
+        ("tune_journal", "stream"), ("tune_streams", "stream"), ("tune_studies", "name"),
+        ("tune_workers", "study"), ("tune_events", "study"), ("tune_param_claims", "study"),
+        ("tune_holdout", "study"), ("tune_reports", "study"), ("tune_importances", "study"),
+    )
+
     def delete_study_records(self, study: str) -> None:
         """Remove every trace of a study (a fresh start): journal, control row, workers, events,
         holdout results, report and importances."""
         self.forget_storage(study)
         with self.engine.begin() as conn:
-            for table, column in (
-                ("tune_journal", "stream"), ("tune_streams", "stream"), ("tune_studies", "name"),
-                ("tune_workers", "study"), ("tune_events", "study"), ("tune_param_claims", "study"),
-                ("tune_holdout", "study"), ("tune_reports", "study"), ("tune_importances", "study"),
-            ):
+            for table, column in self._STUDY_TABLES:
                 conn.execute(sa.text(f"DELETE FROM {table} WHERE {column} = :s"), {"s": study})
+
+    def delete_studies(self, studies: list[str], busy: Any) -> list[str]:
+        """Remove every trace of ``studies``, all or none, in one transaction: the studies'
+        rows are locked first (a worker starting takes that lock too), then ``busy(conn,
+        studies)`` names those that must not go (live workers); any, and nothing is deleted.
+        Returns those ``busy`` named."""
+        for study in studies:
+            self.forget_storage(study)
+        with self.engine.begin() as conn:
+            conn.execute(sa.text("SELECT 1 FROM tune_studies WHERE name = ANY(:s) FOR UPDATE"), {"s": list(studies)})
+            refused = busy(conn, studies)
+            if refused:
+                return refused
+            for table, column in self._STUDY_TABLES:
+                conn.execute(sa.text(f"DELETE FROM {table} WHERE {column} = ANY(:s)"), {"s": list(studies)})
+        return []
 
     def dispose(self) -> None:
         for study in list(self._storages):

@@ -43,8 +43,34 @@ def test_an_archived_study_leaves_the_views_stays_loadable_and_comes_back(db, db
     assert f"{aaa}: back" in tune("archive", "--undo", aaa, env=env, check=True).stdout
     assert aaa in tune("status", env=env, check=True).stdout
     control.set_archived(db, [aaa], True)
+    assert "archived" in next(line for line in tune("status", "--archived", env=env, check=True).stdout.splitlines()
+                              if aaa in line)  # marked as such
     control.register_study(db, cfg, "AAA", reset_control=True)  # running it again brings it back
     assert [r.name for r in control.list_studies(db)] == [aaa, bbb]
+    control.set_archived(db, [aaa, bbb], True)
+    assert "no studies (2 archived: tune status --archived)" in tune("status", env=env, check=True).stdout
+    tune("resume", aaa, env=env, check=True)  # so does a resume
+    assert [r.name for r in control.list_studies(db)] == [aaa]
+
+
+def test_the_apps_every_study_never_reaches_the_archived_ones(db, db_url, tmp_path):
+    from tui.data import StudyFeed
+
+    _, (aaa, bbb) = _studies(db, tmp_path)
+    control.set_archived(db, [aaa], True)
+    feed = StudyFeed(db_url, None)
+    try:
+        assert feed.set_control(None, "paused").ok  # P: every study shown
+    finally:
+        feed.close()
+    assert {r.name: str(r.control) for r in control.list_studies(db, [aaa, bbb])} == {aaa: "running", bbb: "paused"}
+
+
+def test_names_that_are_not_text_are_no_study(db, db_url):
+    import os
+
+    proc = tune("archive", os.fsdecode(b"bad\xff"), env={"TUNE_STORAGE_URL": db_url})
+    assert proc.returncode == 2 and "no such study: bad" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_delete_asks_refuses_what_runs_and_then_removes_every_trace(db, db_url, tmp_path):
@@ -60,6 +86,12 @@ def test_delete_asks_refuses_what_runs_and_then_removes_every_trace(db, db_url, 
                              " VALUES ('w1', :s, 'h', 1, 'running', now())"), {"s": aaa})
     busy = tune("delete", aaa, "--yes", env=env)
     assert busy.returncode == 2 and f"tune stop {aaa}" in busy.stderr
+    with db.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE tune_workers SET status = 'exited'"))
+    with db.engine.begin() as conn:  # a worker that starts after the question: checked again as it deletes
+        conn.execute(sa.text("UPDATE tune_workers SET status = 'running', heartbeat_at = now()"))
+    assert db.delete_studies([aaa, bbb], control.live_studies) == [aaa]
+    assert _rows(db, "tune_journal", "stream", bbb) > 0  # all or nothing
     with db.engine.begin() as conn:
         conn.execute(sa.text("UPDATE tune_workers SET status = 'exited'"))
     done = tune("delete", aaa, "--yes", env=env, check=True)

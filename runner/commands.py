@@ -163,22 +163,29 @@ def _named_studies(db: Database, names: list[str]) -> list:
     return control.with_folds(db, names)
 
 
+def _study_config(db: Database, study: str, given: str | None):
+    """The study's control row, its config (``given``, else where it was run from) and that
+    config's path; a UsageError when there is no such study or the config is not its own."""
+    rows = control.list_studies(db, [study])
+    if not rows:
+        raise UsageError(f"no such study: {printable(study)} (see tune status)")
+    row = rows[0]
+    path = given or row.config_path
+    if not path:
+        raise UsageError(f"{printable(study)}: the study has no config on record; give it with --config")
+    cfg = _load_config(path)
+    if row.fold not in cfg.folds() or cfg.study_name(row.symbol, row.fold) != study:
+        raise UsageError(f"{path}: its studies are {', '.join(cfg.study_names())}, not {printable(study)}")
+    return row, cfg, path
+
+
 def cmd_stage(args) -> int:
     from pathlib import Path
 
     from . import stage
 
     db = Database.open(args.storage)
-    rows = control.list_studies(db, [args.study])
-    if not rows:
-        raise UsageError(f"no such study: {printable(args.study)} (see tune status)")
-    row = rows[0]
-    path = args.config or row.config_path
-    if not path:
-        raise UsageError(f"{printable(args.study)}: the study has no config on record; give it with --config")
-    cfg = _load_config(path)
-    if row.fold not in cfg.folds() or cfg.study_name(row.symbol, row.fold) != args.study:
-        raise UsageError(f"{path}: its studies are {', '.join(cfg.study_names())}, not {printable(args.study)}")
+    _, cfg, path = _study_config(db, args.study, args.config)
     try:
         content = stage.staged(db, args.study, cfg)
     except ValueError as exc:
@@ -289,16 +296,7 @@ def cmd_report(args) -> int:
     from .study import check_data
 
     db = Database.open(args.storage)
-    rows = control.list_studies(db, [args.study])
-    if not rows:
-        raise UsageError(f"no such study: {args.study} (see tune status)")
-    row = rows[0]
-    path = args.config or row.config_path
-    if not path:
-        raise UsageError(f"{args.study}: the study has no config on record; give it with --config")
-    cfg = _load_config(path)
-    if row.fold not in cfg.folds() or cfg.study_name(row.symbol, row.fold) != args.study:
-        raise UsageError(f"{path}: its studies are {', '.join(cfg.study_names())}, not {args.study}")
+    row, cfg, _ = _study_config(db, args.study, args.config)
     control.check_same_split(cfg, args.study, row.split, row.seen_bars)  # the report's windows must be the trials' own
     # Bad data or holdout: one line, exit 2; so is data that no longer splits as the trials saw it.
     # A main study's report tests its folds' bests on their windows: theirs are checked too.

@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
                        ("stop", "stop studies' workers after their running trial")):
         p = sub.add_parser(name, help=text)
         p.add_argument("studies", nargs="*", metavar="STUDY")
-        p.add_argument("--all", action="store_true", help="every study in the database")
+        p.add_argument("--all", action="store_true", help="every study in the database but the archived ones")
         add_storage_option(p)
 
     p = sub.add_parser("export", help="a study's best parameters and metadata (YAML/JSON), all trials (CSV)")

@@ -261,18 +261,20 @@ def set_archived(db: Database, names: list[str], archived: bool) -> list[str]:
 
 @retry_on_disconnect
 def set_control(db: Database, names: list[str] | None, control: Control | str) -> list[str]:
-    """Set pause/resume/stop for the named studies (all when ``names`` is None).
+    """Set pause/resume/stop for the named studies (all but the archived ones when ``names`` is None).
 
     Returns the names that exist. A stopped study is stopped for good until a
     new ``tune run`` or app start resets it.
     """
     sql = "UPDATE tune_studies SET control = :c, updated_at = now()"
-    if Control(control) == Control.RUNNING:
-        sql += ", archived_at = NULL"  # resuming an archived study means "show and run it"
     params: dict = {"c": str(Control(control))}
     if names is not None:
+        if Control(control) == Control.RUNNING:
+            sql += ", archived_at = NULL"  # resuming an archived study by name means "show and run it"
         sql += " WHERE name = ANY(:names)"
         params["names"] = list(names)
+    else:
+        sql += " WHERE archived_at IS NULL"  # every study: those not archived
     with db.engine.begin() as conn:
         return [r[0] for r in conn.execute(sa.text(sql + " RETURNING name"), params)]
 

@@ -49,7 +49,9 @@ def test_an_archived_study_leaves_the_views_stays_loadable_and_comes_back(db, db
     assert [r.name for r in control.list_studies(db)] == [aaa, bbb]
     control.set_archived(db, [aaa, bbb], True)
     assert "no studies (2 archived: tune status --archived)" in tune("status", env=env, check=True).stdout
-    tune("resume", aaa, env=env, check=True)  # so does a resume
+    tune("resume", "--all", env=env, check=True)  # every study: the archived ones stay as they are
+    assert control.list_studies(db) == []
+    tune("resume", aaa, env=env, check=True)  # a resume by name brings it back
     assert [r.name for r in control.list_studies(db)] == [aaa]
 
 

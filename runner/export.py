@@ -12,13 +12,21 @@ from __future__ import annotations
 import csv
 import io
 import re
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import optuna
 
+from . import control
 from .monitor import Monitor, category
 from .storage import Database
+
+
+def run_id(db: Database, row) -> str:
+    """One id per run of a study (its control row ``row``): the same database, study and start
+    give the same id, from any host; a fresh start of the study, another."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"tune:{db.identity}/{row.name}/{row.created_at.isoformat()}"))
 
 
 def summary(db: Database, study: str, trials: list[optuna.trial.FrozenTrial]) -> dict[str, Any]:
@@ -30,8 +38,9 @@ def summary(db: Database, study: str, trials: list[optuna.trial.FrozenTrial]) ->
     s = snapshot.studies[0].status
     starts = [t.datetime_start for t in trials if t.datetime_start]
     ends = [t.datetime_complete for t in trials if t.datetime_complete]
+    row = control.list_studies(db, [study])[0]
     out: dict[str, Any] = {
-        "study": s.study, "symbol": s.symbol, "run": s.run,
+        "study": s.study, "symbol": s.symbol, "run": s.run, "run_id": run_id(db, row),
         "objective": [{"metric": m, "direction": d} for m, d in zip(s.metrics, s.directions)],
         "best_trial": s.best_trial,
         "best_value": s.best_value,
@@ -48,6 +57,8 @@ def summary(db: Database, study: str, trials: list[optuna.trial.FrozenTrial]) ->
     out["trials"] = {"complete": s.complete, "pruned": s.pruned, "failed": s.failed,
                      "duplicate": s.duplicate, "running": s.running, "total": s.attempts}
     out["elapsed_seconds"] = round((max(ends) - min(starts)).total_seconds(), 1) if starts and ends else None
+    if row.seen_bars:  # the bars its trials saw: [first, first unseen] (None: every bar of the data)
+        out["data_period"] = {"first": row.seen_bars[0], "first_unseen": row.seen_bars[1]}
     out["state"] = s.state
     from . import importances, reports
 

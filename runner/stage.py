@@ -12,7 +12,6 @@ Out-of-sample and luck figures go in when the study has them.
 from __future__ import annotations
 
 import os
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ def staged(db: Database, study: str, cfg) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         # One id per run of the study: the same database, study and start give the same id.
-        "run_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"tune:{db.identity}/{study}/{row.created_at.isoformat()}")),
+        "run_id": found["run_id"],
         "run_name": row.run_name,
         "study_name": study,
         "symbol": row.symbol,

@@ -221,8 +221,8 @@ def test_main_screen_snapshot(db, db_url, tmp_path, fixed_url, snap_compare, siz
 
 
 def seed_insight(db, tmp_path) -> list[str]:
-    """seed_studies plus what the views read besides the trials: importances (fixed time),
-    a holdout result of AAA's best, a live worker with its resource use on host "alpha"."""
+    """seed_studies plus what the views read besides the trials: importances (at a fixed time).
+    The hosts view's workers are seed_workers'."""
     from runner import importances
 
     names = seed_studies(db, tmp_path)
@@ -283,7 +283,8 @@ def test_hosts_view_snapshot(db, db_url, tmp_path, fixed_url, snap_compare, size
 def test_views_show_their_data_and_their_keys_change_it(db, db_url, tmp_path):
     """Every view's key on fixed data: what each shows, and the keys inside each."""
     from runner.equity import EquityCurve
-    from runner.explore import Heatmap, Importances, Slice, SymbolsView, TrialDetail
+    from runner.explore import Importances, SymbolsView, TrialDetail
+    from runner.outline import Heatmap, Slice
     from tui.screens.view_screen import ViewScreen
 
     names = seed_insight(db, tmp_path)
@@ -400,7 +401,7 @@ def test_at_80_columns_the_studies_table_folds_whole_columns_and_cuts_none(db, d
     async def session():
         async with app.run_test(size=(80, 24)) as pilot:
             await until(pilot, lambda: app.snapshot is not None and len(app.snapshot.studies) == 2, "two studies")
-            await pilot.pause()
+            await settled(pilot)  # the table widens its columns for new rows on its next idle
             table = app.query_one("#studies")
             shown = [str(c.key.value) for c in table.ordered_columns]
             assert shown[:2] == ["study", "state"] and "best" in shown and len(shown) < 11  # some folded away

@@ -88,10 +88,7 @@ def test_delete_asks_refuses_what_runs_and_then_removes_every_trace(db, db_url, 
                              " VALUES ('w1', :s, 'h', 1, 'running', now())"), {"s": aaa})
     busy = tune("delete", aaa, "--yes", env=env)
     assert busy.returncode == 2 and f"tune stop {aaa}" in busy.stderr
-    with db.engine.begin() as conn:
-        conn.execute(sa.text("UPDATE tune_workers SET status = 'exited'"))
-    with db.engine.begin() as conn:  # a worker that starts after the question: checked again as it deletes
-        conn.execute(sa.text("UPDATE tune_workers SET status = 'running', heartbeat_at = now()"))
+    # Still live as the deletion runs (started after the question): checked again under the lock.
     assert db.delete_studies([aaa, bbb], control.live_studies) == [aaa]
     assert _rows(db, "tune_journal", "stream", bbb) > 0  # all or nothing
     with db.engine.begin() as conn:

@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench_overhead import quiet
 
 from benchmarks._common import bench_database
-from runner import control, explore
+from runner import control, explore, outline
 from runner.config import load_config
 from runner.monitor import Monitor
 from runner.storage import Database, PostgresJournalBackend
@@ -163,7 +163,7 @@ def measure(url: str, cfg, n: int, rounds: int) -> dict:
         name, best = shown.study, shown.best_trial
         views = {
             "slices": lambda: monitor.slices(name, best),
-            "heatmap": lambda: monitor.heatmap(name, "fast", "slow", explore.HEATMAP_BINS, None, best),
+            "heatmap": lambda: monitor.heatmap(name, "fast", "slow", outline.HEATMAP_BINS, None, best),
             "trial": lambda: explore.trial_detail(name, monitor.trial(name, best), ["value"], None),
             "symbols": lambda: explore.symbols(reader, snap.statuses, cfg.study.name,
                                                {v.status.study: monitor.space(v.status.study) for v in snap.studies}),

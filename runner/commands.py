@@ -153,14 +153,12 @@ def cmd_control(args) -> int:
 
 def _named_studies(db: Database, names: list[str]) -> list:
     """The named studies with their walk-forward folds; a UsageError naming any unknown one."""
-    unreadable = [n for n in names if not _is_text(n)]
-    if unreadable:  # bytes that are not UTF-8 (a shell's $'\xff'): no study is named so
-        raise UsageError(f"no such study: {', '.join(printable(_shown_bytes(n)) for n in unreadable)}")
-    known = {r.name for r in control.list_studies(db, names)}
+    rows = control.list_studies(db, names)
+    known = {r.name for r in rows}
     missing = [n for n in dict.fromkeys(names) if n not in known]
     if missing:
         raise UsageError(f"no such study: {', '.join(map(printable, missing))} (see tune status --archived)")
-    return control.with_folds(db, names)
+    return control.with_folds(db, rows)
 
 
 def _study_config(db: Database, study: str, given: str | None):
@@ -185,9 +183,9 @@ def cmd_stage(args) -> int:
     from . import stage
 
     db = Database.open(args.storage)
-    _, cfg, path = _study_config(db, args.study, args.config)
+    row, cfg, path = _study_config(db, args.study, args.config)
     try:
-        content = stage.staged(db, args.study, cfg)
+        content = stage.staged(db, row, cfg)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     try:
@@ -201,19 +199,6 @@ def cmd_stage(args) -> int:
               " has the data changed, or is the backtest not deterministic?", file=sys.stderr)
     db.dispose()
     return EXIT_OK
-
-
-def _shown_bytes(name: str) -> str:
-    """A name whose bytes are not UTF-8, with those bytes as \\xNN."""
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
-def _is_text(name: str) -> bool:
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def cmd_archive(args) -> int:

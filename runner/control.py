@@ -212,7 +212,9 @@ def list_studies(db: Database, names: list[str] | None = None, archived: bool = 
     params: dict = {}
     if names is not None:
         sql += " WHERE name = ANY(:names)"
-        params["names"] = list(names)
+        # As stored: a name from a command line may hold bytes that are not UTF-8 ($'\xff'),
+        # which no study's name has; the query must still run to say so.
+        params["names"] = [storable(n) for n in names]
     elif not archived:
         sql += " WHERE archived_at IS NULL"
     with db.engine.connect() as conn:
@@ -226,17 +228,18 @@ def list_studies(db: Database, names: list[str] | None = None, archived: bool = 
     ]
 
 
-def with_folds(db: Database, names: list[str]) -> list[StudyRow]:
-    """The named studies and the walk-forward folds of each (a fold is its symbol's study's
-    part), in list_studies' order."""
-    rows = list_studies(db, names)
-    mains = {(r.run_name, r.symbol) for r in rows if r.fold is None}
+def with_folds(db: Database, rows: list[StudyRow]) -> list[StudyRow]:
+    """``rows`` and the walk-forward folds of each main study among them (a fold is its
+    symbol's study's part), in list_studies' order."""
+    mains = [r for r in rows if r.fold is None]
     if not mains:
         return rows
     with db.engine.connect() as conn:
-        folds = [r[0] for r in conn.execute(
-            sa.text("SELECT name, run_name, symbol FROM tune_studies WHERE fold IS NOT NULL")) if (r[1], r[2]) in mains]
-    return list_studies(db, sorted({*names, *folds}))
+        folds = [r[0] for r in conn.execute(sa.text(
+            "SELECT name FROM tune_studies WHERE fold IS NOT NULL AND (run_name, symbol) IN"
+            " (SELECT * FROM unnest(CAST(:runs AS text[]), CAST(:symbols AS text[])))"),
+            {"runs": [r.run_name for r in mains], "symbols": [r.symbol for r in mains]})]
+    return list_studies(db, sorted({*(r.name for r in rows), *folds})) if folds else rows
 
 
 def live_studies(conn, studies: list[str]) -> list[str]:

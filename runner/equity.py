@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -61,9 +61,20 @@ class EquityCurve:
     def labels(self) -> list[str]:
         """``times`` as ISO-8601 text: dates alone when every point is at midnight, else to
         the second."""
-        times = np.asarray(self.times, dtype="datetime64[ns]")
-        daily = bool(np.all(times == times.astype("datetime64[D]")))
-        return [str(t) for t in np.datetime_as_string(times, unit="D" if daily else "s")]
+        return [str(t) for t in np.datetime_as_string(self._times, unit=self._unit)]
+
+    def label(self, i: int) -> str:
+        """Point ``i``'s time as :attr:`labels` writes it, without writing them all."""
+        return str(np.datetime_as_string(self._times[i], unit=self._unit))
+
+    @property
+    def _times(self) -> np.ndarray:
+        return np.asarray(self.times, dtype="datetime64[ns]")
+
+    @property
+    def _unit(self) -> Literal["D", "s"]:
+        times = self._times
+        return "D" if bool(np.all(times == times.astype("datetime64[D]"))) else "s"
 
 
 def equity_curve(cfg: RunConfig, symbol: str, params: Mapping[str, Any], fold: int | None = None,

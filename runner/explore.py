@@ -5,7 +5,7 @@ trial's every detail and the symbols of a run side by side, as small plain data 
 for a terminal whatever the study's size: a slice keeps at most two points per column
 of the widest plot, a heatmap at most ``bins`` cells a side. The widgets only draw it.
 Slices and heatmaps come from an :class:`runner.outline.Outline`, which the monitor keeps
-per study as trials finish; :func:`slices` and :func:`heatmap` build one from a list.
+per study as trials finish (Monitor.slices, Monitor.heatmap).
 """
 
 from __future__ import annotations
@@ -18,39 +18,10 @@ from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial
 
 from . import reports, validation
-from .importances import complete_trials
 from .monitor import category, feasible
-from .outline import HEATMAP_BINS, SLICE_COLUMNS, Heatmap, Outline, Slice
 from .states import WORKER_ATTR
 from .status import StudyStatus
 from .storage import Database
-
-
-def _numbered(trials: list[FrozenTrial], number: int | None) -> FrozenTrial | None:
-    return next((t for t in trials if t.number == number), None) if number is not None else None
-
-
-# ----------------------------------------------------------------- slices and heatmap
-# Kept per study as trials finish (runner/outline.py); these build one from a list of
-# trials, for a reader that holds the trials (tests, a report).
-
-
-def slices(trials: list[FrozenTrial], best: int | None, columns: int = SLICE_COLUMNS) -> list[Slice]:
-    """``best``: the number of the trial to mark (the study's best as the monitor ranks it,
-    StudyStatus.best_trial: feasible first; the compromise of several objectives)."""
-    complete = complete_trials(trials)
-    return Outline.of(complete, maximize=False, columns=columns).slices(_numbered(complete, best))
-
-
-def heatmap(trials: list[FrozenTrial], directions: list[str], x: str | None = None, y: str | None = None,
-            bins: int = HEATMAP_BINS, ranked: list[str] | None = None, best: int | None = None) -> Heatmap | None:
-    """The heatmap over ``x`` and ``y``, by default the first two of ``ranked`` (parameter
-    names, the most important first: what the importances view shows); ``best``: the trial
-    whose cell is marked (StudyStatus.best_trial). None without two parameters."""
-    complete = complete_trials(trials)
-    maximize = bool(directions) and directions[0] == "maximize"
-    return Outline.of(complete, maximize).heatmap(x, y, bins, ranked, _numbered(complete, best))
-
 
 # ----------------------------------------------------------------- one trial
 

@@ -32,13 +32,13 @@ def run_id(db: Database, row) -> str:
 def summary(db: Database, study: str, trials: list[optuna.trial.FrozenTrial]) -> dict[str, Any]:
     """Best parameters and metadata of one study (KeyError if there is no such study);
     ``trials`` are the study's (:func:`load_trials`)."""
+    rows = control.list_studies(db, [study])
     snapshot = Monitor(db, [study]).poll()
-    if not snapshot.studies:
+    if not rows or not snapshot.studies:
         raise KeyError(study)
-    s = snapshot.studies[0].status
+    row, s = rows[0], snapshot.studies[0].status
     starts = [t.datetime_start for t in trials if t.datetime_start]
     ends = [t.datetime_complete for t in trials if t.datetime_complete]
-    row = control.list_studies(db, [study])[0]
     out: dict[str, Any] = {
         "study": s.study, "symbol": s.symbol, "run": s.run, "run_id": run_id(db, row),
         "objective": [{"metric": m, "direction": d} for m, d in zip(s.metrics, s.directions)],

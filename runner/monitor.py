@@ -153,6 +153,7 @@ class _Follower:
             return
         touched = self.replay.apply(records)
         signs = [1 if d == "maximize" else -1 for d in directions]
+        self.maximize = signs[0] > 0
         for trial_id in sorted(touched):
             trial = self.replay.trial(trial_id)
             if trial is None:
@@ -187,7 +188,6 @@ class _Follower:
         )
         if kind != "complete" or not trial.values:
             return
-        self.maximize = signs[0] > 0
         if self.outline is not None:
             try:
                 self.outline.add(trial)
@@ -289,11 +289,6 @@ class Monitor:
 
     # For the insight views (runner/explore.py); call them from the thread that polls, as
     # the replay grows there.
-    def trials(self, name: str) -> list[FrozenTrial]:
-        """Every trial of ``name`` as replayed so far."""
-        f = self._followers.get(name)
-        return f.replay.trials() if f is not None else []
-
     def trial(self, name: str, number: int) -> FrozenTrial | None:
         """Trial ``number`` of ``name``: found by its id (a study's own journal numbers its
         trials as it ids them), else looked for."""

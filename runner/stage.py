@@ -12,6 +12,7 @@ Out-of-sample and luck figures go in when the study has them.
 from __future__ import annotations
 
 import os
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,16 +20,16 @@ from typing import Any
 from . import control, validation
 from .export import load_trials, summary
 from .storage import Database
+from .storage.embedded import new_private_file
 
 
-def staged(db: Database, study: str, cfg) -> dict[str, Any]:
-    """What ``tune stage`` writes for ``study`` (KeyError if there is no such study;
-    ValueError if it has no best trial yet). ``cfg``: the study's config."""
-    trials = load_trials(db, study)
-    found = summary(db, study, trials)
+def staged(db: Database, row: control.StudyRow, cfg) -> dict[str, Any]:
+    """What ``tune stage`` writes for the study of control row ``row`` (ValueError if it has
+    no best trial yet). ``cfg``: the study's config."""
+    study = row.name
+    found = summary(db, study, load_trials(db, study))
     if found["best_trial"] is None:
         raise ValueError(f"{study} has no complete trial to stage yet")
-    row = control.list_studies(db, [study])[0]
     metrics = found["best_metrics"] or {}
     meta: dict[str, Any] = {
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -65,7 +66,7 @@ def staged(db: Database, study: str, cfg) -> dict[str, Any]:
     seen = objective.seen_bars  # None: every bar of the data
     meta["data_period"] = {"first": seen[0], "first_unseen": seen[1]} if seen else "every bar"
     metric = found["objective"][0]["metric"]
-    again = objective({**cfg.strategy.fixed, **searched}).metrics.get(metric)
+    again = objective(searched).metrics.get(metric)  # it adds the config's fixed parameters
     meta["reproduced"] = again is not None and abs(again - meta[metric]) <= 1e-9 * max(1.0, abs(meta[metric]))
     meta["selection"] = found["selection"]["rule"]
 
@@ -104,9 +105,8 @@ def write(content: dict[str, Any], study: str, directory: Path) -> tuple[Path, P
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in study)  # a file name, whatever the study's
     versioned, latest = directory / f"{safe}-{stamp}.yml", directory / f"{safe}-latest.yml"
     for path in (versioned, latest):
-        tmp = path.with_name(f".{path.name}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        with new_private_file(tmp) as handle:  # never through a name someone planted
             handle.write(text)
         os.replace(tmp, path)  # a reader of -latest never sees half a file
     return versioned, latest

@@ -79,12 +79,11 @@ def prepare_studies(db: Database, cfg: RunConfig, *, new_run: bool,
             control.check_seen_bars(cfg, row.name, row.seen_bars, seen[row.name], row.fold)
     for symbol, fold in cfg.study_units():
         name = cfg.study_name(symbol, fold)
-        if new_run and not cfg.study.resume:
+        # Deleted unless workers of it are alive, checked under its row's lock (a worker
+        # that starts takes it too): then attached to instead.
+        if new_run and not cfg.study.resume and db.delete_studies([name], control.live_studies):
             live = control.list_workers(db, [name], live_only=True)
-            if live:
-                notes.append(f"{name}: {len(live)} live worker(s); attaching instead of starting fresh")
-            else:
-                db.delete_study_records(name)
+            notes.append(f"{name}: {len(live)} live worker(s); attaching instead of starting fresh")
         control.register_study(db, cfg, symbol, reset_control=new_run, fold=fold)
         if seen is not None:  # check_data's: the data's split must be the study's own
             control.pin_seen_bars(db, cfg, name, seen[name], fold)

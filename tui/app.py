@@ -164,10 +164,7 @@ class TuneApp(App):
 
     # Keys that act on the selected study of the main screen: not offered over a view (its own
     # keys, escape, help and quit are), so the view's footer shows what it does.
-    MAIN_SCREEN_ONLY = frozenset({
-        "pause", "resume", "pause_all", "resume_all", "stop", "stop_all", "add_worker", "remove_worker",
-        "toggle_axis", "sort", "filter", "trial_detail", "importances", "slices", "heatmap", "equity", "symbols", "hosts",
-    })
+    MAIN_SCREEN_ONLY = frozenset(b.action for b in BINDINGS if isinstance(b, Binding)) - {"help", "quit_app"}
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in self.MAIN_SCREEN_ONLY and isinstance(self.screen, ViewScreen):
@@ -311,10 +308,8 @@ class TuneApp(App):
         self._open(EquityScreen(study, number, params))
 
     def action_trial_detail(self) -> None:
-        trials = self.query_one(TrialsTable)
-        if trials.has_focus and (number := trials.selected_trial) is not None and (name := self._selected()):
-            self.open_trial(name, number)
-        elif name := self._selected():
+        # On the last-trials table, enter is the table's own (RowSelected, above): here, the study's best.
+        if name := self._selected():
             self.open_trial(name, None)
 
     def action_importances(self) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from textual.message import Message
 
-from runner import control, explore, hosts, importances, reaper, reports, spool, supervisor, validation
+from runner import control, explore, hosts, importances, outline, reaper, reports, spool, supervisor, validation
 from runner.config import load_config
 from runner.monitor import Monitor, Snapshot
 from runner.states import Control
@@ -134,7 +134,8 @@ class StudyFeed:
             return None
         key = (request, _freshness(request, snapshot))
         now = time.monotonic()
-        if key == self._view_key or (self._view_key is not None and self._view_key[0] == request and now < self._view_due):
+        # want() forgets the last key when the request changes: a key kept is this request's.
+        if self._view_key is not None and (key == self._view_key or now < self._view_due):
             return None
         try:
             data = self._compute(request, snapshot)
@@ -171,7 +172,7 @@ class StudyFeed:
         if kind == "importances":
             return found
         if kind == "heatmap":
-            x, y, bins = (request.options + (None, None, explore.HEATMAP_BINS))[:3]
+            x, y, bins = (request.options + (None, None, outline.HEATMAP_BINS))[:3]
             ranked = [name for name, _ in found.bars]  # as the importances view shows them
             heatmap = self.monitor.heatmap(study, x, y, bins, ranked, status.best_trial)
             return heatmap or explore.Unavailable("a heatmap needs two parameters and a complete trial")
@@ -197,9 +198,8 @@ class StudyFeed:
 
     # ------------------------------------------------------------ control
     def set_control(self, studies: list[str] | None, state: str) -> ControlResult:
+        names = studies if studies is not None else self.names  # None: every study not archived
         try:
-            # Every study: those the app lists (never the archived ones it hides).
-            names = studies if studies is not None else [r.name for r in control.list_studies(self.db, self.names)]
             changed = control.set_control(self.db, names, state)
             started = sum(map(self._start_missing, control.list_studies(self.db, changed))) if state == Control.RUNNING else 0
         except Exception as exc:

@@ -174,17 +174,10 @@ class Database:
         ("tune_holdout", "study"), ("tune_reports", "study"), ("tune_importances", "study"),
     )
 
-    def delete_study_records(self, study: str) -> None:
-        """Remove every trace of a study (a fresh start): journal, control row, workers, events,
-        holdout results, report and importances."""
-        self.forget_storage(study)
-        with self.engine.begin() as conn:
-            for table, column in self._STUDY_TABLES:
-                conn.execute(sa.text(f"DELETE FROM {table} WHERE {column} = :s"), {"s": study})
-
     def delete_studies(self, studies: list[str], busy: Any) -> list[str]:
-        """Remove every trace of ``studies``, all or none, in one transaction: the studies'
-        rows are locked first (a worker starting takes that lock too), then ``busy(conn,
+        """Remove every trace of ``studies`` (a fresh start, tune delete): journal, control
+        rows, workers, events, holdout results, reports and importances — all or none, in one
+        transaction: the studies' rows are locked first (a worker starting takes that lock too), then ``busy(conn,
         studies)`` names those that must not go (live workers); any, and nothing is deleted.
         Returns those ``busy`` named."""
         for study in studies:

@@ -38,7 +38,7 @@ def test_a_study_started_fresh_under_a_running_monitor_is_followed_from_scratch(
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=6)
     monitor = Monitor(db, [name])
     assert monitor.poll().statuses[0].complete == 6
-    db.delete_study_records(name)  # what a fresh tune run does
+    db.delete_studies([name], control.live_studies)  # what a fresh tune run does
     name, study = _study(db, tmp_path)
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
     assert monitor.poll().statuses[0].complete == 2

@@ -10,6 +10,7 @@ import psycopg2
 import pytest
 from optuna.trial import TrialState
 
+from runner import control
 from runner.storage import Database, PostgresJournalBackend, StorageError
 from tests.helpers import count, ledger_config, running_worker, small_config, trials, tune, wait_for, worker_env
 
@@ -95,7 +96,7 @@ def test_batched_user_attrs_are_one_append(db):
 def test_appending_to_a_study_deleted_meanwhile_is_an_error_not_a_silent_loss(db):
     backend = PostgresJournalBackend(db.url, "gone")
     backend.append_logs([{"op_code": 0, "n": 0}])
-    db.delete_study_records("gone")
+    db.delete_studies(["gone"], control.live_studies)
     with pytest.raises(StorageError, match="was deleted while this process used it"):
         backend.append_logs([{"op_code": 0, "n": 1}])
 
@@ -123,7 +124,7 @@ def test_a_trials_parameters_go_out_in_one_append_and_others_see_them_before_tel
 def test_a_study_started_fresh_under_an_old_handle_is_never_mixed_with_the_old_one(db):
     old = PostgresJournalBackend(db.url, "again")
     old.append_logs([{"op_code": 0, "n": 0}])
-    db.delete_study_records("again")
+    db.delete_studies(["again"], control.live_studies)
     new = PostgresJournalBackend(db.url, "again")  # the fresh run's first worker
     new.append_logs([{"op_code": 0, "n": 1}])
     with pytest.raises(StorageError, match="was deleted"):

@@ -9,6 +9,8 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import FrozenTrial, TrialState
 
 from runner import explore
+from runner.importances import complete_trials
+from runner.outline import HEATMAP_BINS, SLICE_COLUMNS, Outline
 from runner.states import WORKER_ATTR
 
 SPACE = {"fast": IntDistribution(2, 20), "lr": FloatDistribution(1e-4, 1.0, log=True),
@@ -25,6 +27,22 @@ def trial(number, params, value=None, state=TrialState.COMPLETE, attrs=None, sys
     )
 
 
+def _numbered(trials, number):
+    return next((t for t in trials if t.number == number), None) if number is not None else None
+
+
+def slices(trials, best, columns=SLICE_COLUMNS):
+    """The slices view's data of ``trials``, trial ``best`` marked (as Monitor.slices builds it)."""
+    complete = complete_trials(trials)
+    return Outline.of(complete, maximize=False, columns=columns).slices(_numbered(complete, best))
+
+
+def heatmap(trials, directions, x=None, y=None, bins=HEATMAP_BINS, ranked=None, best=None):
+    """The heatmap view's data of ``trials`` (as Monitor.heatmap builds it)."""
+    complete = complete_trials(trials)
+    return Outline.of(complete, directions[0] == "maximize").heatmap(x, y, bins, ranked, _numbered(complete, best))
+
+
 def grid() -> list[FrozenTrial]:
     """fast x kind, value = fast (+5 for ema): the best is fast=20, ema."""
     out = []
@@ -38,7 +56,7 @@ def grid() -> list[FrozenTrial]:
 
 
 def test_a_slice_per_parameter_with_the_best_marked_and_categoricals_as_columns():
-    found = {s.param: s for s in explore.slices(grid(), best=37)}  # fast=20, ema: the highest
+    found = {s.param: s for s in slices(grid(), best=37)}  # fast=20, ema: the highest
     assert set(found) == {"fast", "lr", "kind"}
     fast = found["fast"]
     assert fast.trials == 38 and not fast.categorical  # complete trials only
@@ -50,7 +68,7 @@ def test_a_slice_per_parameter_with_the_best_marked_and_categoricals_as_columns(
 
 
 def test_the_trial_marked_is_the_one_given():
-    fast = next(s for s in explore.slices(grid(), best=0) if s.param == "fast")  # fast=2, sma: the lowest
+    fast = next(s for s in slices(grid(), best=0) if s.param == "fast")  # fast=2, sma: the lowest
     assert (fast.best_x, fast.best_y) == (2.0, 2.0)
 
 
@@ -59,7 +77,7 @@ def test_a_slice_of_many_trials_keeps_its_outline_in_few_points():
     trials = [trial(i, {"fast": int(x)}, float(y)) for i, (x, y) in
               enumerate(zip(rng.integers(2, 21, 5000), rng.normal(size=5000)))]
     trials[1234] = trial(1234, {"fast": 7}, 99.0)
-    s = explore.slices(trials, best=1234, columns=50)[0]
+    s = slices(trials, best=1234, columns=50)[0]
     assert s.trials == 5000
     assert len(s.xs) <= 2 * 19  # at most the lowest and highest of each distinct value
     assert max(s.ys) == 99.0 and (s.best_x, s.best_y) == (7.0, 99.0)
@@ -69,13 +87,13 @@ def test_a_slice_of_many_trials_keeps_its_outline_in_few_points():
 
 
 def test_the_heatmap_holds_each_cells_best_and_marks_the_best_cell():
-    h = explore.heatmap(grid(), ["maximize"], "fast", "kind", bins=20, best=37)
+    h = heatmap(grid(), ["maximize"], "fast", "kind", bins=20, best=37)
     assert h is not None
     assert h.x_labels == [str(v) for v in range(2, 21)] and h.y_labels == ["sma", "ema"]
     assert h.cells[1][0] == 7.0 and h.cells[0][18] == 20.0  # ema at fast=2, sma at fast=20
     assert h.best == (18, 1) and h.cells[1][18] == 25.0
-    assert explore.heatmap(grid(), ["maximize"], "fast", "fast").y_param != "fast"  # never one parameter twice
-    binned = explore.heatmap(grid(), ["maximize"], "fast", "kind", bins=6)
+    assert heatmap(grid(), ["maximize"], "fast", "fast").y_param != "fast"  # never one parameter twice
+    binned = heatmap(grid(), ["maximize"], "fast", "kind", bins=6)
     assert binned.x_labels == ["2", "5", "8", "11", "14", "17"]  # integers, each bin named by its first
 
 
@@ -83,7 +101,7 @@ def test_the_heatmap_bins_a_wide_range_and_keeps_the_best_per_bin():
     trials = [trial(i, {"fast": 2 + i % 19, "lr": 10 ** (-4 + 4 * i / 399)}, float(i % 19 - abs(i - 200) / 100))
               for i in range(400)]
     lowest = min(trials, key=lambda t: t.values[0]).number
-    h = explore.heatmap(trials, ["minimize"], "lr", "fast", bins=8, best=lowest)
+    h = heatmap(trials, ["minimize"], "lr", "fast", bins=8, best=lowest)
     assert h is not None and len(h.x_labels) == 8 and len(h.y_labels) == 8
     assert float(h.x_labels[0]) == 1e-4 and float(h.x_labels[4]) == 0.01  # log bins: equal in log
     values = [v for row in h.cells for v in row if v is not None]
@@ -91,9 +109,9 @@ def test_the_heatmap_bins_a_wide_range_and_keeps_the_best_per_bin():
 
 
 def test_the_heatmap_offers_the_most_important_parameters_first():
-    h = explore.heatmap(grid(), ["maximize"], ranked=["kind", "unknown", "fast", "lr"])
+    h = heatmap(grid(), ["maximize"], ranked=["kind", "unknown", "fast", "lr"])
     assert h.order == ["kind", "fast", "lr"] and (h.x_param, h.y_param) == ("kind", "fast")
-    h = explore.heatmap(grid(), ["maximize"])
+    h = heatmap(grid(), ["maximize"])
     assert h.order == ["fast", "lr", "kind"] and (h.x_param, h.y_param) == ("fast", "lr")
 
 

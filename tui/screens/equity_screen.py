@@ -64,7 +64,7 @@ def figures(curve: Any) -> Text:
     if curve.holdout_start is not None:
         start = curve.holdout_start
         oos = curve.equity[-1] / curve.equity[start - 1] - 1 if start > 0 else curve.equity[-1] - 1
-        text.append(f" · holdout: return {oos:+.1%} from {curve.labels[start].replace('T', ' ')}", style="bold")
+        text.append(f" · holdout: return {oos:+.1%} from {curve.label(start).replace('T', ' ')}", style="bold")
     return text
 
 

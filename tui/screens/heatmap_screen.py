@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.binding import Binding
 
-from runner.explore import Heatmap
+from runner.outline import Heatmap
 from runner.text import printable
 
 from .view_screen import ViewScreen

@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Static
 
-from runner.explore import Slice
+from runner.outline import Slice
 from runner.text import printable
 
 from ..widgets.convergence_plot import PINNED, pin_worst

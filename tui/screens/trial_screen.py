@@ -11,9 +11,8 @@ from runner.explore import TrialDetail
 from runner.status import format_value
 from runner.text import printable
 
+from ..widgets.trials_table import STATE_STYLES
 from .view_screen import ViewScreen
-
-KIND_STYLES = {"complete": "green", "pruned": "yellow", "failed": "red", "duplicate": "magenta"}
 
 
 def _cell(value) -> Text:
@@ -26,7 +25,7 @@ def render(t: TrialDetail) -> Table:
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column()
-    grid.add_row("state", Text(t.kind, style=KIND_STYLES.get(t.kind, "")))
+    grid.add_row("state", Text(t.kind, style=STATE_STYLES.get(t.kind, "")))
     for name, value in t.values.items():
         grid.add_row(Text(printable(name)), Text(format_value(value), style="bold green"))
     for name, note in t.notes.items():

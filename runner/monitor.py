@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
-from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution, distribution_to_json
 from optuna.trial import FrozenTrial, TrialState
 
 from . import control
@@ -26,10 +27,12 @@ from .outline import Heatmap, Outline, Slice
 from .states import LIVE_WORKER_STATUSES, StudyState, WorkerStatus
 from .status import StudyStatus, derive_state
 from .storage import Database, JournalReplay
+from .storage.replay import distribution, rebuild_trial
 
 THROUGHPUT_WINDOW = timedelta(minutes=5)
 RECENT_TRIALS = 15
 EVENTS_KEPT = 60
+HISTORY_PAGE = 20_000  # journal records per read when an outline is built from the history
 EVENT_ID_WINDOW = 50  # how far below the newest id a late-committing event is still picked up
 
 
@@ -89,6 +92,10 @@ class Snapshot:
 # The user attributes category() reads: a worker replays other workers' trials with
 # these only (it counts trials by kind and reads no metric of theirs).
 KIND_ATTRS = ("duplicate_source", "fail_reason")
+# What a follower reads of the user attributes: those, and what the last trials' notes say.
+# The metrics (most of a study's records) are read back for the one trial that shows them.
+NOTE_ATTRS = (*KIND_ATTRS, "prune_reason", "duplicate_of")
+FULL_KEPT = 64  # trials read back whole (the best, a detail view's), per follower
 
 
 def category(trial: FrozenTrial) -> str:
@@ -117,32 +124,47 @@ def dominates(a: list[float], b: list[float], signs: list[int]) -> bool:
     return better
 
 
+SERIES_CAP = 4096  # convergence points a follower keeps; past it, thinned to half (see _Follower._thin)
+SPANS_KEPT = 512  # finished trials whose records' seq range a follower remembers (a cheap Monitor.trial)
+SUMMARY_EVERY = 5000  # journal records past the stored summary before a follower writes a new one
+SUMMARY_FORMAT = 1
+
+
 class _Follower:
-    """Incremental state of one study."""
+    """Incremental state of one study: what it shows, none of it growing with the trials."""
 
     def __init__(self, name: str, created_at: datetime) -> None:
         self.name = name
         self.created_at = created_at  # a study started fresh is a new row: a new follower
         self.replay = JournalReplay()
-        self.kinds: dict[int, str] = {}
+        self.kinds: dict[int, str] = {}  # the open trials' kinds (finished ones are in counts)
         self.counts: collections.Counter[str] = collections.Counter()
         self.duplicate_sources: collections.Counter[str] = collections.Counter()
         self.best: FrozenTrial | None = None  # best feasible trial (any trial while none is feasible)
         self.constrained = False
         self.front: list[FrozenTrial] = []  # multi-objective: the Pareto front (of feasible trials)
+        # Where each recent, best or front trial's records lie in the journal (create, last),
+        # so that its full record (metrics, intermediate values) reads back cheaply.
+        self.spans: collections.OrderedDict[int, tuple[int, int]] = collections.OrderedDict()
+        self.pinned_spans: dict[int, tuple[int, int]] = {}  # the best's and the front's
         # The slices and heatmap views' data: built when a view first asks (Monitor.outline),
         # then kept as trials finish.
         self.outline: Outline | None = None
         self.maximize = False  # the first objective's direction
         self.finishes: list[datetime] = []  # recent finish times, sorted
         self.first_start: datetime | None = None
+        # The convergence series, thinned past SERIES_CAP: rebound (never changed in place
+        # but by appending), so a view of the lists stays valid while the poller goes on.
         self.numbers: list[int] = []
         self.values: list[float] = []
         self.seconds: list[float] = []
+        self.complete_seen = 0  # complete trials with a value, thinned or not
         self.recent: collections.deque[TrialRow] = collections.deque(maxlen=RECENT_TRIALS)
         self.events: collections.deque[EventRow] = collections.deque(maxlen=EVENTS_KEPT)
         self.version = 0
         self.events_version = 0
+        self.summary_offset = 0  # the journal records the stored summary covers
+        self.full: collections.OrderedDict[int, FrozenTrial] = collections.OrderedDict()  # trials read back whole
 
     @property
     def offset(self) -> int:
@@ -151,28 +173,28 @@ class _Follower:
     def apply(self, records: list[dict[str, Any] | None], directions: list[str]) -> None:
         if not records:
             return
-        touched = self.replay.apply(records)
         signs = [1 if d == "maximize" else -1 for d in directions]
         self.maximize = signs[0] > 0
-        for trial_id in sorted(touched):
-            trial = self.replay.trial(trial_id)
-            if trial is None:
-                continue
-            kind, old = category(trial), self.kinds.get(trial_id)
+        for trial, created, last in self.replay.apply(records):
+            kind, old = category(trial), self.kinds.get(trial.number)
             if old == kind:
                 continue
             if old is not None:
                 self.counts[old] -= 1
             self.counts[kind] += 1
-            self.kinds[trial_id] = kind
             if trial.datetime_start and (self.first_start is None or trial.datetime_start < self.first_start):
                 self.first_start = trial.datetime_start
             if not trial.state.is_finished():
+                self.kinds[trial.number] = kind
                 continue
-            self._finished(trial, kind, signs)
+            self.kinds.pop(trial.number, None)
+            self.spans[trial.number] = (created, last)
+            if len(self.spans) > SPANS_KEPT:
+                self.spans.popitem(last=False)
+            self._finished(trial, kind, signs, (created, last))
         self.version += 1
 
-    def _finished(self, trial: FrozenTrial, kind: str, signs: list[int]) -> None:
+    def _finished(self, trial: FrozenTrial, kind: str, signs: list[int], span: tuple[int, int]) -> None:
         if trial.datetime_complete:
             # Trials finish out of id order (workers, a late reap): keep the list sorted.
             bisect.insort(self.finishes, trial.datetime_complete)
@@ -197,22 +219,49 @@ class _Follower:
         self.constrained = self.constrained or bool(trial.constraints)
         if len(signs) > 1:
             if ok:
-                self._update_front(trial, signs)
+                self._update_front(trial, signs, span)
         else:
             value, sign = trial.values[0], signs[0]
             best_ok = self.best is not None and feasible(self.best)
             if self.best is None or (ok and not best_ok) or (ok == best_ok and sign * value > sign * self.best.values[0]):
+                if self.best is not None:
+                    self.pinned_spans.pop(self.best.number, None)
                 self.best = trial
+                self.pinned_spans[trial.number] = span
+        self.complete_seen += 1
+        if len(self.values) >= SERIES_CAP:
+            self._thin()
         self.numbers.append(trial.number)
         self.values.append(trial.values[0])
         start = self.first_start or trial.datetime_start or trial.datetime_complete
         done = trial.datetime_complete
         self.seconds.append((done - start).total_seconds() if done is not None and start is not None else 0.0)
 
-    def _update_front(self, trial: FrozenTrial, signs: list[int]) -> None:
+    def _thin(self) -> None:
+        """Halve the convergence series: of each run of four points, the lowest and the
+        highest value stay (in their order), so the plot's envelope and the best so far
+        are kept; older history ends up coarser, as a plot of it needs."""
+        values = np.asarray(self.values, dtype=float)
+        n = len(values) // 4 * 4
+        groups = values[:n].reshape(-1, 4)
+        lo, hi = groups.argmin(axis=1), groups.argmax(axis=1)
+        base = np.arange(0, n, 4)
+        keep = np.unique(np.concatenate([base + lo, base + hi, np.arange(n, len(values))]))
+        self.numbers = [self.numbers[i] for i in keep]
+        self.values = [self.values[i] for i in keep]
+        self.seconds = [self.seconds[i] for i in keep]
+
+    def _update_front(self, trial: FrozenTrial, signs: list[int], span: tuple[int, int]) -> None:
         if any(dominates(f.values, trial.values, signs) or f.values == trial.values for f in self.front):
             return
-        self.front = [f for f in self.front if not dominates(trial.values, f.values, signs)] + [trial]
+        kept = [f for f in self.front if not dominates(trial.values, f.values, signs)]
+        for gone in {f.number for f in self.front} - {f.number for f in kept}:
+            self.pinned_spans.pop(gone, None)
+        self.front = kept + [trial]
+        self.pinned_spans[trial.number] = span
+
+    def span(self, number: int) -> tuple[int, int] | None:
+        return self.pinned_spans.get(number) or self.spans.get(number)
 
     def trials_per_minute(self, now: datetime) -> float:
         del self.finishes[: bisect.bisect_left(self.finishes, now - THROUGHPUT_WINDOW)]
@@ -223,6 +272,76 @@ class _Follower:
         if self.first_start is not None:
             span = min(span, max((now - self.first_start).total_seconds(), 1.0))
         return 60.0 * len(self.finishes) / span
+
+    # -------------------------------------------------------------- the stored summary
+    def summary(self) -> dict[str, Any]:
+        """What this follower knows, as JSON (tune_summaries.body): a follower made from it
+        (:meth:`from_summary`) at the same journal offset shows the same."""
+        r = self.replay
+        return {
+            "format": SUMMARY_FORMAT, "offset": r.offset, "created": r.created, "study": r.study,
+            "open": [[trial_json(t), r.spans[n]] for n, t in r.open.items()],
+            "kinds": {str(n): k for n, k in self.kinds.items()}, "counts": dict(self.counts),
+            "duplicate_sources": dict(self.duplicate_sources),
+            "best": trial_json(self.best) if self.best else None, "constrained": self.constrained,
+            "front": [trial_json(t) for t in self.front], "maximize": self.maximize,
+            "spans": [[n, *s] for n, s in self.spans.items()],
+            "pinned_spans": [[n, *s] for n, s in self.pinned_spans.items()],
+            "finishes": [t.isoformat() for t in self.finishes],
+            "first_start": self.first_start.isoformat() if self.first_start else None,
+            "numbers": self.numbers, "values": self.values, "seconds": self.seconds,
+            "complete_seen": self.complete_seen,
+            "recent": [[t.number, t.state, t.value, t.params, t.finished_at.isoformat() if t.finished_at else None,
+                        t.note] for t in self.recent],
+        }
+
+    @classmethod
+    def from_summary(cls, name: str, created_at: datetime, body: dict[str, Any]) -> _Follower:
+        f = cls(name, created_at)
+        r = f.replay
+        r.offset, r.created, r.study = body["offset"], body["created"], body["study"]
+        for t, span in body["open"]:
+            trial = trial_from_json(t)
+            r.open[trial.number], r.spans[trial.number] = trial, span
+        f.kinds = {int(n): k for n, k in body["kinds"].items()}
+        f.counts.update(body["counts"])
+        f.duplicate_sources.update(body["duplicate_sources"])
+        f.best = trial_from_json(body["best"]) if body["best"] else None
+        f.constrained, f.maximize = body["constrained"], body["maximize"]
+        f.front = [trial_from_json(t) for t in body["front"]]
+        f.spans.update((n, (a, b)) for n, a, b in body["spans"])
+        f.pinned_spans.update((n, (a, b)) for n, a, b in body["pinned_spans"])
+        f.finishes = [datetime.fromisoformat(t) for t in body["finishes"]]
+        f.first_start = datetime.fromisoformat(body["first_start"]) if body["first_start"] else None
+        f.numbers, f.values, f.seconds = body["numbers"], body["values"], body["seconds"]
+        f.complete_seen = body["complete_seen"]
+        f.recent.extend(TrialRow(n, k, v, p, datetime.fromisoformat(at) if at else None, note)
+                        for n, k, v, p, at, note in body["recent"])
+        f.summary_offset = r.offset
+        return f
+
+
+def trial_json(t: FrozenTrial) -> dict[str, Any]:
+    """A trial as the summary keeps it (no intermediate values: the followers never read them)."""
+    return {
+        "number": t.number, "state": t.state.value, "values": t.values,
+        "params": {k: t.distributions[k].to_internal_repr(v) for k, v in t.params.items()},
+        "distributions": {k: distribution_to_json(d) for k, d in t.distributions.items()},
+        "user_attrs": t.user_attrs, "system_attrs": t.system_attrs,
+        "datetime_start": t.datetime_start.isoformat() if t.datetime_start else None,
+        "datetime_complete": t.datetime_complete.isoformat() if t.datetime_complete else None,
+    }
+
+
+def trial_from_json(d: dict[str, Any]) -> FrozenTrial:
+    dists = {k: distribution(v) for k, v in d["distributions"].items()}
+    return FrozenTrial(
+        number=d["number"], trial_id=d["number"], state=TrialState(d["state"]), value=None, values=d["values"],
+        params={k: dists[k].to_external_repr(v) for k, v in d["params"].items()}, distributions=dists,
+        user_attrs=d["user_attrs"], system_attrs=d["system_attrs"], intermediate_values={},
+        datetime_start=datetime.fromisoformat(d["datetime_start"]) if d["datetime_start"] else None,
+        datetime_complete=datetime.fromisoformat(d["datetime_complete"]) if d["datetime_complete"] else None,
+    )
 
 
 def compromise(front: list[FrozenTrial], signs: list[int]) -> FrozenTrial | None:
@@ -242,22 +361,27 @@ def compromise(front: list[FrozenTrial], signs: list[int]) -> FrozenTrial | None
 
 
 class Monitor:
-    """Polls the database for the named studies (all studies when ``names`` is None)."""
+    """Polls the database for the named studies (all studies when ``names`` is None).
+
+    A follower starts from the study's stored summary (``tune_summaries``, if any, for
+    the study as it is now) and reads only the journal past it; every SUMMARY_EVERY
+    records it has read past the stored one, it stores its own. No trial's metrics are
+    read but the best's (and a detail view's), each once: the first screen, a refresh
+    and the memory held cost the same at a hundred trials or a hundred thousand."""
 
     def __init__(self, db: Database, names: list[str] | None = None, detail: bool = True,
                  archived: bool = False) -> None:
-        """``detail``: read every record of the trials; without, only their states, values,
-        parameters, constraints and the attributes that tell their kind (KIND_ATTRS), and
-        no events: the counts, rates, best values and parameters are all there, but no
-        trial's metrics or reasons — what ``tune status``'s table shows, read in a
-        fraction of the time (metrics are most of a study's records)."""
+        """``detail``: the best trial's metrics (its user attributes) and the studies'
+        events too; without, what ``tune status``'s table shows: counts, rates, best
+        values and parameters."""
         self.db = db
         self.names = names
         self.archived = archived  # with names None: the archived studies too (tune status --archived)
-        self._keep = None if detail else KIND_ATTRS
+        self.detail = detail
         self._followers: dict[str, _Follower] = {}
         self._last_event_id: int | None = None
         self._event_ids: collections.deque[int] = collections.deque(maxlen=4 * EVENT_ID_WINDOW)
+        self._summaries = True  # False once a summary could not be written (a read-only role)
 
     def poll(self, with_workers: bool = True, max_records: int | None = None) -> Snapshot:
         """Read what is new. ``max_records`` bounds the journal records read per study, so
@@ -265,20 +389,23 @@ class Monitor:
         later polls (``Snapshot.catching_up``)."""
         now = datetime.now()
         rows = control.list_studies(self.db, self.names, archived=self.archived)
-        for row in rows:
-            f = self._followers.get(row.name)
-            if f is None or f.created_at != row.created_at:
-                self._followers[row.name] = _Follower(row.name, row.created_at)
+        fresh = [r for r in rows if (f := self._followers.get(r.name)) is None or f.created_at != r.created_at]
+        stored = self.db.read_summaries([r.name for r in fresh]) if fresh else {}
+        for row in fresh:
+            self._followers[row.name] = self._start(row, stored.get(row.name))
         names = [r.name for r in rows]
         workers = control.list_workers(self.db, names) if rows else []
         new_records = self.db.read_journals({n: self._followers[n].offset for n in names}, limit=max_records,
-                                            keep=self._keep)
+                                            keep=NOTE_ATTRS)
         by_name = {r.name: r for r in rows}
         catching_up = False
         for name, records in new_records.items():
-            self._followers[name].apply(records, by_name[name].direction)
+            f = self._followers[name]
+            f.apply(records, by_name[name].direction)
             catching_up = catching_up or (max_records is not None and len(records) >= max_records)
-        if self._keep is None:  # events are detail
+            if f.offset - f.summary_offset >= SUMMARY_EVERY:
+                self._store_summary(f)
+        if self.detail:  # events are detail
             self._read_events(names)
         views = []
         for row in rows:
@@ -287,29 +414,69 @@ class Monitor:
             views.append(self._view(row, f, mine, now, with_workers))
         return Snapshot(storage=self.db.masked_url, taken_at=now, studies=views, catching_up=catching_up)
 
+    @staticmethod
+    def _start(row: control.StudyRow, stored: tuple[datetime, dict[str, Any]] | None) -> _Follower:
+        if stored is not None and stored[0] == row.created_at and stored[1].get("format") == SUMMARY_FORMAT:
+            try:
+                return _Follower.from_summary(row.name, row.created_at, stored[1])
+            except (KeyError, TypeError, ValueError):  # a damaged summary: read the journal instead
+                pass
+        return _Follower(row.name, row.created_at)
+
+    def _store_summary(self, f: _Follower) -> None:
+        f.summary_offset = f.offset
+        if not self._summaries:
+            return
+        try:
+            self.db.write_summary(f.name, f.offset, f.created_at, f.summary())
+        except ValueError:  # a value JSON cannot hold (inf): the next one, maybe
+            pass
+        except sa.exc.DBAPIError:  # no right to write (a read-only role): follow without
+            self._summaries = False
+
     # For the insight views (runner/explore.py); call them from the thread that polls, as
     # the replay grows there.
     def trial(self, name: str, number: int) -> FrozenTrial | None:
-        """Trial ``number`` of ``name``: found by its id (a study's own journal numbers its
-        trials as it ids them), else looked for."""
+        """Trial ``number`` of ``name``, whole (metrics and intermediate values): an open one
+        as followed, a finished one read back from the journal (then kept, a few)."""
         f = self._followers.get(name)
-        if f is None:
+        if f is None or not 0 <= number < f.replay.created:
             return None
-        found = f.replay.trial(number)
-        if found is not None and found.number == number:
-            return found
-        return next((t for t in f.replay.trials() if t.number == number), None)
+        if number in f.replay.open:  # still changing: read back each time
+            return rebuild_trial(self.db.read_trial(name, number, (f.replay.spans[number], f.offset)), number)
+        found = f.full.get(number)
+        if found is None:
+            found = rebuild_trial(self.db.read_trial(name, number, f.span(number)), number)
+            if found is None:
+                return None
+            f.full[number] = found
+            if len(f.full) > FULL_KEPT:
+                f.full.popitem(last=False)
+        f.full.move_to_end(number)
+        return found
 
     def outline(self, name: str) -> Outline | None:
-        """The study's slices and heatmap: built from its trials when first asked, then kept
-        as trials finish; rebuilt once when a trial came in another distribution (a
-        refined space)."""
+        """The study's slices and heatmap: built from its complete trials, read back from the
+        journal, when first asked, then kept as trials finish; rebuilt once when a trial
+        came in another distribution (a refined space)."""
         f = self._followers.get(name)
-        if f is None or not f.values:  # no complete trial yet
+        if f is None or not f.complete_seen:  # no complete trial yet
             return None
         if f.outline is None or f.outline.stale:
-            f.outline = Outline.of((t for t in f.replay.trials() if category(t) == "complete"), f.maximize)
+            f.outline = Outline.of(self._complete_trials(name, f.offset), f.maximize)
         return f.outline
+
+    def _complete_trials(self, name: str, upto: int):
+        """The study's complete trials in its first ``upto`` journal records, read in pages."""
+        replay = JournalReplay()
+        while replay.offset < upto:
+            page = self.db.read_journals({name: replay.offset}, limit=min(HISTORY_PAGE, upto - replay.offset),
+                                         keep=KIND_ATTRS)[name]
+            if not page:
+                return
+            for trial, _, _ in replay.apply(page):
+                if trial.state.is_finished() and category(trial) == "complete":
+                    yield trial
 
     def slices(self, name: str, best: int | None) -> list[Slice]:
         """One slice per parameter of ``name``'s complete trials, trial ``best`` marked."""
@@ -354,8 +521,16 @@ class Monitor:
             f.events_version += 1
             self._last_event_id = max(self._last_event_id, r.id)
 
-    @staticmethod
-    def _view(row: control.StudyRow, f: _Follower, workers, now: datetime, with_workers: bool) -> StudyView:
+    def _whole(self, f: _Follower, t: FrozenTrial) -> FrozenTrial:
+        """``t`` with its metrics (read back once) when this monitor shows them."""
+        if not self.detail:
+            return t
+        try:
+            return self.trial(f.name, t.number) or t
+        except sa.exc.DBAPIError:
+            return t
+
+    def _view(self, row: control.StudyRow, f: _Follower, workers, now: datetime, with_workers: bool) -> StudyView:
         c = f.counts
         metrics, directions = list(row.metric), list(row.direction)
         s = StudyStatus(
@@ -364,7 +539,7 @@ class Monitor:
             target=row.target_trials, max_attempts=row.max_attempts, ended_code=row.ended_code,
             ended_reason=row.ended_reason,
             complete=c["complete"], pruned=c["pruned"], failed=c["failed"], duplicate=c["duplicate"],
-            running=c["running"], attempts=len(f.kinds), duplicate_sources=dict(f.duplicate_sources),
+            running=c["running"], attempts=f.replay.created, duplicate_sources=dict(f.duplicate_sources),
             trials_per_minute=f.trials_per_minute(now), desired_workers=row.desired_workers,
             config_path=row.config_path, archived=row.archived_at is not None,
         )
@@ -375,10 +550,10 @@ class Monitor:
             chosen = compromise(f.front, signs)
             if chosen is not None:
                 s.compromise_trial = _trial_summary(chosen)
-                _set_best(s, chosen, f.constrained)
+                _set_best(s, self._whole(f, chosen), f.constrained)
         elif f.best is not None:
             s.best_value = f.best.values[0]
-            _set_best(s, f.best, f.constrained)
+            _set_best(s, self._whole(f, f.best), f.constrained)
         s.workers_alive = sum(w.alive for w in workers)
         if with_workers:
             s.workers = [

@@ -16,12 +16,15 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import control, reaper
-from .config import RunConfig
 from .states import Control
 from .storage import ENV_URL, Database, tune_home
 from .storage.embedded import private_dir
+
+if TYPE_CHECKING:  # the config imports pandas: a watching app that starts no worker never needs it
+    from .config import RunConfig
 
 
 @dataclass

@@ -14,14 +14,17 @@ from __future__ import annotations
 import heapq
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import sqlalchemy as sa
 
-from .config import RunConfig, parse_time
 from .storage import Database
 from .text import storable
+
+if TYPE_CHECKING:  # pandas and the config (which imports it) only where a frame is split:
+    import pandas as pd  # the app watching studies never needs them (issue 14: ~60 MB of memory)
+
+    from .config import RunConfig
 
 # Fewest bars on either side of the split: fewer give no meaningful figures.
 MIN_BARS = 20
@@ -46,6 +49,8 @@ def holdout_start(cfg: RunConfig, frame: pd.DataFrame, symbol: str) -> int | Non
         start = bars - int(round(bars * holdout))
         what = f"holdout = {holdout}"
     else:
+        from .config import parse_time
+
         start = int(frame.index.searchsorted(parse_time(holdout)))
         what = f"holdout from {holdout}"
     if start < MIN_BARS or bars - start < MIN_BARS:

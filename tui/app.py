@@ -85,6 +85,7 @@ class TuneApp(App):
         self.feed = StudyFeed(url, names)
         self.snapshot: Snapshot | None = None
         self.snapshots_seen = 0  # readings applied so far (tests wait on it)
+        self._topbar: Text | None = None
         self.db_error: str | None = None
         self.db_stalled = 0  # seconds the current read has waited, once past STALL_SECONDS
         self.notes = list(notes)
@@ -221,7 +222,9 @@ class TuneApp(App):
         else:
             text.append(" reading… │")
         text.append(f" {printable(self.feed.masked_url)}", style="dim")
-        self.query_one("#topbar", Static).update(text)
+        if text != self._topbar:  # the same text again would lay the screen out again: idle CPU (issue 14)
+            self._topbar = text
+            self.query_one("#topbar", Static).update(text)
 
     # ------------------------------------------------------------ control
     def _selected(self) -> str | None:

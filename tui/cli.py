@@ -20,7 +20,6 @@ import time
 
 from runner.cli import add_storage_option, add_version_option
 from runner.commands import run_reporting_errors
-from runner.config import load_config
 from runner.storage import ENV_URL, Database, connection, quiet_optuna
 
 
@@ -34,14 +33,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def start(args) -> tuple[str, list[str] | None, list[str]]:
     """Prepare the run; return (url, study names or None for all, notes for the screen)."""
-    from runner import supervisor
-    from runner.study import check_data
-
     attach_only = args.config is None and (args.storage or os.environ.get(ENV_URL))
     if attach_only:
         db = Database.open(args.storage)
         db.dispose()
         return db.url, None, [f"attached to every study in {db.masked_url}"]
+    # Only here: the config and the data check import pandas (~60 MB), which an app that
+    # only watches never needs (issue 14).
+    from runner import supervisor
+    from runner.config import load_config
+    from runner.study import check_data
+
     cfg = load_config(args.config)
     seen = check_data(cfg)
     db = Database.open(args.storage)

@@ -18,7 +18,6 @@ from typing import Any
 from textual.message import Message
 
 from runner import control, explore, hosts, importances, outline, reaper, reports, spool, supervisor, validation
-from runner.config import load_config
 from runner.monitor import Monitor, Snapshot
 from runner.states import Control
 from runner.storage import Database, embedded
@@ -191,6 +190,8 @@ class StudyFeed:
             row = rows[0]
             if not row.config_path:
                 return explore.Unavailable("no config recorded for this study (it was registered elsewhere)")
+            from runner.config import load_config  # pandas: only for an equity curve
+
             cfg = load_config(row.config_path)
             return equity.equity_curve(cfg, row.symbol, params, fold=row.fold, trial=number)
         except Exception as exc:
@@ -214,6 +215,8 @@ class StudyFeed:
         exited, or a "+". Returns how many (none without a config recorded)."""
         if not row.config_path:
             return 0
+        from runner.config import load_config  # pandas: only when a worker is started (issue 14)
+
         spawned = supervisor.spawn_missing(self.db, load_config(row.config_path), row)
         self._children += [w.process for w in spawned]
         return len(spawned)

@@ -4,6 +4,7 @@ and an Optuna storage per study."""
 from __future__ import annotations
 
 import functools
+import json
 import warnings
 from typing import Any
 
@@ -163,6 +164,53 @@ class Database:
             out[stream].append(body)
         return out
 
+    def read_trial(self, study: str, number: int, span: tuple[int, int] | None = None) -> list[dict[str, Any]]:
+        """Trial ``number``'s journal records, its CREATE_TRIAL first: within ``span`` (the
+        seq of that record and of the last one of the trial, when the caller knows them),
+        else found by counting the study's CREATE_TRIAL records (a scan of its journal)."""
+        if span is not None:
+            where, args = "seq BETWEEN :first AND :last", {"first": span[0], "last": span[1]}
+        else:
+            where, args = (
+                "seq >= (SELECT seq FROM tune_journal WHERE stream = :s AND body->>'op_code' = '4'"
+                " ORDER BY seq OFFSET :n LIMIT 1)"
+            ), {"n": number}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "WITH t AS (SELECT seq, body FROM tune_journal WHERE stream = :s AND " + where + ")"
+                    " SELECT body FROM t WHERE seq = (SELECT min(seq) FROM t) OR body->>'trial_id' = :id ORDER BY seq"
+                ),
+                {"s": study, "id": str(number), **args},
+            ).scalars().all()
+        return list(rows)
+
+    def read_summaries(self, studies: list[str]) -> dict[str, tuple[Any, dict[str, Any]]]:
+        """The stored follower summaries (runner/monitor.py): ``{study: (the study row's
+        created_at it was made for, body)}``."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.text("SELECT study, created_at, body FROM tune_summaries WHERE study = ANY(:s)"),
+                {"s": studies},
+            ).all()
+        return {r.study: (r.created_at, r.body) for r in rows}
+
+    def write_summary(self, study: str, seq: int, created_at: Any, body: dict[str, Any]) -> None:
+        """Store a follower's summary at journal offset ``seq``, unless a later one is stored
+        or the study is no longer the one it was made for (a fresh start)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO tune_summaries (study, seq, created_at, body)"
+                    " SELECT :s, :seq, :c, CAST(:b AS jsonb) WHERE EXISTS"
+                    " (SELECT 1 FROM tune_studies WHERE name = :s AND created_at = :c)"
+                    " ON CONFLICT (study) DO UPDATE SET seq = EXCLUDED.seq, created_at = EXCLUDED.created_at,"
+                    " body = EXCLUDED.body, written_at = now()"
+                    " WHERE tune_summaries.seq < EXCLUDED.seq OR tune_summaries.created_at <> EXCLUDED.created_at"
+                ),
+                {"s": study, "seq": seq, "c": created_at, "b": json.dumps(body, allow_nan=False)},
+            )
+
     def forget_storage(self, study: str) -> None:
         storage = self._storages.pop(study, None)
         if storage is not None:
@@ -172,6 +220,7 @@ class Database:
         ("tune_journal", "stream"), ("tune_streams", "stream"), ("tune_studies", "name"),
         ("tune_workers", "study"), ("tune_events", "study"), ("tune_param_claims", "study"),
         ("tune_holdout", "study"), ("tune_reports", "study"), ("tune_importances", "study"),
+        ("tune_summaries", "study"),
     )
 
     def delete_studies(self, studies: list[str], busy: Any) -> list[str]:

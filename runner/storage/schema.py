@@ -8,7 +8,7 @@ SCHEMA_LOCK = 0x74756E65  # "tune": serialises CREATE TABLE IF NOT EXISTS across
 # DDL below (ALTER TABLE takes an ACCESS EXCLUSIVE lock even when there is nothing
 # to do) runs once per database and version, not in every process that opens it,
 # where it blocked, and could deadlock with, other processes' reads.
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 
 
 def is_current(conn) -> bool:
@@ -128,6 +128,17 @@ CREATE TABLE IF NOT EXISTS tune_reports (
     trials      integer NOT NULL,   -- finished trials when it was computed
     body        jsonb NOT NULL,
     computed_at timestamptz NOT NULL DEFAULT now()
+);
+-- What a follower of a study (runner/monitor.py) knows at a point of its journal: counts,
+-- best, last trials, a thinned convergence series, the open trials. A follower starts
+-- from it and reads only the records past ``seq`` (issue 14: the first screen and tune
+-- status cost the same at 100 or 100,000 trials). A cache: any follower rewrites it.
+CREATE TABLE IF NOT EXISTS tune_summaries (
+    study      text PRIMARY KEY,
+    seq        bigint NOT NULL,        -- journal records it covers
+    created_at timestamptz NOT NULL,   -- the study row's: a fresh start makes it void
+    body       jsonb NOT NULL,
+    written_at timestamptz NOT NULL DEFAULT now()
 );
 -- A running study's parameter importances, recomputed by a worker as trials arrive
 -- (runner/importances.py): the size a worker claimed, and the last result.

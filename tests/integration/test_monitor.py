@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import optuna
 import sqlalchemy as sa
 
@@ -88,3 +90,108 @@ def test_without_detail_the_counts_and_the_best_are_the_same_from_fewer_records(
     grown.poll()
     study.optimize(objective, n_trials=5)  # it follows on from where it was, skipped records counted
     assert grown.poll().statuses[0].attempts == Monitor(db, [name]).poll().statuses[0].attempts == 46
+
+
+def _objective(trial):
+    x = trial.suggest_float("x", 0, 1)
+    trial.suggest_int("k", 1, 60)
+    trial.set_user_attr("trades", int(100 * x))
+    trial.report(x / 2, 1)
+    if x > 0.9:
+        trial.set_user_attr("prune_reason", "too good to be true")
+        raise optuna.TrialPruned()
+    return x
+
+
+def _shown(snapshot):
+    v = snapshot.studies[0]
+    return v.status.to_json() | {"trials_per_minute": None, "eta_seconds": None}, v.series(), v.recent
+
+
+def test_a_follower_started_from_the_stored_summary_shows_what_one_reading_the_journal_shows(db, tmp_path,
+                                                                                           monkeypatch):
+    """Issue 14: the summary stands for the history it covers, open trials included."""
+    import runner.monitor as monitor_module
+
+    monkeypatch.setattr(monitor_module, "SUMMARY_EVERY", 50)
+    name, study = _study(db, tmp_path)
+    study.optimize(_objective, n_trials=30)
+    waiting = study.ask()  # an open trial, finished after the summary
+    waiting.suggest_float("x", 0, 1)
+    writer = Monitor(db, [name])
+    writer.poll()
+    stored = db.read_summaries([name])
+    assert name in stored and stored[name][1]["offset"] == writer._followers[name].offset
+    waiting.set_user_attr("trades", 95)
+    study.tell(waiting, 0.95)
+    study.optimize(_objective, n_trials=3)
+    from_summary = Monitor(db, [name])
+    a = from_summary.poll()
+    from_journal = Monitor(db, [name])
+    monkeypatch.setattr(db, "read_summaries", lambda names: {})  # this one reads the whole journal
+    b = from_journal.poll()
+    assert from_summary._followers[name].summary_offset > 0  # it started from the summary
+    assert _shown(a) == _shown(b)
+    assert a.statuses[0].best_value == 0.95 and a.statuses[0].best_metrics["trades"] == 95
+    assert a.statuses[0].attempts == 34 and a.statuses[0].running == 0
+
+
+def test_a_summary_of_a_study_since_started_fresh_is_not_used(db, tmp_path, monkeypatch):
+    import runner.monitor as monitor_module
+
+    monkeypatch.setattr(monitor_module, "SUMMARY_EVERY", 10)
+    name, study = _study(db, tmp_path)
+    study.optimize(_objective, n_trials=10)
+    Monitor(db, [name]).poll()
+    assert db.read_summaries([name])
+    db.delete_studies([name], control.live_studies)
+    assert not db.read_summaries([name])  # a fresh start takes it along
+    name, study = _study(db, tmp_path)
+    db.write_summary(name, 10**6, datetime.now(UTC), {"format": 1})  # made for another study row
+    assert not db.read_summaries([name])
+    study.optimize(_objective, n_trials=2)
+    assert Monitor(db, [name]).poll().statuses[0].attempts == 2
+
+
+def test_a_finished_trial_is_read_back_whole_and_the_follower_keeps_no_finished_trial(db, tmp_path):
+    name, study = _study(db, tmp_path)
+    study.optimize(_objective, n_trials=25)
+    monitor = Monitor(db, [name])
+    monitor.poll()
+    f = monitor._followers[name]
+    assert f.replay.open == {} and f.kinds == {}
+    for number in (0, 7, 24):  # by its span, and (forgotten) by counting creations
+        expected = study.trials[number]
+        f.spans.pop(number, None) if number == 7 else None
+        got = monitor.trial(name, number)
+        assert (got.params, got.values, got.state) == (expected.params, expected.values, expected.state)
+        assert got.user_attrs == expected.user_attrs and got.intermediate_values == expected.intermediate_values
+    assert monitor.trial(name, 25) is None and monitor.trial(name, -1) is None
+
+
+def test_the_convergence_series_is_thinned_keeping_its_envelope(db, tmp_path, monkeypatch):
+    import runner.monitor as monitor_module
+
+    monkeypatch.setattr(monitor_module, "SERIES_CAP", 40)
+    name, study = _study(db, tmp_path)
+    study.optimize(_objective, n_trials=120)
+    view = Monitor(db, [name]).poll().studies[0]
+    numbers, values, _ = view.series()
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert 20 <= len(values) <= 40 < len(complete)
+    assert numbers == sorted(numbers) and max(values) == max(t.value for t in complete)
+    assert min(values) == min(t.value for t in complete)
+
+
+def test_the_outline_is_built_from_the_journal_then_kept(db, tmp_path):
+    name, study = _study(db, tmp_path)
+    study.optimize(_objective, n_trials=30)
+    monitor = Monitor(db, [name])
+    monitor.poll()
+    outline = monitor.outline(name)
+    complete = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    assert {s.param: s.trials for s in outline.slices(None)} == {"x": complete, "k": complete}
+    study.optimize(_objective, n_trials=3)
+    monitor.poll()
+    complete = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    assert monitor.outline(name) is outline and {s.trials for s in outline.slices(None)} == {complete}

@@ -81,11 +81,12 @@ def test_dominates_needs_better_somewhere_and_worse_nowhere():
 def test_the_front_keeps_only_non_dominated_trials_once():
     f = _Follower("s-AAA", datetime(2026, 1, 1))
     for t in (trial(0, 1.0, 0.5), trial(1, 2.0, 0.8), trial(2, 0.5, 0.9), trial(3, 1.0, 0.5), trial(4, 3.0, 0.2)):
-        f._update_front(t, MAX_MIN)
+        f._update_front(t, MAX_MIN, (10 * t.number, 10 * t.number + 5))
     # 2 is dominated by 0; 3 repeats 0; 4 dominates 0 and 1
     assert [t.number for t in f.front] == [4]
-    f._update_front(trial(5, 4.0, 0.3), MAX_MIN)
+    f._update_front(trial(5, 4.0, 0.3), MAX_MIN, (50, 55))
     assert sorted(t.number for t in f.front) == [4, 5]
+    assert f.pinned_spans == {4: (40, 45), 5: (50, 55)}  # where the front's records lie, and only theirs
 
 
 def test_the_compromise_is_the_trial_nearest_the_ideal_point():

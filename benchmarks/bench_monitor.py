@@ -40,46 +40,31 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-STUDY_CONFIG = """
-[study]
-name = "m{n}"
-target_trials = 1000000
-[data]
-symbols = {symbols}
-synthetic = {{bars = 2000}}
-[strategy]
-name = "ma_crossover"
-[space]
-fast = {{type = "int", low = 2, high = 20}}
-slow = {{type = "int", low = 25, high = 80}}
-"""
-DISTS = {"fast": '{"name": "IntDistribution", "attributes": {"log": false, "step": 1, "low": 2, "high": 20}}',
-         "slow": '{"name": "IntDistribution", "attributes": {"log": false, "step": 1, "low": 25, "high": 80}}'}
+from optuna.distributions import distribution_to_json
+from optuna.trial import TrialState
+
+from benchmarks._trials import CONFIG, SPACE, metrics, synthetic_trial
+
 RECORDS_PER_TRIAL = 17
 
 
 def trial_records(i: int, t0: datetime) -> list[dict]:
     """Trial i's records as a worker writes them (Optuna's journal operations)."""
     w = "bench-worker"
-    fast, slow = 2 + i % 19, 25 + (7 * i) % 56
-    value = -((fast - 12) ** 2 + 0.1 * (slow - 50) ** 2) - (i % 7) / 3
+    fast, slow, value, state, reason = synthetic_trial(i)
     start = t0 + timedelta(seconds=0.5 * i)
     out = [{"op_code": 4, "worker_id": w, "study_id": 0, "datetime_start": start.isoformat()}]
     for name, v in (("fast", fast), ("slow", slow)):
         out.append({"op_code": 5, "worker_id": w, "trial_id": i, "param_name": name,
-                    "param_value_internal": float(v), "distribution": DISTS[name]})
+                    "param_value_internal": float(v), "distribution": distribution_to_json(SPACE[name])})
     out.append({"op_code": 9, "worker_id": w, "trial_id": i, "system_attr": {"tune:worker": "bench-1"}})
-    state, values = 1, [value]
-    if i % 10 == 3:
-        state, values, attrs = 2, None, {"prune_reason": "fewer than 10 trades"}
-    elif i % 33 == 5:
-        state, values, attrs = 2, None, {"fail_reason": "ValueError: synthetic failure"}
-    else:
-        attrs = {**{f"m{k:02d}": value * (k + 1) / 7.0 for k in range(11)}, "trades": 10 + i % 50}
+    # A failed backtest is told to Optuna as a pruned trial with its reason (on_failure = "avoid").
+    values, attrs = ([value], metrics(value, i)) if state == TrialState.COMPLETE else (None, reason)
+    state = TrialState.COMPLETE if state == TrialState.COMPLETE else TrialState.PRUNED
     out += [{"op_code": 8, "worker_id": w, "trial_id": i, "user_attr": {k: v}} for k, v in attrs.items()]
     out += [{"op_code": 8, "worker_id": w, "trial_id": i, "user_attr": {f"pad{k}": 0}}
             for k in range(RECORDS_PER_TRIAL - 5 - len(attrs))]
-    out.append({"op_code": 6, "worker_id": w, "trial_id": i, "state": state, "values": values,
+    out.append({"op_code": 6, "worker_id": w, "trial_id": i, "state": state.value, "values": values,
                 "datetime_complete": (start + timedelta(seconds=0.4)).isoformat()})
     return out
 
@@ -228,7 +213,7 @@ def main() -> None:
         results = {}
         for s, n in sizes:
             path = Path(work) / f"m{n}x{s}.toml"
-            path.write_text(STUDY_CONFIG.format(n=f"{s}x{n}", symbols=[f"S{i:02d}" for i in range(s)]))
+            path.write_text(CONFIG.format(name=f"m{s}x{n}", symbols=[f"S{i:02d}" for i in range(s)]))
             t = time.perf_counter()
             names = populate(url, load_config(path), n)
             fill = time.perf_counter() - t

@@ -39,8 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import optuna
-from optuna.distributions import IntDistribution, distribution_to_json
-from optuna.storages.journal._storage import JournalOperation
+from optuna.distributions import distribution_to_json
 from optuna.trial import TrialState
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -48,42 +47,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench_overhead import quiet
 
 from benchmarks._common import bench_database
+from benchmarks._trials import CONFIG, SPACE, metrics, synthetic_trial
 from runner import control, explore, outline
 from runner.config import load_config
 from runner.monitor import Monitor
 from runner.storage import Database, PostgresJournalBackend
+from runner.storage._optuna_private import JournalOperation
 from tui.data import VIEW_COST_FACTOR
 from tui.widgets import convergence_plot, studies_table
 
 STUDIES, SIZES, CHUNK = 10, (100, 10_000), 5000
-SPACE = {"fast": IntDistribution(2, 20), "slow": IntDistribution(25, 80)}
-CONFIG = """
-[study]
-name = "{name}"
-target_trials = 20000
-[data]
-symbols = {symbols}
-synthetic = {{bars = 2000}}
-[strategy]
-name = "ma_crossover"
-[space]
-fast = {{type = "int", low = 2, high = 20}}
-slow = {{type = "int", low = 25, high = 80}}
-"""
-
-
-def metrics(value: float, i: int) -> dict:
-    return {**{f"m{k:02d}": value * (k + 1) / 7.0 for k in range(11)}, "trades": 10 + i % 50}
-
-
 def trial_record(study_id: int, i: int, t0: datetime) -> dict:
     """What JournalStorage.create_new_trial(study_id, template_trial) appends for a finished trial."""
-    fast, slow = 2 + i % 19, 25 + (7 * i) % 56
-    state, value, attrs = TrialState.COMPLETE, -((fast - 12) ** 2 + 0.1 * (slow - 50) ** 2) - (i % 7) / 3, None
-    if i % 10 == 3:
-        state, value, attrs = TrialState.PRUNED, None, {"prune_reason": "fewer than 10 trades"}
-    elif i % 33 == 5:
-        state, value, attrs = TrialState.FAIL, None, {"fail_reason": "ValueError: synthetic failure"}
+    fast, slow, value, state, attrs = synthetic_trial(i)
+    value = value if state == TrialState.COMPLETE else None
     start = t0 + timedelta(seconds=0.5 * i)
     return {
         "op_code": JournalOperation.CREATE_TRIAL, "worker_id": "bench-populate", "study_id": study_id,

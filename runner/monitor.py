@@ -26,13 +26,12 @@ from . import control
 from .outline import Heatmap, Outline, Slice
 from .states import LIVE_WORKER_STATUSES, StudyState, WorkerStatus
 from .status import StudyStatus, derive_state
-from .storage import Database, JournalReplay
-from .storage.replay import distribution, rebuild_trial
+from .storage import Database, JournalReplay, PostgresJournalBackend
+from .storage.replay import new_trial, rebuild_trial
 
 THROUGHPUT_WINDOW = timedelta(minutes=5)
 RECENT_TRIALS = 15
 EVENTS_KEPT = 60
-HISTORY_PAGE = 20_000  # journal records per read when an outline is built from the history
 EVENT_ID_WINDOW = 50  # how far below the newest id a late-committing event is still picked up
 
 
@@ -127,7 +126,7 @@ def dominates(a: list[float], b: list[float], signs: list[int]) -> bool:
 SERIES_CAP = 4096  # convergence points a follower keeps; past it, thinned to half (see _Follower._thin)
 SPANS_KEPT = 512  # finished trials whose records' seq range a follower remembers (a cheap Monitor.trial)
 SUMMARY_EVERY = 5000  # journal records past the stored summary before a follower writes a new one
-SUMMARY_FORMAT = 1
+SUMMARY_FORMAT = 2
 
 
 class _Follower:
@@ -158,7 +157,6 @@ class _Follower:
         self.numbers: list[int] = []
         self.values: list[float] = []
         self.seconds: list[float] = []
-        self.complete_seen = 0  # complete trials with a value, thinned or not
         self.recent: collections.deque[TrialRow] = collections.deque(maxlen=RECENT_TRIALS)
         self.events: collections.deque[EventRow] = collections.deque(maxlen=EVENTS_KEPT)
         self.version = 0
@@ -224,11 +222,8 @@ class _Follower:
             value, sign = trial.values[0], signs[0]
             best_ok = self.best is not None and feasible(self.best)
             if self.best is None or (ok and not best_ok) or (ok == best_ok and sign * value > sign * self.best.values[0]):
-                if self.best is not None:
-                    self.pinned_spans.pop(self.best.number, None)
                 self.best = trial
-                self.pinned_spans[trial.number] = span
-        self.complete_seen += 1
+                self.pinned_spans = {trial.number: span}
         if len(self.values) >= SERIES_CAP:
             self._thin()
         self.numbers.append(trial.number)
@@ -254,11 +249,8 @@ class _Follower:
     def _update_front(self, trial: FrozenTrial, signs: list[int], span: tuple[int, int]) -> None:
         if any(dominates(f.values, trial.values, signs) or f.values == trial.values for f in self.front):
             return
-        kept = [f for f in self.front if not dominates(trial.values, f.values, signs)]
-        for gone in {f.number for f in self.front} - {f.number for f in kept}:
-            self.pinned_spans.pop(gone, None)
-        self.front = kept + [trial]
-        self.pinned_spans[trial.number] = span
+        self.front = [f for f in self.front if not dominates(trial.values, f.values, signs)] + [trial]
+        self.pinned_spans = {f.number: self.pinned_spans.get(f.number, span) for f in self.front}
 
     def span(self, number: int) -> tuple[int, int] | None:
         return self.pinned_spans.get(number) or self.spans.get(number)
@@ -290,7 +282,6 @@ class _Follower:
             "finishes": [t.isoformat() for t in self.finishes],
             "first_start": self.first_start.isoformat() if self.first_start else None,
             "numbers": self.numbers, "values": self.values, "seconds": self.seconds,
-            "complete_seen": self.complete_seen,
             "recent": [[t.number, t.state, t.value, t.params, t.finished_at.isoformat() if t.finished_at else None,
                         t.note] for t in self.recent],
         }
@@ -301,20 +292,19 @@ class _Follower:
         r = f.replay
         r.offset, r.created, r.study = body["offset"], body["created"], body["study"]
         for t, span in body["open"]:
-            trial = trial_from_json(t)
+            trial = new_trial(t, t["number"])
             r.open[trial.number], r.spans[trial.number] = trial, span
         f.kinds = {int(n): k for n, k in body["kinds"].items()}
         f.counts.update(body["counts"])
         f.duplicate_sources.update(body["duplicate_sources"])
-        f.best = trial_from_json(body["best"]) if body["best"] else None
+        f.best = new_trial(body["best"], body["best"]["number"]) if body["best"] else None
         f.constrained, f.maximize = body["constrained"], body["maximize"]
-        f.front = [trial_from_json(t) for t in body["front"]]
+        f.front = [new_trial(t, t["number"]) for t in body["front"]]
         f.spans.update((n, (a, b)) for n, a, b in body["spans"])
         f.pinned_spans.update((n, (a, b)) for n, a, b in body["pinned_spans"])
         f.finishes = [datetime.fromisoformat(t) for t in body["finishes"]]
         f.first_start = datetime.fromisoformat(body["first_start"]) if body["first_start"] else None
         f.numbers, f.values, f.seconds = body["numbers"], body["values"], body["seconds"]
-        f.complete_seen = body["complete_seen"]
         f.recent.extend(TrialRow(n, k, v, p, datetime.fromisoformat(at) if at else None, note)
                         for n, k, v, p, at, note in body["recent"])
         f.summary_offset = r.offset
@@ -322,7 +312,9 @@ class _Follower:
 
 
 def trial_json(t: FrozenTrial) -> dict[str, Any]:
-    """A trial as the summary keeps it (no intermediate values: the followers never read them)."""
+    """A trial as the summary keeps it: the CREATE_TRIAL record that makes it again
+    (storage.replay.new_trial), with its number; no intermediate values, which the
+    followers never read."""
     return {
         "number": t.number, "state": t.state.value, "values": t.values,
         "params": {k: t.distributions[k].to_internal_repr(v) for k, v in t.params.items()},
@@ -331,17 +323,6 @@ def trial_json(t: FrozenTrial) -> dict[str, Any]:
         "datetime_start": t.datetime_start.isoformat() if t.datetime_start else None,
         "datetime_complete": t.datetime_complete.isoformat() if t.datetime_complete else None,
     }
-
-
-def trial_from_json(d: dict[str, Any]) -> FrozenTrial:
-    dists = {k: distribution(v) for k, v in d["distributions"].items()}
-    return FrozenTrial(
-        number=d["number"], trial_id=d["number"], state=TrialState(d["state"]), value=None, values=d["values"],
-        params={k: dists[k].to_external_repr(v) for k, v in d["params"].items()}, distributions=dists,
-        user_attrs=d["user_attrs"], system_attrs=d["system_attrs"], intermediate_values={},
-        datetime_start=datetime.fromisoformat(d["datetime_start"]) if d["datetime_start"] else None,
-        datetime_complete=datetime.fromisoformat(d["datetime_complete"]) if d["datetime_complete"] else None,
-    )
 
 
 def compromise(front: list[FrozenTrial], signs: list[int]) -> FrozenTrial | None:
@@ -460,7 +441,7 @@ class Monitor:
         journal, when first asked, then kept as trials finish; rebuilt once when a trial
         came in another distribution (a refined space)."""
         f = self._followers.get(name)
-        if f is None or not f.complete_seen:  # no complete trial yet
+        if f is None or not f.counts["complete"]:
             return None
         if f.outline is None or f.outline.stale:
             f.outline = Outline.of(self._complete_trials(name, f.offset), f.maximize)
@@ -470,7 +451,7 @@ class Monitor:
         """The study's complete trials in its first ``upto`` journal records, read in pages."""
         replay = JournalReplay()
         while replay.offset < upto:
-            page = self.db.read_journals({name: replay.offset}, limit=min(HISTORY_PAGE, upto - replay.offset),
+            page = self.db.read_journals({name: replay.offset}, limit=min(PostgresJournalBackend.READ_PAGE, upto - replay.offset),
                                          keep=KIND_ATTRS)[name]
             if not page:
                 return
@@ -523,12 +504,7 @@ class Monitor:
 
     def _whole(self, f: _Follower, t: FrozenTrial) -> FrozenTrial:
         """``t`` with its metrics (read back once) when this monitor shows them."""
-        if not self.detail:
-            return t
-        try:
-            return self.trial(f.name, t.number) or t
-        except sa.exc.DBAPIError:
-            return t
+        return (self.trial(f.name, t.number) or t) if self.detail else t
 
     def _view(self, row: control.StudyRow, f: _Follower, workers, now: datetime, with_workers: bool) -> StudyView:
         c = f.counts

@@ -23,8 +23,7 @@ from typing import Any
 from optuna.distributions import BaseDistribution, json_to_distribution
 from optuna.trial import FrozenTrial, TrialState
 
-# Optuna's JournalOperation codes (optuna/storages/journal/_storage.py), a stable file format.
-CREATE_STUDY, CREATE_TRIAL, SET_PARAM, SET_STATE, SET_INTERMEDIATE, SET_USER_ATTR, SET_SYSTEM_ATTR = 0, 4, 5, 6, 7, 8, 9
+from ._optuna_private import JournalOperation as Op
 
 _distributions: dict[str, BaseDistribution] = {}  # a distribution's JSON -> the object: a few per study
 
@@ -58,11 +57,11 @@ def new_trial(log: dict[str, Any], number: int) -> FrozenTrial:
 def update(trial: FrozenTrial, log: dict[str, Any]) -> bool:
     """Apply one record to an open trial, in place; False when the record changes nothing."""
     op = log["op_code"]
-    if op == SET_PARAM:
+    if op == Op.SET_TRIAL_PARAM:
         dist = distribution(log["distribution"])
         trial.params = {**trial.params, log["param_name"]: dist.to_external_repr(log["param_value_internal"])}
         trial.distributions = {**trial.distributions, log["param_name"]: dist}
-    elif op == SET_STATE:
+    elif op == Op.SET_TRIAL_STATE_VALUES:
         state = TrialState(log["state"])
         if state == trial.state == TrialState.RUNNING:
             return False  # another process already runs this waiting trial
@@ -73,11 +72,11 @@ def update(trial: FrozenTrial, log: dict[str, Any]) -> bool:
         trial.state = state
         if log["values"] is not None:
             trial.values = log["values"]
-    elif op == SET_INTERMEDIATE:
+    elif op == Op.SET_TRIAL_INTERMEDIATE_VALUE:
         trial.intermediate_values = {**trial.intermediate_values, log["step"]: log["intermediate_value"]}
-    elif op == SET_USER_ATTR:
+    elif op == Op.SET_TRIAL_USER_ATTR:
         trial.user_attrs = {**trial.user_attrs, **log["user_attr"]}
-    elif op == SET_SYSTEM_ATTR:
+    elif op == Op.SET_TRIAL_SYSTEM_ATTR:
         trial.system_attrs = {**trial.system_attrs, **log["system_attr"]}
     else:
         return False
@@ -106,22 +105,21 @@ class JournalReplay:
             if log is None:
                 continue
             op = log["op_code"]
-            if op == CREATE_TRIAL:
+            if op == Op.CREATE_TRIAL:
                 if self.study is None:
                     continue  # no study yet (Optuna's replay ignores it too)
                 trial = new_trial(log, self.created)
                 self.open[trial.number] = trial
                 self.spans[trial.number] = seq
                 self.created += 1
-            elif op == CREATE_STUDY:
+            elif op == Op.CREATE_STUDY:
                 self.study = self.study or log["study_name"]
                 continue
             else:
                 trial = self.open.get(log.get("trial_id", -1))  # type: ignore[assignment]
                 if trial is None or trial.state.is_finished() or not update(trial, log):
                     continue  # unknown, finished, or a no-op
-            first = touched.get(trial.number)
-            touched[trial.number] = (trial, first[1] if first else self.spans[trial.number], seq)
+            touched[trial.number] = (trial, self.spans[trial.number], seq)  # spans go after the loop
         for number, (trial, _, _) in touched.items():
             if trial.state.is_finished():
                 del self.open[number], self.spans[number]
@@ -130,7 +128,7 @@ class JournalReplay:
 
 def rebuild_trial(records: list[dict[str, Any]], number: int) -> FrozenTrial | None:
     """Trial ``number`` from its CREATE_TRIAL record followed by the records naming it."""
-    if not records or records[0]["op_code"] != CREATE_TRIAL:
+    if not records or records[0]["op_code"] != Op.CREATE_TRIAL:
         return None
     trial = new_trial(records[0], number)
     for log in records[1:]:

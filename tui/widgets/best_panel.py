@@ -18,6 +18,14 @@ def _fmt(value) -> Text:
     return Text(format_value(value) if isinstance(value, float) else printable(value))
 
 
+def _key(view: StudyView) -> tuple:
+    """What the panel draws depends on: the trials (version), the best's metrics once read
+    back, the workers and the end."""
+    s = view.status
+    return (s.study, view.version, bool(s.best_metrics), s.workers_alive, s.desired_workers, s.ended_reason,
+            tuple(sorted({str(w["host"]) for w in s.workers if w["alive"]})))
+
+
 class BestPanel(Static):
     DEFAULT_CSS = """
     BestPanel { height: 1fr; padding: 0 1; }
@@ -26,18 +34,16 @@ class BestPanel(Static):
     _key: tuple | None = None
 
     def show(self, view: StudyView | None) -> None:
-        s = view.status if view is not None else None
         # Drawn again only when what it shows changed: an update lays the screen out again,
         # which once a second was most of an idle app's CPU (issue 14).
-        key = None if s is None else (s.study, view.version if view else 0, s.best_trial, s.best_metrics == {}, s.best_feasible,
-                     s.workers_alive, s.desired_workers, s.ended_reason,
-                     tuple(sorted({str(w["host"]) for w in s.workers if w["alive"]})))
+        key = None if view is None else _key(view)
         if key == self._key:
             return
         self._key = key
-        if view is None or s is None:
+        if view is None:
             self.update("")
             return
+        s = view.status
         table = Table.grid(padding=(0, 1))
         table.add_column(style="bold")
         table.add_column()

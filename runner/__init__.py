@@ -1,8 +1,14 @@
 """Config, storage, workers and the ``tune`` command; shared by the app (tui/)."""
 
-from importlib.metadata import PackageNotFoundError, version
 
-try:
-    __version__ = version("tune-tui")
-except PackageNotFoundError:  # run from a source tree that was never installed
-    __version__ = "0+unknown"
+def __getattr__(name: str) -> str:
+    # __version__ on demand: importlib.metadata costs ~30 ms at every start (tune status's
+    # start-up budget is 0.5 s), and only --version needs it.
+    if name != "__version__":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tune-tui")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "0+unknown"

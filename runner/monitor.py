@@ -346,7 +346,7 @@ class Monitor:
 
     A follower starts from the study's stored summary (``tune_summaries``, if any, for
     the study as it is now) and reads only the journal past it; every SUMMARY_EVERY
-    records it has read past the stored one, it stores its own. No trial's metrics are
+    records it has read past the stored one, and once a study is at rest, it stores its own. No trial's metrics are
     read but the best's (and a detail view's), each once: the first screen, a refresh
     and the memory held cost the same at a hundred trials or a hundred thousand."""
 
@@ -379,12 +379,17 @@ class Monitor:
         new_records = self.db.read_journals({n: self._followers[n].offset for n in names}, limit=max_records,
                                             keep=NOTE_ATTRS)
         by_name = {r.name: r for r in rows}
+        working = {w.study for w in workers if w.alive}
         catching_up = False
         for name, records in new_records.items():
             f = self._followers[name]
             f.apply(records, by_name[name].direction)
-            catching_up = catching_up or (max_records is not None and len(records) >= max_records)
-            if f.offset - f.summary_offset >= SUMMARY_EVERY:
+            truncated = max_records is not None and len(records) >= max_records
+            catching_up = catching_up or truncated
+            # At rest (read to its end, no trial open, no worker on it): its journal will not
+            # grow soon, so a summary of it all makes the next first look read nothing.
+            at_rest = not truncated and not f.replay.open and name not in working
+            if f.offset - f.summary_offset >= SUMMARY_EVERY or (at_rest and f.offset > f.summary_offset):
                 self._store_summary(f)
         if self.detail:  # events are detail
             self._read_events(names)

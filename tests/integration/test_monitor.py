@@ -153,6 +153,28 @@ def test_a_summary_of_a_study_since_started_fresh_is_not_used(db, tmp_path, monk
     assert Monitor(db, [name]).poll().statuses[0].attempts == 2
 
 
+def test_a_study_at_rest_is_summarised_to_its_end_so_the_next_look_reads_nothing(db, tmp_path, monkeypatch):
+    """Issue 12: tune status on a finished run starts from a summary covering all of it."""
+    name, study = _study(db, tmp_path)
+    study.optimize(_objective, n_trials=5)  # far fewer records than SUMMARY_EVERY
+    waiting = study.ask()  # an open trial: the study is not at rest
+    waiting.suggest_float("x", 0, 1)
+    Monitor(db, [name]).poll()
+    assert not db.read_summaries([name])
+    study.tell(waiting, 0.5)
+    first = Monitor(db, [name])
+    first.poll()
+    stored = db.read_summaries([name])
+    assert stored[name][1]["offset"] == first._followers[name].offset > 0
+    again = Monitor(db, [name])
+    reads: list[dict] = []
+    read_journals = db.read_journals
+    monkeypatch.setattr(db, "read_journals",
+                        lambda offsets, **kw: reads.append(read_journals(offsets, **kw)) or reads[-1])
+    assert again.poll().statuses[0].attempts == 6
+    assert [sum(map(len, r.values())) for r in reads] == [0]  # it started at the journal's end
+
+
 def test_a_finished_trial_is_read_back_whole_and_the_follower_keeps_no_finished_trial(db, tmp_path):
     name, study = _study(db, tmp_path)
     study.optimize(_objective, n_trials=25)

@@ -23,3 +23,11 @@ def test_a_command_without_a_config_imports_neither_pandas_nor_the_strategies():
     found = imported_after("import runner.commands, runner.reports, runner.importances, runner.export")
     assert "sqlalchemy" in found  # the database it needs
     assert not found & {"pandas", "backtest", "textual"}
+
+
+def test_the_version_is_looked_up_only_when_asked_for():
+    code = "import sys, importlib; import runner.cli; runner.cli.build_parser(); print('importlib.metadata' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+    shown = subprocess.run([sys.executable, "-m", "runner.cli", "--version"], capture_output=True, text=True)
+    assert shown.returncode == 0 and shown.stdout.split()[-1][0].isdigit()

@@ -14,7 +14,8 @@ process of its own, as a user runs them:
   app           the app (`TuneApp`, attached to every study, headless through
                 Textual's run_test at 160x48): seconds from the process's start
                 to the first complete screen (every study shown, history read),
-                its RSS then, and its CPU % over --idle seconds of no new trials;
+                its RSS then, and its CPU % over --idle seconds of no new trials (the
+                synthetic run ended ten minutes before: no rate or ETA moves either);
                 cold (no summary) and warm
   refresh       in this process: a Monitor, then --rounds times one new trial per
                 study and one timed poll (median); the ratio against 10x100
@@ -96,7 +97,7 @@ def populate(url: str, cfg, n: int) -> list[str]:
 
     db = Database(url)
     names = []
-    t0 = datetime.now() - timedelta(seconds=0.5 * n + 60)
+    t0 = datetime.now() - timedelta(seconds=0.5 * n + 600)  # the run ended ten minutes ago: no rate moves
     try:
         for symbol in cfg.data.symbols:
             name = cfg.study_name(symbol)

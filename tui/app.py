@@ -200,7 +200,10 @@ class TuneApp(App):
 
     def _draw_detail(self) -> None:
         view = self.selected_view()
-        self.query_one("#plot").border_subtitle = Text(printable(view.status.study)) if view else ""
+        plot = self.query_one(ConvergencePlot)
+        subtitle = printable(view.status.study) if view else ""
+        if str(plot.border_subtitle or "") != subtitle:  # set again, it would paint again: idle CPU (issue 14)
+            plot.border_subtitle = Text(subtitle)
         self.query_one(ConvergencePlot).show(view)
         self.query_one(BestPanel).show(view)
         self.query_one(TrialsTable).show(view)

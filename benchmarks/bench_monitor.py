@@ -19,6 +19,9 @@ process of its own, as a user runs them:
                 cold (no summary) and warm
   refresh       in this process: a Monitor, then --rounds times one new trial per
                 study and one timed poll (median); the ratio against 10x100
+  worker join   `tune worker` on a study of the largest size, and on an empty one:
+                seconds from its start to its first trial told, its RSS then and
+                its peak (sampled every 50 ms)
 
 Goals (issue 14): app RSS <= 150 MB at 10x10k and <= 250 MB at 50x20k; first
 screen <= 2 s at 10x10k; tune status <= 1 s at 10x10k; idle CPU <= 1 %; refresh
@@ -158,6 +161,46 @@ def probe(url: str, studies: int, idle: float, started: float) -> None:
     os._exit(0)  # the app's threads (poller) need not wind down
 
 
+def worker_join(url: str, config: Path, symbol: str, study: str, timeout: float = 600.0) -> dict:
+    """Start `tune worker` on ``study`` and time it from its start to its first trial told,
+    sampling its RSS every 50 ms (peak, and at that first trial); then stop it."""
+    import psutil
+    import psycopg2
+
+    conn = psycopg2.connect(url)
+    conn.autocommit = True
+
+    def head() -> int:
+        with conn.cursor() as cur:
+            cur.execute("SELECT coalesce(max(seq), -1) FROM tune_journal WHERE stream = %s", (study,))
+            return cur.fetchone()[0]
+
+    def told_since(seq: int) -> bool:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM tune_journal WHERE stream = %s AND seq > %s AND body->>'op_code' = '6' "
+                        "AND body->>'worker_id' <> 'bench-worker' LIMIT 1", (study, seq))
+            return cur.fetchone() is not None
+
+    before = head()
+    start = time.perf_counter()
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("tune")), "worker", str(config), "--symbol", symbol,
+                             "--storage", url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ps, peak = psutil.Process(proc.pid), 0.0
+    try:
+        while True:
+            rss = ps.memory_info().rss / 2**20
+            peak = max(peak, rss)
+            if told_since(before):
+                return {"first": time.perf_counter() - start, "rss": rss, "peak": peak}
+            if proc.poll() is not None or time.perf_counter() - start > timeout:
+                raise RuntimeError(f"the worker on {study} told no trial (exit {proc.returncode})")
+            time.sleep(0.05)
+    finally:
+        proc.terminate()
+        proc.wait(60)
+        conn.close()
+
+
 def refresh(url: str, names: list[str], n: int, rounds: int) -> float:
     import psycopg2
 
@@ -238,6 +281,17 @@ def main() -> None:
             print(f"{f'{s}x{n}':<10}{fill:7.1f}{cold_status:12.2f}{warm_status:7.2f}{cold['first']:11.2f}"
                   f"{cold['rss']:8.0f}{warm['first']:11.2f}{warm['rss']:8.0f}{warm['idle_cpu']:11.2f}"
                   f"{r['refresh']:11.2f}", flush=True)
+        # A worker joining the largest study, against one joining an empty study of the same config.
+        s, n = max(results, key=lambda k: k[1])
+        path = Path(work) / f"m{n}x{s}.toml"
+        cfg = load_config(path)
+        empty = Path(work) / "empty.toml"
+        empty.write_text(CONFIG.format(name="empty", symbols=["S00"]))
+        joins = {"empty": worker_join(url, empty, "S00", load_config(empty).study_name("S00")),
+                 f"{n} trials": worker_join(url, path, "S00", cfg.study_name("S00"))}
+        print(f"\n{'worker joining':<16}{'to 1st trial s':>15}{'RSS MB then':>12}{'peak MB':>9}")
+        for label, j in joins.items():
+            print(f"{label:<16}{j['first']:15.2f}{j['rss']:12.0f}{j['peak']:9.0f}")
         small, big = results.get((10, 100)), results.get((10, 10000))
         if small and big:
             print(f"\nrefresh 10x10000 / 10x100: {big['refresh'] / small['refresh']:.2f}x (goal <= 1.5)")

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import bisect
 import collections
+import logging
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,6 +30,9 @@ from .states import LIVE_WORKER_STATUSES, StudyState, WorkerStatus
 from .status import StudyStatus, derive_state
 from .storage import Database, JournalReplay, PostgresJournalBackend
 from .storage.replay import new_trial, rebuild_trial
+from .text import first_line
+
+log = logging.getLogger("tune.worker")  # only SummaryKeeper logs: in a worker
 
 THROUGHPUT_WINDOW = timedelta(minutes=5)
 RECENT_TRIALS = 15
@@ -126,7 +131,10 @@ def dominates(a: list[float], b: list[float], signs: list[int]) -> bool:
 SERIES_CAP = 4096  # convergence points a follower keeps; past it, thinned to half (see _Follower._thin)
 SPANS_KEPT = 512  # finished trials whose records' seq range a follower remembers (a cheap Monitor.trial)
 SUMMARY_EVERY = 5000  # journal records past the stored summary before a follower writes a new one
+SUMMARY_AT_REST = 200  # ... or, once its study is at rest, this many (a summary costs a write of ~100 kB)
 SUMMARY_FORMAT = 2
+SUMMARY_TRIALS = 250  # a worker that takes trial k * SUMMARY_TRIALS brings the summary up to date
+SUMMARY_PAGE = 5000  # journal records a worker's summary thread reads at a time (its connection is shared)
 
 
 class _Follower:
@@ -387,9 +395,10 @@ class Monitor:
             truncated = max_records is not None and len(records) >= max_records
             catching_up = catching_up or truncated
             # At rest (read to its end, no trial open, no worker on it): its journal will not
-            # grow soon, so a summary of it all makes the next first look read nothing.
+            # grow soon, so a summary of it all makes the next first look read (almost) nothing.
             at_rest = not truncated and not f.replay.open and name not in working
-            if f.offset - f.summary_offset >= SUMMARY_EVERY or (at_rest and f.offset > f.summary_offset):
+            behind = f.offset - f.summary_offset
+            if behind >= SUMMARY_EVERY or (at_rest and behind >= SUMMARY_AT_REST):
                 self._store_summary(f)
         if self.detail:  # events are detail
             self._read_events(names)
@@ -419,6 +428,15 @@ class Monitor:
             pass
         except sa.exc.DBAPIError:  # no right to write (a read-only role): follow without
             self._summaries = False
+
+    def summarise(self, page: int = SUMMARY_PAGE) -> None:
+        """Read up to each study's end, ``page`` records at a time, and store a summary of
+        whatever lies past the stored one (a worker's :class:`SummaryKeeper`)."""
+        while self.poll(with_workers=False, max_records=page).catching_up:
+            pass
+        for f in self._followers.values():
+            if f.offset > f.summary_offset:
+                self._store_summary(f)
 
     # For the insight views (runner/explore.py); call them from the thread that polls, as
     # the replay grows there.
@@ -593,3 +611,42 @@ def on_bound(params: dict[str, Any], dists: dict[str, BaseDistribution]) -> list
             elif value >= d.high:  # Optuna moves a high off the step grid down onto it
                 out.append(f"{name} = {value} (high)")
     return out
+
+
+class SummaryKeeper:
+    """A worker's share of keeping its study's stored summary current (issue 14).
+
+    Followers (the app, ``tune status``) store summaries as they read; a study run by
+    workers alone, or for hours after the app quit, would otherwise leave the next first
+    look to read its whole history. Trial numbers are unique across workers, so "the
+    worker that took trial k * SUMMARY_TRIALS" is one worker on any host, with no
+    claim to make: it brings the summary up to the journal's end on a thread of its own,
+    off the trial loop. Its follower is kept, so the next time reads only what is new.
+    A summary is a cache: a failure is logged once and costs nothing else.
+    """
+
+    def __init__(self, db: Database, study: str) -> None:
+        self.monitor = Monitor(db, [study], detail=False)
+        self.thread: threading.Thread | None = None
+        self._warned = False
+
+    def offer(self, number: int) -> bool:
+        """Start bringing the summary up to date if trial ``number`` is this worker's turn
+        and the previous turn is done."""
+        if number == 0 or number % SUMMARY_TRIALS or (self.thread is not None and self.thread.is_alive()):
+            return False
+        self.thread = threading.Thread(target=self._run, name="summary", daemon=True)
+        self.thread.start()
+        return True
+
+    def finish(self, timeout: float = 5.0) -> None:
+        if self.thread is not None:
+            self.thread.join(timeout)
+
+    def _run(self) -> None:
+        try:
+            self.monitor.summarise()
+        except Exception as exc:  # noqa: BLE001 - a cache: the next turn tries again
+            if not self._warned:
+                self._warned = True
+                log.warning("the study's summary was not stored: %s", first_line(exc))

@@ -29,7 +29,7 @@ import backtest
 from . import control, dedup, importances, reaper, spool, validation
 from .config import ConfigError, RunConfig
 from .heartbeat import Heartbeat
-from .monitor import KIND_ATTRS, category
+from .monitor import KIND_ATTRS, SummaryKeeper, category
 from .outcomes import COMPLETE, FAILURE, INVALID_PARAMS, PRUNED, told
 from .space import distributions, is_conditional, param_key, suggest
 from .states import WORKER_ATTR, Control, EndCode, WorkerStatus
@@ -106,6 +106,7 @@ class Worker:
         self._last_params: dict = {}
         self._top: validation.TopValues | None = None  # with a holdout: the study's best values so far
         self._objective: Objective | None = None  # for the report at the study's end
+        self._summaries: SummaryKeeper | None = None  # this worker's turns at the study's stored summary
 
     def database_back(self, waited: float) -> None:
         """After an outage: say in the study's log that this worker waited it out (while it
@@ -211,9 +212,11 @@ class Worker:
         live = (importances.LiveImportances(self.db, self.study_name, self.cfg.directions,
                                             on_error=lambda message: self.event("warning", message))
                 if self.cfg.validation.live_importances else None)
+        self._summaries = SummaryKeeper(self.db, self.study_name)
         try:
             return self._trials(study, storage, space, objective, tally, live)
         finally:
+            self._summaries.finish()
             if live is not None:
                 live.finish()
 
@@ -345,6 +348,8 @@ class Worker:
             return "lost"
         s.trial_id = trial._trial_id
         self._last_params = params
+        if self._summaries is not None:
+            self._summaries.offer(trial.number)
         # One append for all the parameters, now: other workers' samplers (constant
         # liar) should see where this trial is while it runs. The trial is claimed as
         # this worker's at once too, so that no reaper takes it for an orphan: with the

@@ -162,6 +162,11 @@ def test_a_study_at_rest_is_summarised_to_its_end_so_the_next_look_reads_nothing
     Monitor(db, [name]).poll()
     assert not db.read_summaries([name])
     study.tell(waiting, 0.5)
+    Monitor(db, [name]).poll()
+    assert not db.read_summaries([name])  # fewer records than SUMMARY_AT_REST: not worth a write
+    import runner.monitor as monitor_module
+
+    monkeypatch.setattr(monitor_module, "SUMMARY_AT_REST", 10)
     first = Monitor(db, [name])
     first.poll()
     stored = db.read_summaries([name])
@@ -217,3 +222,30 @@ def test_the_outline_is_built_from_the_journal_then_kept(db, tmp_path):
     monitor.poll()
     complete = sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
     assert monitor.outline(name) is outline and {s.trials for s in outline.slices(None)} == {complete}
+
+
+def test_the_worker_whose_turn_it_is_brings_the_stored_summary_to_the_journals_end(db, tmp_path, caplog):
+    """Issue 14: a study run by workers alone still has a summary for the first look."""
+    from runner.monitor import SUMMARY_TRIALS, SummaryKeeper
+
+    name, study = _study(db, tmp_path)
+    study.optimize(_objective, n_trials=12)
+    keeper = SummaryKeeper(db, name)
+    assert not keeper.offer(0) and not keeper.offer(SUMMARY_TRIALS + 1)  # not this worker's turn
+    assert not db.read_summaries([name])
+    assert keeper.offer(SUMMARY_TRIALS)
+    keeper.finish()
+    end = Monitor(db, [name])
+    end.poll()
+    assert db.read_summaries([name])[name][1]["offset"] == end._followers[name].offset
+    study.optimize(_objective, n_trials=3)
+    assert keeper.offer(2 * SUMMARY_TRIALS)  # its follower goes on from where it was
+    keeper.finish()
+    stored = db.read_summaries([name])[name][1]
+    assert stored["offset"] > end._followers[name].offset
+    assert Monitor(db, [name]).poll().statuses[0].attempts == 15
+    broken = SummaryKeeper(db, name)
+    broken.monitor.poll = lambda **kw: 1 / 0  # a failure is logged, never raised
+    assert broken.offer(3 * SUMMARY_TRIALS)
+    broken.finish()
+    assert "summary was not stored" in caplog.text

@@ -373,8 +373,9 @@ class Monitor:
         self._summaries = True  # False once a summary could not be written (a read-only role)
 
     def poll(self, with_workers: bool = True, max_records: int | None = None) -> Snapshot:
-        """Read what is new. ``max_records`` bounds the journal records read per study, so
-        that the first poll of a long history returns quickly and the rest follows in
+        """Read what is new. ``max_records`` bounds the journal records read in this poll,
+        shared evenly among the studies, so that the first poll of a long history returns
+        quickly, and holds as much memory with 50 studies as with 5; the rest follows in
         later polls (``Snapshot.catching_up``)."""
         now = datetime.now()
         rows = control.list_studies(self.db, self.names, archived=self.archived)
@@ -384,7 +385,8 @@ class Monitor:
             self._followers[row.name] = self._start(row, stored.get(row.name))
         names = [r.name for r in rows]
         workers = control.list_workers(self.db, names) if rows else []
-        new_records = self.db.read_journals({n: self._followers[n].offset for n in names}, limit=max_records,
+        limit = max(1, max_records // len(names)) if max_records is not None and names else None
+        new_records = self.db.read_journals({n: self._followers[n].offset for n in names}, limit=limit,
                                             keep=NOTE_ATTRS)
         by_name = {r.name: r for r in rows}
         working = {w.study for w in workers if w.alive}
@@ -392,13 +394,14 @@ class Monitor:
         for name, records in new_records.items():
             f = self._followers[name]
             f.apply(records, by_name[name].direction)
-            truncated = max_records is not None and len(records) >= max_records
+            truncated = limit is not None and len(records) >= limit
             catching_up = catching_up or truncated
             # At rest (read to its end, no trial open, no worker on it): its journal will not
             # grow soon, so a summary of it all makes the next first look read (almost) nothing.
             at_rest = not truncated and not f.replay.open and name not in working
             behind = f.offset - f.summary_offset
-            if behind >= SUMMARY_EVERY or (at_rest and behind >= SUMMARY_AT_REST):
+            # While catching up on history, less often: the summary at the end stands for it all.
+            if behind >= SUMMARY_EVERY * (10 if truncated else 1) or (at_rest and behind >= SUMMARY_AT_REST):
                 self._store_summary(f)
         if self.detail:  # events are detail
             self._read_events(names)
@@ -430,7 +433,7 @@ class Monitor:
             self._summaries = False
 
     def summarise(self, page: int = SUMMARY_PAGE) -> None:
-        """Read up to each study's end, ``page`` records at a time, and store a summary of
+        """Read up to each study's end, ``page`` records at a time (in all), and store a summary of
         whatever lies past the stored one (a worker's :class:`SummaryKeeper`)."""
         while self.poll(with_workers=False, max_records=page).catching_up:
             pass

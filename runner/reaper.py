@@ -136,5 +136,8 @@ def reap_orphaned(db: Database, statuses) -> bool:
     failed = False
     for s in statuses:
         if s.running and not s.workers_alive:
-            failed = bool(reap_lost_workers(db, s.study, reader=True)) or failed
+            if reap_lost_workers(db, s.study, reader=True):
+                failed = True
+                # Done with it: a reader keeps no replay of a whole study (issue 14's memory).
+                db.forget_storage(s.study)
     return failed

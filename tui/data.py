@@ -26,9 +26,10 @@ from runner.text import first_line
 
 POLL_SECONDS = 1.0
 REAP_EVERY_POLLS = 5
-# A study's history is read in slices of this many journal records per poll
-# (about 0.3 s): the rows appear at once and fill in while the app stays live.
-HISTORY_RECORDS_PER_POLL = 20_000
+# The studies' history is read in slices of this many journal records per poll, in all
+# (about 1 s): the rows appear at once and fill in while the app stays live, and the
+# memory a slice takes does not grow with the number of studies.
+HISTORY_RECORDS_PER_POLL = 100_000
 STATEMENT_TIMEOUT_MS = 5000
 # An open view's data is recomputed when its study changed, at most every second and no
 # sooner than this many times its last cost: its share of a core stays under 1/VIEW_COST_FACTOR
@@ -105,8 +106,11 @@ class StudyFeed:
             self._polls += 1
             if self._polls % REAP_EVERY_POLLS == 0:
                 self._children = [p for p in self._children if p.poll() is None]
-                # Running trials with no live worker: nobody else is left to fail them.
-                reaper.reap_orphaned(self.db, snapshot.statuses)
+                # Running trials with no live worker: nobody else is left to fail them. Not
+                # while history is still being read: a trial whose end lies in the next page
+                # only looks running (and a reap replays the whole study: issue 14).
+                if not snapshot.catching_up:
+                    reaper.reap_orphaned(self.db, snapshot.statuses)
             if self._polls == 1 or self._polls % REAP_EVERY_POLLS == 0:
                 spool.deliver_all(self.db)  # results kept on disk by workers that exited during an outage
             return SnapshotReady(snapshot)

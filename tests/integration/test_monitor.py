@@ -249,3 +249,39 @@ def test_the_worker_whose_turn_it_is_brings_the_stored_summary_to_the_journals_e
     assert broken.offer(3 * SUMMARY_TRIALS)
     broken.finish()
     assert "summary was not stored" in caplog.text
+
+
+def test_the_app_reaps_only_once_history_is_read_and_keeps_no_replay_of_a_study_it_reaped(db, db_url, tmp_path,
+                                                                                         monkeypatch):
+    """Issue 14: a trial whose end lies in the next slice of history only looks running; a
+    reap replays the whole study through Optuna (most of a cold first look's time and memory)."""
+    import time
+
+    import tui.data
+    from runner import reaper
+    from tui.data import StudyFeed
+
+    name, study = _study(db, tmp_path)
+    study.optimize(_objective, n_trials=20)
+    orphan = study.ask()  # its worker is lost (below): the app fails it, once it has read everything
+    orphan.suggest_float("x", 0, 1)
+    with db.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE tune_studies SET grace_seconds = 0.1 WHERE name = :s"), {"s": name})
+        conn.execute(sa.text("INSERT INTO tune_workers (id, study, host, pid, status, heartbeat_at, trial_id)"
+                             " VALUES ('lost', :s, 'h', 1, 'running', 'epoch', :t)"), {"s": name, "t": orphan._trial_id})
+    monkeypatch.setattr(tui.data, "HISTORY_RECORDS_PER_POLL", 5)
+    monkeypatch.setattr(tui.data, "REAP_EVERY_POLLS", 1)
+    seen = []
+    reap = reaper.reap_orphaned
+    monkeypatch.setattr(reaper, "reap_orphaned", lambda db, statuses: seen.append(statuses[0].attempts) or reap(db, statuses))
+    feed = StudyFeed(db_url, [name])
+    try:
+        deadline = time.monotonic() + 30
+        while study.trials[-1].state != optuna.trial.TrialState.FAIL:
+            assert time.monotonic() < deadline, "the orphan was never failed"
+            feed.poll()
+        assert feed._polls > 10  # it read the history in slices
+        assert seen and set(seen) == {21}  # every reap came after the whole history was read
+        assert name not in feed.db._storages  # the reap's replay of the study is not kept
+    finally:
+        feed.close()

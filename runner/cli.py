@@ -102,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--yes", action="store_true", help="do not ask (needed when not on a terminal)")
     add_storage_option(p)
 
+    p = sub.add_parser("dashboard", help="every study of the database in optuna-dashboard (read-only; the "
+                                         "[dashboard] extra)")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: this host only)")
+    add_storage_option(p)
+
     p = sub.add_parser("db", help="the database: show its URL (masked) or stop the embedded server")
     p.add_argument("action", choices=["url", "stop"])
     add_storage_option(p)

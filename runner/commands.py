@@ -492,9 +492,29 @@ def _report_run(monitor: Monitor, workers, console, interrupted: bool) -> int:
     return EXIT_OK if all(s.state in FINISHED_WELL for s in statuses) else EXIT_FAIL
 
 
+def cmd_dashboard(args) -> int:
+    try:
+        from .dashboard import serve
+    except ImportError:
+        raise UsageError("tune dashboard needs optuna-dashboard: pip install 'tune-tui[dashboard]'") from None
+    if not 0 < args.port < 65536:
+        raise UsageError(f"--port {args.port}: not a port (1-65535)")
+    db = Database.open(args.storage)
+    print(f"every study of {printable(db.masked_url)} at http://{printable(args.host)}:{args.port}/ "
+          "(read-only; Ctrl-C stops it)", flush=True)
+    try:
+        serve(db, args.host, args.port)
+    except OSError as exc:  # the port is taken, or the address is not this host's
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    finally:
+        db.dispose()
+    return EXIT_OK
+
+
 COMMANDS = {"run": cmd_run, "worker": cmd_worker, "status": cmd_status, "pause": cmd_control,
             "resume": cmd_control, "stop": cmd_control, "export": cmd_export, "report": cmd_report,
-            "stage": cmd_stage, "archive": cmd_archive, "delete": cmd_delete, "db": cmd_db}
+            "stage": cmd_stage, "archive": cmd_archive, "delete": cmd_delete, "dashboard": cmd_dashboard,
+            "db": cmd_db}
 
 
 class CommandTimeout(StorageError):

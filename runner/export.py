@@ -74,14 +74,15 @@ def summary(db: Database, study: str, trials: list[optuna.trial.FrozenTrial]) ->
         out["best_by_value"] = {"trial": s.best_trial, "value": s.best_value, "params": s.best_params}
         out["best_trial"], out["best_value"] = chosen.number, chosen.values[0]
         out["best_params"], out["best_metrics"] = chosen.params, dict(chosen.user_attrs)
-    out.update(_search_settings(s.config_path))
+    out.update(_search_settings(s.config_path, row))
     out["storage"] = db.masked_url
     out["exported_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     return out
 
 
-def _search_settings(config_path: str | None) -> dict[str, Any]:
-    """The sampler and pruner, from the study's config if this host can read it."""
+def _search_settings(config_path: str | None, row) -> dict[str, Any]:
+    """The sampler and pruner, and the bars the study's trials saw, from the study's config
+    if this host can read it (and its data, for the bars)."""
     if not config_path:
         return {}
     from .config import load_config  # only here: tune status --json imports this module too
@@ -90,7 +91,7 @@ def _search_settings(config_path: str | None) -> dict[str, Any]:
         cfg = load_config(config_path)
     except Exception:
         return {"config": config_path}
-    return {
+    out: dict[str, Any] = {
         "config": config_path,
         "strategy": cfg.strategy.name,
         "fixed_params": dict(cfg.strategy.fixed),  # with best_params: every parameter the backtest takes
@@ -98,6 +99,13 @@ def _search_settings(config_path: str | None) -> dict[str, Any]:
         # A pruner's knobs only when there is one.
         "pruner": cfg.pruner.model_dump() if cfg.pruner.type != "none" else {"type": "none"},
     }
+    from .study import Objective
+
+    try:  # as tune stage counts them: the bars of the study's window (no holdout, no other fold)
+        out["data_points"] = Objective(cfg, row.symbol, row.fold).bars
+    except Exception:  # noqa: BLE001 - the data is not here (another host's path) or changed: left out
+        pass
+    return out
 
 
 # ANSI escape sequences: CSI (ESC [ or the one-byte C1 CSI), OSC (ESC ] … BEL or ST),

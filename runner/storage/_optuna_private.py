@@ -6,10 +6,15 @@ Why each is unavoidable (Optuna 5.x; pinned below 6 in pyproject.toml):
   writes a trial's parameter and attribute records itself (batched into one
   append), and the monitor's replay (replay.py) applies records itself; Optuna
   exposes no public name for them.
+* ``FrozenStudy`` — what ``BaseStorage.get_all_studies`` returns. ``tune dashboard``'s
+  storage over every study's journal (runner/dashboard.py) makes them under new ids;
+  Optuna documents the class (``optuna.study.FrozenStudy`` in its API reference) but
+  exports it from ``optuna.study._frozen`` only.
 
-If it moves, every process fails at import, naming it.
+If one moves, every process fails at import, naming it.
 """
 
 from optuna.storages.journal._storage import JournalOperation
+from optuna.study._frozen import FrozenStudy
 
-__all__ = ["JournalOperation"]
+__all__ = ["FrozenStudy", "JournalOperation"]

@@ -40,6 +40,7 @@ def test_a_staged_file_holds_everything_and_reproduces_the_backtests_value(db_ur
     exported = yaml.safe_load(tune("export", "stg-AAA", env=env, check=True).stdout)  # tune export as complete
     assert exported["fixed_params"] == {"ma_type": "ema"} and exported["pruner"] == {"type": "none"}
     assert exported["run_id"] == meta["run_id"] and exported["data_period"] == meta["data_period"]
+    assert exported["data_points"] == meta["data_points"] == 1400
     tune("stage", "stg-AAA", "--dir", str(tmp_path / "staging"), env=env, check=True)
     assert yaml.safe_load((tmp_path / "staging" / "stg-AAA-latest.yml").read_text())["metadata"]["run_id"] == meta["run_id"]
 

@@ -134,6 +134,7 @@ SUMMARY_EVERY = 5000  # journal records past the stored summary before a followe
 SUMMARY_AT_REST = 200  # ... or, once its study is at rest, this many (a summary costs a write of ~100 kB)
 SUMMARY_FORMAT = 2
 SUMMARY_TRIALS = 250  # a worker that takes trial k * SUMMARY_TRIALS brings the summary up to date
+READ_PAGE_RECORDS = 100_000  # journal records a poll reads at a time, in all its studies
 SUMMARY_PAGE = 5000  # journal records a worker's summary thread reads at a time (its connection is shared)
 
 
@@ -202,8 +203,11 @@ class _Follower:
 
     def _finished(self, trial: FrozenTrial, kind: str, signs: list[int], span: tuple[int, int]) -> None:
         if trial.datetime_complete:
-            # Trials finish out of id order (workers, a late reap): keep the list sorted.
+            # Trials finish out of id order (workers, a late reap): keep the list sorted, and
+            # only the window before the latest finish (no later "now" counts older ones: a
+            # history read at once would otherwise keep every finish, summaries too).
             bisect.insort(self.finishes, trial.datetime_complete)
+            del self.finishes[: bisect.bisect_left(self.finishes, self.finishes[-1] - THROUGHPUT_WINDOW)]
         attrs = trial.user_attrs
         if kind == "duplicate":
             self.duplicate_sources[attrs["duplicate_source"]] += 1
@@ -287,7 +291,7 @@ class _Follower:
             "front": [trial_json(t) for t in self.front], "maximize": self.maximize,
             "spans": [[n, *s] for n, s in self.spans.items()],
             "pinned_spans": [[n, *s] for n, s in self.pinned_spans.items()],
-            "finishes": [t.isoformat() for t in self.finishes],
+            "finishes": [t.isoformat() for t in self.finishes if t >= datetime.now() - THROUGHPUT_WINDOW],
             "first_start": self.first_start.isoformat() if self.first_start else None,
             "numbers": self.numbers, "values": self.values, "seconds": self.seconds,
             "recent": [[t.number, t.state, t.value, t.params, t.finished_at.isoformat() if t.finished_at else None,
@@ -376,7 +380,9 @@ class Monitor:
         """Read what is new. ``max_records`` bounds the journal records read in this poll,
         shared evenly among the studies, so that the first poll of a long history returns
         quickly, and holds as much memory with 50 studies as with 5; the rest follows in
-        later polls (``Snapshot.catching_up``)."""
+        later polls (``Snapshot.catching_up``). Without it, everything new is read, in
+        pages of READ_PAGE_RECORDS in all (one query for 17 million records would outlast
+        the server's answer deadline, and hold them all in memory at once)."""
         now = datetime.now()
         rows = control.list_studies(self.db, self.names, archived=self.archived)
         fresh = [r for r in rows if (f := self._followers.get(r.name)) is None or f.created_at != r.created_at]
@@ -385,24 +391,12 @@ class Monitor:
             self._followers[row.name] = self._start(row, stored.get(row.name))
         names = [r.name for r in rows]
         workers = control.list_workers(self.db, names) if rows else []
-        limit = max(1, max_records // len(names)) if max_records is not None and names else None
-        new_records = self.db.read_journals({n: self._followers[n].offset for n in names}, limit=limit,
-                                            keep=NOTE_ATTRS)
         by_name = {r.name: r for r in rows}
         working = {w.study for w in workers if w.alive}
-        catching_up = False
-        for name, records in new_records.items():
-            f = self._followers[name]
-            f.apply(records, by_name[name].direction)
-            truncated = limit is not None and len(records) >= limit
-            catching_up = catching_up or truncated
-            # At rest (read to its end, no trial open, no worker on it): its journal will not
-            # grow soon, so a summary of it all makes the next first look read (almost) nothing.
-            at_rest = not truncated and not f.replay.open and name not in working
-            behind = f.offset - f.summary_offset
-            # While catching up on history, less often: the summary at the end stands for it all.
-            if behind >= SUMMARY_EVERY * (10 if truncated else 1) or (at_rest and behind >= SUMMARY_AT_REST):
-                self._store_summary(f)
+        behind = self._read(names, by_name, working, max_records or READ_PAGE_RECORDS)
+        while behind and max_records is None:
+            behind = self._read(behind, by_name, working, READ_PAGE_RECORDS)
+        catching_up = bool(behind)
         if self.detail:  # events are detail
             self._read_events(names)
         views = []
@@ -411,6 +405,31 @@ class Monitor:
             mine = [w for w in workers if w.study == row.name]
             views.append(self._view(row, f, mine, now, with_workers))
         return Snapshot(storage=self.db.masked_url, taken_at=now, studies=views, catching_up=catching_up)
+
+    def _read(self, names: list[str], by_name: dict[str, control.StudyRow], working: set[str],
+              budget: int) -> list[str]:
+        """Read and apply up to ``budget`` new journal records, shared among ``names``;
+        returns the studies with more to read."""
+        if not names:
+            return []
+        limit = max(1, budget // len(names))
+        new_records = self.db.read_journals({n: self._followers[n].offset for n in names}, limit=limit,
+                                            keep=NOTE_ATTRS)
+        behind = []
+        for name, records in new_records.items():
+            f = self._followers[name]
+            f.apply(records, by_name[name].direction)
+            truncated = len(records) >= limit
+            if truncated:
+                behind.append(name)
+            # At rest (read to its end, no trial open, no worker on it): its journal will not
+            # grow soon, so a summary of it all makes the next first look read (almost) nothing.
+            at_rest = not truncated and not f.replay.open and name not in working
+            unsummarised = f.offset - f.summary_offset
+            # While catching up on history, less often: the summary at the end stands for it all.
+            if unsummarised >= SUMMARY_EVERY * (10 if truncated else 1) or (at_rest and unsummarised >= SUMMARY_AT_REST):
+                self._store_summary(f)
+        return behind
 
     @staticmethod
     def _start(row: control.StudyRow, stored: tuple[datetime, dict[str, Any]] | None) -> _Follower:

@@ -285,3 +285,24 @@ def test_the_app_reaps_only_once_history_is_read_and_keeps_no_replay_of_a_study_
         assert name not in feed.db._storages  # the reap's replay of the study is not kept
     finally:
         feed.close()
+
+
+def test_an_unbounded_poll_reads_a_long_history_in_pages(db, tmp_path, monkeypatch):
+    """tune status on 50 x 20,000 trials: one query for 17 million records outlasted the
+    server's answer deadline."""
+    import runner.monitor as monitor_module
+
+    monkeypatch.setattr(monitor_module, "READ_PAGE_RECORDS", 12)
+    name, study = _study(db, tmp_path)
+    other, study2 = _study(db, tmp_path, name="mon2")
+    study.optimize(_objective, n_trials=9)
+    study2.optimize(_objective, n_trials=2)
+    limits = []
+    read_journals = db.read_journals
+    monkeypatch.setattr(db, "read_journals",
+                        lambda offsets, limit=None, **kw: limits.append((len(offsets), limit)) or
+                        read_journals(offsets, limit=limit, **kw))
+    snapshot = Monitor(db, [name, other]).poll()
+    assert not snapshot.catching_up and [s.attempts for s in snapshot.statuses] == [9, 2]
+    assert limits[0] == (2, 6) and len(limits) > 3  # 12 records a page, shared by the studies behind
+    assert all(limit == 12 // n for n, limit in limits) and limits[-1] == (1, 12)  # the short one was done first

@@ -67,6 +67,20 @@ def test_throughput_is_over_the_window_or_the_study_life_if_shorter():
     assert old not in f.finishes  # dropped once out of the window
 
 
+def test_a_long_history_read_at_once_keeps_only_the_finishes_of_its_last_window():
+    """Read in one go, 10,000 trials a second apart kept every finish time (and put them in
+    the stored summary: 300 kB of a study's 390)."""
+    f = _Follower("s-AAA", datetime(2026, 1, 1))
+    start = datetime(2026, 1, 1, 12, 0)
+    for i in range(0, 10_000, 7):
+        t = trial(i, 1.0)
+        t.datetime_complete = start + timedelta(seconds=i)
+        f._finished(t, "complete", [1], (i, i))
+    window = THROUGHPUT_WINDOW.total_seconds()
+    assert len(f.finishes) <= window / 7 + 1 and f.finishes[-1] - f.finishes[0] <= THROUGHPUT_WINDOW
+    assert f.summary()["finishes"] == []  # none of them within the window before now
+
+
 # ------------------------------------------------------------ the Pareto front
 
 

@@ -138,6 +138,11 @@ class Database:
             return {}
         names, starts = zip(*offsets.items())
         with self.engine.connect() as conn:
+            # The planner cannot know how few records lie past each offset: with many or long
+            # studies its estimate passes jit_above_cost, and compiling the query takes ~10 ms
+            # of a poll that needs 2 (the refresh would grow with the history). Local to this
+            # read's transaction, which ends with the connection's return to the pool.
+            conn.exec_driver_sql("SET LOCAL jit = off")
             rows = conn.execute(
                 sa.text(
                     """

@@ -282,6 +282,7 @@ class _Follower:
         """What this follower knows, as JSON (tune_summaries.body): a follower made from it
         (:meth:`from_summary`) at the same journal offset shows the same."""
         r = self.replay
+        window_start = datetime.now() - THROUGHPUT_WINDOW
         return {
             "format": SUMMARY_FORMAT, "offset": r.offset, "created": r.created, "study": r.study,
             "open": [[trial_json(t), r.spans[n]] for n, t in r.open.items()],
@@ -291,7 +292,7 @@ class _Follower:
             "front": [trial_json(t) for t in self.front], "maximize": self.maximize,
             "spans": [[n, *s] for n, s in self.spans.items()],
             "pinned_spans": [[n, *s] for n, s in self.pinned_spans.items()],
-            "finishes": [t.isoformat() for t in self.finishes if t >= datetime.now() - THROUGHPUT_WINDOW],
+            "finishes": [t.isoformat() for t in self.finishes if t >= window_start],
             "first_start": self.first_start.isoformat() if self.first_start else None,
             "numbers": self.numbers, "values": self.values, "seconds": self.seconds,
             "recent": [[t.number, t.state, t.value, t.params, t.finished_at.isoformat() if t.finished_at else None,
@@ -358,9 +359,10 @@ class Monitor:
 
     A follower starts from the study's stored summary (``tune_summaries``, if any, for
     the study as it is now) and reads only the journal past it; every SUMMARY_EVERY
-    records it has read past the stored one, and once a study is at rest, it stores its own. No trial's metrics are
-    read but the best's (and a detail view's), each once: the first screen, a refresh
-    and the memory held cost the same at a hundred trials or a hundred thousand."""
+    records it has read past the stored one, and once the study is at rest, it stores
+    its own. No trial's metrics are read but the best's (and a detail view's), each
+    once: the first screen, a refresh and the memory held cost the same at a hundred
+    trials or a hundred thousand."""
 
     def __init__(self, db: Database, names: list[str] | None = None, detail: bool = True,
                  archived: bool = False) -> None:

@@ -204,7 +204,7 @@ class TuneApp(App):
         subtitle = printable(view.status.study) if view else ""
         if str(plot.border_subtitle or "") != subtitle:  # set again, it would paint again: idle CPU (issue 14)
             plot.border_subtitle = Text(subtitle)
-        self.query_one(ConvergencePlot).show(view)
+        plot.show(view)
         self.query_one(BestPanel).show(view)
         self.query_one(TrialsTable).show(view)
         self.query_one(EventLog).show(view)

@@ -49,13 +49,17 @@ def compute(complete: list[optuna.trial.FrozenTrial], directions: list[str]) -> 
     needs no scikit-learn), or ``{"n/a": why}``."""
     if len(complete) < 4:
         return {"n/a": "fewer than 4 complete trials"}
+    # PED-ANOVA, given a target, takes low values as the good ones (whatever the study's
+    # direction): a maximised objective is negated, or it would rank what makes it worst.
+    sign = -1.0 if directions[0] == "maximize" else 1.0
     study = optuna.create_study(directions=["maximize" if d == "maximize" else "minimize" for d in directions])
     study.add_trials(complete)
     try:
         # No warnings.catch_warnings here: it is process-wide state and this runs in a thread
-        # (runner.storage.quiet_optuna silences Optuna's experimental warning for good).
+        # (runner.storage.quiet_optuna silences Optuna's experimental warning, and PED-ANOVA's
+        # note on the target's sign, for good).
         found = optuna.importance.get_param_importances(
-            study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(), target=lambda t: t.values[0])
+            study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(), target=lambda t: sign * t.values[0])
     except (ValueError, RuntimeError) as exc:
         return {"n/a": str(exc)}
     return {"method": "ped-anova", **{k: float(v) for k, v in found.items()}}

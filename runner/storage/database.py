@@ -268,3 +268,6 @@ def quiet_optuna() -> None:
     """Optuna logs every trial at INFO; our own status output replaces that."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    # PED-ANOVA's note that it ranks low target values as good: runner/importances.py negates
+    # a maximised objective for it, so the note says nothing to our users.
+    warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes the importances", category=UserWarning)

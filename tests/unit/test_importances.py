@@ -33,6 +33,22 @@ def test_the_parameter_the_value_depends_on_comes_first():
     assert found["x"] > 0.8 > 0.2 > found["y"]
 
 
+def test_importances_are_those_of_reaching_the_studys_good_values_in_its_direction():
+    """High values come from x alone (x > 0.9), low ones from y alone: maximising, x matters;
+    minimising, y does (PED-ANOVA by itself reads every target as "lower is better")."""
+    rng = random.Random(1)
+    trials = []
+    for number in range(300):
+        params = {"x": rng.random(), "y": rng.random()}
+        value = 1.0 if params["x"] > 0.9 else -params["y"]
+        trial = optuna.trial.create_trial(params=params, distributions=SPACE, value=value)
+        trial.number = number
+        trials.append(trial)
+    up, down = importances.compute(trials, ["maximize"]), importances.compute(trials, ["minimize"])
+    assert up["x"] > 0.8 and up["y"] < 0.2
+    assert down["y"] > 0.8 and down["x"] < 0.2
+
+
 def test_too_few_trials_say_so():
     assert importances.compute(study_trials(3), ["maximize"]) == {"n/a": "fewer than 4 complete trials"}
 

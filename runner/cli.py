@@ -86,6 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="the report as JSON (what tune status --json carries)")
     add_storage_option(p)
 
+    p = sub.add_parser("refine", help="a new config and study narrowed around a study's top trials (which start it)")
+    p.add_argument("study")
+    p.add_argument("--top", type=int, default=10, metavar="K", help="the top K distinct trials (default 10)")
+    p.add_argument("--output", "-o", metavar="FILE",
+                   help="the new config (default: {run}_r{n}.toml beside the study's config)")
+    p.add_argument("--fix-below", type=float, default=0.05, metavar="SHARE",
+                   help="fix parameters with less than this share of the importances (default 0.05; 0: none)")
+    p.add_argument("--config", help="the study's config, if not where it was run from")
+    add_storage_option(p)
+
     p = sub.add_parser("stage", help="write a study's chosen parameters for deployment (versioned YAML and -latest)")
     p.add_argument("study")
     p.add_argument("--dir", default="staging", help="where to write them (default: ./staging)")

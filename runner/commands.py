@@ -88,6 +88,9 @@ def cmd_status(args) -> int:
         print(f"storage: {printable(db.masked_url)}")
         if statuses:
             print(status_table(statuses, width=terminal_width()))
+            for s in statuses:  # the lineage (tune refine)
+                if s.parent:
+                    print(f"{printable(s.study)}: refined from {printable(s.parent)}")
         else:
             hidden = 0 if args.archived or names else len(control.list_studies(db, None, archived=True))
             print(f"no studies ({hidden} archived: tune status --archived)" if hidden else "no studies")
@@ -164,17 +167,39 @@ def _named_studies(db: Database, names: list[str]) -> list:
 def _study_config(db: Database, study: str, given: str | None):
     """The study's control row, its config (``given``, else where it was run from) and that
     config's path; a UsageError when there is no such study or the config is not its own."""
-    rows = control.list_studies(db, [study])
-    if not rows:
-        raise UsageError(f"no such study: {printable(study)} (see tune status)")
-    row = rows[0]
-    path = given or row.config_path
-    if not path:
-        raise UsageError(f"{printable(study)}: the study has no config on record; give it with --config")
-    cfg = _load_config(path)
-    if row.fold not in cfg.folds() or cfg.study_name(row.symbol, row.fold) != study:
-        raise UsageError(f"{path}: its studies are {', '.join(cfg.study_names())}, not {printable(study)}")
-    return row, cfg, path
+    from .refine import RefineError, study_config
+
+    try:
+        row, cfg = study_config(db, study, given)
+    except RefineError as exc:
+        raise UsageError(str(exc)) from None
+    return row, cfg, given or row.config_path
+
+
+def cmd_refine(args) -> int:
+    from . import refine
+
+    if args.top < 1:
+        raise UsageError(f"--top must be at least 1 (got {args.top})")
+    if not 0 <= args.fix_below < 1:
+        raise UsageError(f"--fix-below must be in [0, 1) (got {args.fix_below})")
+    db = Database.open(args.storage)
+    try:
+        prepared = refine.prepare(db, args.study, config=args.config, output=args.output, top_k=args.top,
+                                  fix_below=args.fix_below)
+        for line in refine.describe(prepared):
+            print(printable(line))
+        new, copied, enqueued = refine.apply(db, prepared)
+    except refine.RefineError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"cannot write {prepared.out}: {exc.strerror or exc}") from None
+    study = prepared.plan.study
+    print(f"{printable(study)}: {copied} of the parent's top trials copied with their results"
+          + (f", {enqueued} enqueued to run again (a parameter fixed at another value)" if enqueued else ""))
+    print(f"run it: tune run {printable(str(prepared.out))}")
+    db.dispose()
+    return EXIT_OK
 
 
 def cmd_stage(args) -> int:
@@ -513,7 +538,7 @@ def cmd_dashboard(args) -> int:
 
 COMMANDS = {"run": cmd_run, "worker": cmd_worker, "status": cmd_status, "pause": cmd_control,
             "resume": cmd_control, "stop": cmd_control, "export": cmd_export, "report": cmd_report,
-            "stage": cmd_stage, "archive": cmd_archive, "delete": cmd_delete, "dashboard": cmd_dashboard,
+            "refine": cmd_refine, "stage": cmd_stage, "archive": cmd_archive, "delete": cmd_delete, "dashboard": cmd_dashboard,
             "db": cmd_db}
 
 

@@ -67,6 +67,7 @@ class StudyRow:
     split: dict | None = None  # control.split_settings of the config that registered it
     seen_bars: list | None = None  # validation.seen_bars of its first worker's data (pin_seen_bars)
     archived_at: datetime | None = None  # tune archive; None: shown
+    parent: str | None = None  # the study it was refined from (tune refine); None: a run of its own
 
 
 @retry_on_disconnect
@@ -250,6 +251,13 @@ def live_studies(conn, studies: list[str]) -> list[str]:
         " WHERE w.study = ANY(:s) AND w.status = ANY(:live)"
         " AND w.heartbeat_at > now() - make_interval(secs => s.grace_seconds)"),
         {"s": list(studies), "live": list(LIVE_STATUSES)}))
+
+
+@retry_on_disconnect
+def set_parent(db: Database, name: str, parent: str) -> None:
+    """Record that ``name`` was refined from ``parent`` (runner/refine.py): its lineage."""
+    with db.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE tune_studies SET parent = :p WHERE name = :n"), {"p": parent, "n": name})
 
 
 @retry_on_disconnect

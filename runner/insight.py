@@ -60,15 +60,15 @@ def build(db: Database, cfg: RunConfig, symbol: str, trials: list[optuna.trial.F
     metric, direction = cfg.study.metrics[0], cfg.direction
     sign = 1.0 if direction == "maximize" else -1.0
     complete = complete_trials(trials)
-    ranked = _ranked(cfg, complete, sign)
+    order = ranked(cfg, complete, sign)
     report: dict[str, Any] = {
         "study": study, "metric": metric, "direction": direction,
         "trials": {"complete": len(complete), "finished": sum(t.state.is_finished() for t in trials)},
     }
-    if not ranked:
+    if not order:
         report["best"] = None
         return report
-    best = ranked[0]
+    best = order[0]
     report["best"] = {"trial": best.number, "value": best.values[0], "params": best.params}
     seconds: dict[str, float] = {}  # what each section cost to compute (benchmarks/bench_insight.py)
 
@@ -89,12 +89,12 @@ def build(db: Database, cfg: RunConfig, symbol: str, trials: list[optuna.trial.F
     seconds["data"] = round(time.perf_counter() - clock, 4)
     best_returns = _guarded(partial(objective.bar_returns, best.params))
     if fold is None:
-        section("holdout", lambda: _holdout(db, cfg, study, ranked, objective, metric))
+        section("holdout", lambda: _holdout(db, cfg, study, order, objective, metric))
     else:
         report["holdout"] = _not_available(f"a walk-forward fold's study: its test window is in "
                                            f"{cfg.study_name(symbol)}'s report")
     section("deflated_sharpe", lambda: _deflated_sharpe(trials, best_returns, objective))
-    section("pbo", lambda: _pbo(cfg, ranked, best_returns, objective))
+    section("pbo", lambda: _pbo(cfg, order, best_returns, objective))
     memo: dict[int, tuple[list[float], int]] = {}
 
     def around(trial: optuna.trial.FrozenTrial) -> tuple[list[float], int]:
@@ -105,14 +105,14 @@ def build(db: Database, cfg: RunConfig, symbol: str, trials: list[optuna.trial.F
 
     section("robustness", lambda: _robustness(best, around, sign))
     section("importances", lambda: importances.compute(complete, cfg.directions))
-    section("selected", lambda: _selection(cfg, ranked, around, sign))
+    section("selected", lambda: _selection(cfg, order, around, sign))
     if fold is None:
         section("walk_forward", lambda: _walk_forward(db, cfg, symbol, objective, sign))
     report["seconds"] = seconds
     return report
 
 
-def _ranked(cfg: RunConfig, complete: list[optuna.trial.FrozenTrial], sign: float) -> list[optuna.trial.FrozenTrial]:
+def ranked(cfg: RunConfig, complete: list[optuna.trial.FrozenTrial], sign: float) -> list[optuna.trial.FrozenTrial]:
     """The best trial of each parameter combination (as deduplication tells them apart), best
     first: feasible trials (the constraints) before the others, as the study's best is chosen
     (runner/monitor.py); among equals, the earlier trial."""
@@ -330,7 +330,7 @@ def _walk_forward(db: Database, cfg: RunConfig, symbol: str, objective: Objectiv
             entry["n/a"] = "no complete trial yet"
             whole = False
             continue
-        best = _ranked(cfg, complete, sign)[0]
+        best = ranked(cfg, complete, sign)[0]
         outcome = _guarded(partial(objective.fold_test, best.params, number))
         entry.update(trial=best.number, params=best.params, complete=len(complete))
         keys = (cfg.study.metrics[0], "cagr", "total_return", "sharpe")

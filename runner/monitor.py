@@ -564,7 +564,7 @@ class Monitor:
             complete=c["complete"], pruned=c["pruned"], failed=c["failed"], duplicate=c["duplicate"],
             running=c["running"], attempts=f.replay.created, duplicate_sources=dict(f.duplicate_sources),
             trials_per_minute=f.trials_per_minute(now), desired_workers=row.desired_workers,
-            config_path=row.config_path, archived=row.archived_at is not None,
+            config_path=row.config_path, archived=row.archived_at is not None, parent=row.parent,
         )
         if len(metrics) > 1:
             signs = [1 if d == "maximize" else -1 for d in directions]

@@ -54,6 +54,7 @@ class StudyStatus:
     ended_reason: str | None = None
     config_path: str | None = None
     archived: bool = False  # tune archive: out of the default views
+    parent: str | None = None  # the study it was refined from (tune refine)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

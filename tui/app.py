@@ -35,6 +35,7 @@ from .screens.help_screen import HelpScreen
 from .screens.hosts_screen import HostsScreen
 from .screens.importances_screen import ImportancesScreen
 from .screens.quit_screen import STOP, QuitScreen
+from .screens.refine_screen import RefineScreen
 from .screens.slices_screen import SlicesScreen
 from .screens.symbols_screen import SymbolsScreen
 from .screens.trial_screen import TrialScreen
@@ -75,6 +76,8 @@ class TuneApp(App):
         Binding("h", "heatmap", "Heatmap", tooltip="best value over the two most important parameters (x, y: others)"),
         Binding("e", "equity", "Equity", tooltip="the best trial's equity and drawdown, buy & hold, the holdout marked"),
         Binding("a", "symbols", "Symbols", tooltip="every symbol of the run side by side: do their bests agree?"),
+        Binding("n", "refine", "Refine", show=False, tooltip="narrow the space around the selected study's top trials, "
+                                                 "start a new study from them (tune refine)"),
         Binding("w", "hosts", "Hosts", show=False, tooltip="hosts and workers: CPU, memory, load"),
         Binding("question_mark", "help", "Help", tooltip="this help"),
         Binding("q", "quit_app", "Quit", tooltip="quit: leave the workers running, or stop them"),
@@ -292,6 +295,26 @@ class TuneApp(App):
     def action_remove_worker(self) -> None:
         if name := self._selected():
             self._control(lambda: self.feed.remove_worker(name))
+
+    def action_refine(self) -> None:
+        """Plan the refinement off the UI thread (it reads the study's trials), show the
+        narrowed space, and on a yes write it and start the new study's workers."""
+        name = self._selected()
+        if name is None:
+            return
+
+        def plan() -> None:
+            from runner.refine import describe  # the config's modules (pandas): only when asked
+
+            prepared = self.feed.refine_prepare(name)
+            if isinstance(prepared, ControlResult):
+                self.call_from_thread(self.notify, printable(prepared.message), markup=False, severity="error")
+                return
+            self.call_from_thread(self.push_screen, RefineScreen(describe(prepared)),
+                                  lambda yes: self._control_if(yes, lambda: self.feed.refine_apply(prepared)))
+
+        self.notify(f"{printable(name)}: planning the refinement…", markup=False)
+        self.run_worker(plan, thread=True, group="control")
 
     def action_toggle_axis(self) -> None:
         self.query_one(ConvergencePlot).toggle_axis()

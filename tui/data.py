@@ -238,6 +238,37 @@ class StudyFeed:
             return ControlResult(False, f"{study}: cannot start a worker here: {first_line(exc)}")
         return ControlResult(True, f"{study}: starting a worker ({desired} wanted)")
 
+    def refine_prepare(self, study: str):
+        """The refinement of ``study`` planned (runner/refine.py), for the app to show first;
+        or a ControlResult saying why not."""
+        from runner import refine
+        from runner.config import ConfigError
+
+        try:
+            return refine.prepare(self.db, study)
+        except (refine.RefineError, ConfigError) as exc:
+            return ControlResult(False, first_line(exc))
+        except Exception as exc:
+            return ControlResult(False, f"{study}: cannot refine: {first_line(exc)}")
+
+    def refine_apply(self, prepared) -> ControlResult:
+        """Write the refined config, start its study from the parent's top trials, follow it
+        and start its workers here."""
+        from runner import refine
+
+        study = prepared.plan.study
+        try:
+            cfg, copied, enqueued = refine.apply(self.db, prepared)
+            if self.names is not None and study not in self.names:
+                self.names.append(study)  # the app follows it from the next poll
+            spawned = supervisor.start_workers(self.db, cfg)
+            self._children += [w.process for w in spawned]
+        except Exception as exc:
+            return ControlResult(False, f"{study}: cannot refine: {first_line(exc)}")
+        again = f", {enqueued} to run again" if enqueued else ""
+        return ControlResult(True, f"{study}: {copied} top trials copied{again}; {len(spawned)} worker(s) "
+                                   f"started; config {prepared.out}")
+
     def remove_worker(self, study: str) -> ControlResult:
         try:
             desired = control.change_workers(self.db, study, -1)

@@ -8,7 +8,7 @@ SCHEMA_LOCK = 0x74756E65  # "tune": serialises CREATE TABLE IF NOT EXISTS across
 # DDL below (ALTER TABLE takes an ACCESS EXCLUSIVE lock even when there is nothing
 # to do) runs once per database and version, not in every process that opens it,
 # where it blocked, and could deadlock with, other processes' reads.
-SCHEMA_VERSION = 13
+SCHEMA_VERSION = 14
 
 
 def is_current(conn) -> bool:
@@ -60,6 +60,8 @@ CREATE TABLE IF NOT EXISTS tune_studies (
 ALTER TABLE tune_studies ADD COLUMN IF NOT EXISTS seen_bars jsonb;
 -- tune archive: out of the default views (tune status, the app), still loadable; a new run clears it.
 ALTER TABLE tune_studies ADD COLUMN IF NOT EXISTS archived_at timestamptz;
+-- tune refine: the study this one was refined from (its lineage); NULL: a run of its own.
+ALTER TABLE tune_studies ADD COLUMN IF NOT EXISTS parent text;
 CREATE TABLE IF NOT EXISTS tune_workers (
     id           text PRIMARY KEY,
     study        text NOT NULL,

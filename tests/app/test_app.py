@@ -137,6 +137,35 @@ def test_plus_and_minus_change_the_worker_count(db, db_url, tmp_path):
     wait_for(lambda: not control.list_workers(db, ["wk-AAA"], live_only=True), timeout=20, message="workers to stop")
 
 
+def test_n_refines_the_selected_study_after_showing_the_narrowed_space(db, db_url, tmp_path):
+    from tests.helpers import tune
+    from tui.screens.refine_screen import RefineScreen
+
+    config = small_config(tmp_path, name="rfa", target=30)
+    tune("run", str(config), env={"TUNE_STORAGE_URL": db_url}, check=True)
+    app, _ = start_app(config, db_url)
+
+    async def session():
+        async with app.run_test(size=(120, 40)) as pilot:
+            await until(pilot, lambda: status(app, "rfa-AAA") and status(app, "rfa-AAA").complete == 30, "the study")
+            await pilot.press("n")
+            await until(pilot, lambda: isinstance(app.screen, RefineScreen), "the narrowed space")
+            shown = "\n".join(str(label.content) for label in app.screen.query("Label"))
+            assert "rfa-AAA -> rfa_r1-AAA" in shown and "narrowed" in shown
+            assert not (tmp_path / "rfa_r1.toml").exists()  # nothing written before the yes
+            await pilot.press("y")
+            # The refined study is followed, its workers started here, and it runs to its target.
+            await until(pilot, lambda: status(app, "rfa_r1-AAA") and status(app, "rfa_r1-AAA").complete == 30,
+                        "the refined study to run", timeout=90)
+            assert status(app, "rfa_r1-AAA").parent == "rfa-AAA"
+            assert (tmp_path / "rfa_r1.toml").exists()
+            await pilot.press("q")
+            await pilot.press("s")
+
+    asyncio.run(session())
+    wait_for(lambda: not control.list_workers(db, ["rfa_r1-AAA"], live_only=True), timeout=20, message="workers")
+
+
 @pytest.mark.skipif(bool(os.environ.get("TUNE_TEST_DATABASE_URL")), reason="stops the embedded server")
 def test_a_dead_embedded_server_is_shown_and_brought_back_by_the_app(db, db_url, tmp_path, tune_home):
     from runner.storage import embedded

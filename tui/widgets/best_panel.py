@@ -78,4 +78,6 @@ class BestPanel(Static):
             table.add_row("hosts", _fmt(", ".join(hosts)))
         if s.ended_reason:
             table.add_row("ended", _fmt(s.ended_reason))
+        if s.parent:
+            table.add_row("refined from", _fmt(s.parent))
         self.update(table)

@@ -1,0 +1,461 @@
+"""``tune refine``: a narrower search around a study's best trials, as a new config and study.
+
+Seed 000's recipe after a broad run: narrow the ranges around what worked, fix what does
+not matter, and search again. From a study's top-K distinct complete trials (feasible
+first, by the first objective, as the report ranks them):
+
+* a number's range becomes the top trials' spread plus a margin on each side
+  (``MARGIN`` of the spread, at least ``MIN_MARGIN`` of the parent's range), inside the
+  parent's range, on its grid (an int's or a float's step) and on its scale (a log range
+  narrows in log space);
+* a categorical keeps the choices that appear among them;
+* a parameter with less than ``fix_below`` of the importances (PED-ANOVA, as the report's;
+  only past ``MIN_TRIALS_TO_FIX`` complete trials) is fixed at the best's value in
+  ``[strategy.fixed]`` — never one a condition names, nor a conditional one;
+* a conditional parameter whose condition no choice left can meet is dropped.
+
+Each decision is a comment in the new file, which is the parent's own (its comments
+kept) with the run renamed ``{run}_r{n}`` and the one symbol. The new study starts from
+the parent's top-K: each top trial the new config would evaluate the same way (its
+fixed parameters at the values fixed) is copied with its results, not run again, and
+claimed for deduplication; the others are enqueued, to be run under the new config. The
+study's row keeps its parent (``tune status``, the app: the lineage).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution
+from optuna.trial import FrozenTrial, TrialState
+
+from . import control, importances
+from .config import CategoricalParam, FloatParam, IntParam, RunConfig
+from .monitor import category
+from .storage import Database
+from .storage.embedded import new_private_file
+
+TOP_K = 10
+FIX_BELOW = 0.05  # a parameter with less than this share of the importances is fixed
+MIN_TRIALS_TO_FIX = 30  # importances from fewer complete trials fix nothing
+MARGIN = 0.25  # each side of the top trials' spread, as a share of it …
+MIN_MARGIN = 0.05  # … and at least this share of the parent's range
+COPIED_FROM = "copied_from"  # user attribute of a copied trial: "{parent study}#{trial number}"
+
+
+@dataclass(frozen=True)
+class Decision:
+    param: str
+    action: str  # narrowed | kept | reduced | fixed | dropped
+    text: str  # what and why, for the file's comments and the confirmation screen
+
+
+@dataclass
+class Plan:
+    """What a refinement changes, before anything is written."""
+
+    parent: str  # the parent study
+    symbol: str
+    run_name: str  # the new run's name: the new study is {run_name}-{symbol}
+    top: list[FrozenTrial]  # the parent's top trials, best first
+    space: dict[str, dict[str, Any]]  # the new [space]: {param: its table}
+    fixed: dict[str, Any]  # parameters fixed by this refinement (added to [strategy.fixed])
+    decisions: list[Decision]
+    importances: dict[str, float] | None  # None: not used (too few trials), or not available
+    notes: list[str] = field(default_factory=list)  # lines for the file's header
+
+    @property
+    def study(self) -> str:
+        return f"{self.run_name}-{self.symbol}"
+
+
+class RefineError(ValueError):
+    """Nothing to refine from, or nowhere to write: one line for the user."""
+
+
+# ---------------------------------------------------------------- the plan
+
+
+def ranked(cfg: RunConfig, trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    """The study's complete trials, best first, one per parameter combination (the report's order)."""
+    from .insight import ranked as report_ranked  # the report's ranking: one rule for both
+
+    complete = [t for t in trials if category(t) == "complete" and t.values]
+    return report_ranked(cfg, complete, 1.0 if cfg.direction == "maximize" else -1.0)
+
+
+def plan(cfg: RunConfig, symbol: str, trials: list[FrozenTrial], *, parent: str, run_name: str,
+         top_k: int = TOP_K, fix_below: float = FIX_BELOW,
+         shares: dict[str, float] | None = None) -> Plan:
+    """The refinement of ``parent`` (a study of ``cfg``, on ``symbol``) from its ``trials``.
+    ``shares``: the parameters' importances (summing to 1), if known; else computed here
+    when there are enough complete trials."""
+    order = ranked(cfg, trials)
+    if not order:
+        raise RefineError(f"{parent} has no complete trial to refine from")
+    top = order[:top_k]
+    notes = [f"refined from {parent}: its top {len(top)} distinct complete trials"
+             + (f" (of {top_k} asked; it has no more)" if len(top) < top_k else "")
+             + f", by {cfg.study.metrics[0]} ({cfg.direction})"]
+    if len(cfg.study.metrics) > 1:
+        notes.append("a multi-objective study: ranked by its first objective only")
+    complete = sum(1 for t in trials if category(t) == "complete")
+    if fix_below > 0 and shares is None and complete >= MIN_TRIALS_TO_FIX:
+        found = importances.compute([t for t in trials if category(t) == "complete" and t.values], cfg.directions)
+        shares = {k: v for k, v in found.items() if isinstance(v, float)} or None
+    if fix_below > 0 and complete < MIN_TRIALS_TO_FIX:
+        shares = None
+        notes.append(f"no parameter fixed: {complete} complete trials are too few to trust their "
+                     f"importances (at least {MIN_TRIALS_TO_FIX})")
+    conditions = {other for p in cfg.space.values() for other in (p.when or {})}
+    best = top[0].params
+    space: dict[str, dict[str, Any]] = {}
+    fixed: dict[str, Any] = {}
+    decisions: list[Decision] = []
+    # Which parameters are fixed: the least important first, never all of them.
+    fixable = [n for n, p in cfg.space.items()
+               if shares is not None and fix_below > 0 and n not in conditions and not p.when and n in best
+               and shares.get(n, 0.0) < fix_below]
+    if len(fixable) >= len(cfg.space):
+        fixable = sorted(fixable, key=lambda n: shares.get(n, 0.0) if shares else 0.0)[:-1]
+    for name, p in cfg.space.items():
+        values = [t.params[name] for t in top if name in t.params]
+        if name in fixable:
+            assert shares is not None
+            fixed[name] = best[name]
+            decisions.append(Decision(name, "fixed", f"fixed at the best's {best[name]!r}: "
+                                                     f"{shares.get(name, 0.0):.1%} of the importances"))
+            continue
+        if p.when and not _condition_possible(p.when, space, fixed):
+            decisions.append(Decision(name, "dropped", f"dropped: its condition {_when_text(p.when)} "
+                                                       "holds for none of the top trials"))
+            continue
+        table: dict[str, Any] = {"type": p.type}
+        if not values:
+            table.update(_bounds(p))
+            decisions.append(Decision(name, "kept", f"kept: no top trial has it ({_when_text(p.when or {})})"))
+        elif isinstance(p, CategoricalParam):
+            seen = {repr(v) for v in values}
+            table["choices"] = [c for c in p.choices if repr(c) in seen]
+            if len(table["choices"]) < len(p.choices):
+                dropped = [c for c in p.choices if repr(c) not in seen]
+                decisions.append(Decision(name, "reduced", f"choices {table['choices']!r}; "
+                                                           f"{dropped!r} in none of the top trials"))
+            else:
+                decisions.append(Decision(name, "kept", "every choice appears among the top trials"))
+        else:
+            low, high = narrow(p, values)
+            table.update({"low": low, "high": high})
+            if isinstance(p, IntParam) and p.step != 1:
+                table["step"] = p.step
+            if isinstance(p, FloatParam) and p.step is not None:
+                table["step"] = p.step
+            if p.log:
+                table["log"] = True
+            was = f"{p.low}..{p.high}"
+            if (low, high) == (p.low, p.high):
+                decisions.append(Decision(name, "kept", f"{low}..{high} (the top trials span it)"))
+            else:
+                decisions.append(Decision(name, "narrowed", f"{low}..{high} (was {was}; top trials "
+                                                            f"{min(values)!r}..{max(values)!r})"))
+            if best.get(name) in (p.low, p.high):  # the search may be cut short there
+                decisions[-1] = Decision(name, decisions[-1].action, decisions[-1].text
+                                         + f"; the best is on the parent's {'low' if best[name] == p.low else 'high'} "
+                                           "bound: widen it by hand?")
+        if p.when:
+            table["when"] = dict(p.when)
+        space[name] = table
+    return Plan(parent=parent, symbol=symbol, run_name=run_name, top=top, space=space, fixed=fixed,
+                decisions=decisions, importances=shares, notes=notes)
+
+
+def _bounds(p: FloatParam | IntParam | CategoricalParam) -> dict[str, Any]:
+    if isinstance(p, CategoricalParam):
+        return {"choices": list(p.choices)}
+    out: dict[str, Any] = {"low": p.low, "high": p.high}
+    if isinstance(p, IntParam) and p.step != 1 or isinstance(p, FloatParam) and p.step is not None:
+        out["step"] = p.step
+    if p.log:
+        out["log"] = True
+    return out
+
+
+def _when_text(when: dict[str, Any]) -> str:
+    return " and ".join(f"{k} = {v!r}" for k, v in when.items()) or "unconditional"
+
+
+def _condition_possible(when: dict[str, Any], space: dict[str, dict[str, Any]], fixed: dict[str, Any]) -> bool:
+    """Whether a condition can still hold: each parameter it names still offers the value."""
+    for other, value in when.items():
+        if other in fixed:
+            if fixed[other] != value:
+                return False
+        elif other in space and "choices" in space[other] and value not in space[other]["choices"]:
+            return False
+    return True
+
+
+def narrow(p: FloatParam | IntParam, values: list[float]) -> tuple[Any, Any]:
+    """The narrowed range of a number: the values' spread plus the margins, inside the parent's
+    range, on its grid and scale, rounded outwards to figures a person writes."""
+    scale, unscale = (math.log, math.exp) if p.log else (float, float)
+    lo, hi = scale(min(values)), scale(max(values))
+    margin = max(MARGIN * (hi - lo), MIN_MARGIN * (scale(p.high) - scale(p.low)))
+    low, high = max(p.low, unscale(lo - margin)), min(p.high, unscale(hi + margin))
+    if isinstance(p, IntParam):
+        top = p.low + (p.high - p.low) // p.step * p.step  # the last value on the grid
+        ilow = p.low + math.floor((low - p.low) / p.step) * p.step
+        ihigh = min(top, p.low + math.ceil((high - p.low) / p.step) * p.step)
+        if ilow >= ihigh:  # one point: widen by a step where there is room
+            ilow, ihigh = (ilow, ilow + p.step) if ilow + p.step <= top else (ilow - p.step, ilow)
+        return int(ilow), int(ihigh)
+    if p.step is not None:
+        from .space import step_value
+
+        count = round((p.high - p.low) / p.step)
+        k_low = max(0, math.floor((low - p.low) / p.step + 1e-9))
+        k_high = min(count, math.ceil((high - p.low) / p.step - 1e-9))
+        if k_low >= k_high:
+            k_low, k_high = (k_low, k_low + 1) if k_low + 1 <= count else (k_low - 1, k_low)
+        return step_value(p, k_low), step_value(p, k_high)
+    width = high - low
+    digits = 2 - math.floor(math.log10(width)) if width > 0 else 6
+    flow = max(p.low, _round(low, digits, down=True))
+    fhigh = min(p.high, _round(high, digits, down=False))
+    if p.log and flow <= 0:
+        flow = low
+    return (flow, fhigh) if flow < fhigh else (low, high)
+
+
+def _round(x: float, digits: int, *, down: bool) -> float:
+    q = Decimal(1).scaleb(-digits)
+    d = Decimal(repr(x)).quantize(q, rounding="ROUND_FLOOR" if down else "ROUND_CEILING")
+    return float(d)
+
+
+def next_run_name(db: Database | None, cfg: RunConfig, symbol: str, taken_files: Path | None = None) -> str:
+    """``{run}_r{n}``, the first n whose study is not in the database (and whose default file is
+    free): a refinement of ``demo_r1`` is ``demo_r2``."""
+    base = re.sub(r"_r\d+$", "", cfg.study.name)
+    start = int(m.group(1)) + 1 if (m := re.search(r"_r(\d+)$", cfg.study.name)) else 1
+    for n in range(start, start + 10_000):
+        name = f"{base}_r{n}"
+        if db is not None and control.list_studies(db, [f"{name}-{symbol}"], archived=True):
+            continue
+        if taken_files is not None and (taken_files / f"{name}.toml").exists():
+            continue
+        return name
+    raise RefineError(f"no free name for a refinement of {cfg.study.name}")
+
+
+# ---------------------------------------------------------------- the study and its config
+
+
+def study_config(db: Database, study: str, given: str | None) -> tuple[control.StudyRow, RunConfig]:
+    """The study's control row and its config (``given``, else where it was run from);
+    RefineError when there is no such study or the config is not its own (ConfigError
+    when the config is broken). Shared by tune refine, stage, report and the app."""
+    from .config import load_config
+    from .text import printable
+
+    rows = control.list_studies(db, [study])
+    if not rows:
+        raise RefineError(f"no such study: {printable(study)} (see tune status)")
+    row = rows[0]
+    path = given or row.config_path
+    if not path:
+        raise RefineError(f"{printable(study)}: the study has no config on record; give it with --config")
+    cfg = load_config(path)
+    if row.fold not in cfg.folds() or cfg.study_name(row.symbol, row.fold) != study:
+        raise RefineError(f"{path}: its studies are {', '.join(cfg.study_names())}, not {printable(study)}")
+    return row, cfg
+
+
+@dataclass
+class Prepared:
+    """A refinement planned and rendered, not yet written: what the app shows for confirmation."""
+
+    plan: Plan
+    parent_cfg: RunConfig
+    out: Path
+    text: str
+
+
+def prepare(db: Database, study: str, *, config: str | None = None, output: str | Path | None = None,
+            top_k: int = TOP_K, fix_below: float = FIX_BELOW) -> Prepared:
+    """Plan the refinement of ``study`` and render its config (nothing written). The file goes
+    to ``output``, else beside the parent's config as ``{new run}.toml`` (the bundled demo's:
+    in the current directory)."""
+    from .config.loading import DEMO_CONFIG
+    from .export import load_trials
+
+    row, cfg = study_config(db, study, config)
+    if row.fold is not None:
+        raise RefineError(f"{study} is a walk-forward fold's study: refine its symbol's study, "
+                          f"{cfg.study_name(row.symbol)} (the refined run has the same folds)")
+    if output is not None:
+        out = Path(output)
+        if out.exists():
+            raise RefineError(f"{out} exists; give another -o")
+        run_name = next_run_name(db, cfg, row.symbol)
+    else:
+        assert cfg.source_path is not None
+        where = Path.cwd() if cfg.source_path == DEMO_CONFIG else cfg.source_path.parent
+        run_name = next_run_name(db, cfg, row.symbol, taken_files=where)
+        out = where / f"{run_name}.toml"
+    stored = importances.stored(db, [study]).get(study)
+    shares = ({k: v for k, v in stored.items() if isinstance(v, float)} or None
+              if stored and stored.get("trials", 0) >= MIN_TRIALS_TO_FIX else None)
+    p = plan(cfg, row.symbol, load_trials(db, study), parent=study, run_name=run_name, top_k=top_k,
+             fix_below=fix_below, shares=shares)
+    return Prepared(p, cfg, out, render(cfg, p, out))
+
+
+def describe(prepared: Prepared) -> list[str]:
+    """The refinement in a few lines, for a person to read before it is made (plain text:
+    the caller escapes it where markup is rendered)."""
+    p = prepared.plan
+    width = max(len(d.param) for d in p.decisions)
+    lines = [f"{p.parent} -> {p.study}: {prepared.out}", *p.notes]
+    lines += [f"  {d.param:<{width}}  {d.action:<8}  {d.text}" for d in p.decisions]
+    return lines
+
+
+def apply(db: Database, prepared: Prepared) -> tuple[RunConfig, int, int]:
+    """Write the refined config, check it loads, and create its study from the parent's top
+    trials: (the new config, trials copied, trials enqueued). A config that would not load,
+    or a study that cannot be made, leaves no file behind."""
+    from .config import load_config
+
+    write(prepared.text, prepared.out)
+    try:
+        new = load_config(prepared.out)
+        copied, enqueued = seed(db, new, prepared.plan)
+    except BaseException:
+        prepared.out.unlink(missing_ok=True)
+        raise
+    return new, copied, enqueued
+
+
+# ---------------------------------------------------------------- the file
+
+
+def render(cfg: RunConfig, p: Plan, out: Path) -> str:
+    """The refined config: the parent's file (comments kept) with the run renamed, the one
+    symbol, the new [space] and the fixed parameters, each decision a comment."""
+    import tomlkit
+
+    assert cfg.source_path is not None
+    doc = tomlkit.parse(cfg.source_path.read_text(encoding="utf-8"))
+    doc["study"]["name"] = p.run_name
+    doc["data"]["symbols"] = [p.symbol]
+    data = doc["data"]
+    path = data.get("path")
+    if isinstance(path, str) and not Path(path).is_absolute() and out.parent.resolve() != cfg.base_dir:
+        data["path"] = str(cfg.base_dir / path)  # the same files, from the new file's place
+    strategy = doc["strategy"]
+    if p.fixed:
+        fixed = strategy.get("fixed")
+        if fixed is None:
+            fixed = tomlkit.table()
+            strategy["fixed"] = fixed
+            fixed = strategy["fixed"]
+        why = {d.param: d.text for d in p.decisions}
+        for name, value in p.fixed.items():
+            fixed[name] = value
+            fixed[name].comment(why[name])
+        fixed.add(tomlkit.nl())
+    space = tomlkit.table(is_super_table=True)
+    for d in p.decisions:
+        if d.param not in p.space:
+            continue
+        table = tomlkit.table()
+        table.add(tomlkit.comment(d.text))
+        for key, value in p.space[d.param].items():
+            table[key] = value
+        space[d.param] = table
+    doc["space"] = space
+    header = [f"# {line}" for line in p.notes]
+    header += [f"#   {d.param}: {d.text}" for d in p.decisions]
+    header.append("# Written by tune refine; edit it as any config, then: tune run THIS_FILE")
+    return "\n".join(header) + "\n\n" + tomlkit.dumps(doc)
+
+
+def write(text: str, out: Path) -> None:
+    """Write the refined config, owner-only, never over an existing file."""
+    if out.exists():
+        raise RefineError(f"{out} exists; give another -o")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
+    with new_private_file(tmp) as handle:
+        handle.write(text)
+    os.replace(tmp, out)
+
+
+# ---------------------------------------------------------------- the new study
+
+
+def seed(db: Database, new: RunConfig, p: Plan) -> tuple[int, int]:
+    """Create the refined study, with the parent as its lineage, and start it from the parent's
+    top trials (:func:`start_from_top`); their combinations are claimed for deduplication.
+    Returns (copied, enqueued)."""
+    from .study import open_study
+
+    control.register_study(db, new, p.symbol, reset_control=True)
+    control.set_parent(db, p.study, p.parent)
+    study = open_study(db, new, p.symbol)
+    if study.get_trials(deepcopy=False):
+        raise RefineError(f"{p.study} has trials already; nothing copied")
+    copied, enqueued, claims = start_from_top(study, new, p)
+    if new.study.dedup:
+        from .dedup import reclaim
+
+        for key, number in claims:
+            reclaim(db, p.study, key, number)
+    return copied, enqueued
+
+
+def start_from_top(study: optuna.Study, new: RunConfig, p: Plan) -> tuple[int, int, list[tuple[str, int]]]:
+    """Add the parent's top trials to the empty ``study`` of the refined config ``new``: a trial
+    the new config would evaluate the same way (its parameters in the new space, those fixed
+    at the values fixed) is copied with its values, metrics and constraints, marked
+    ``copied_from``; any other is enqueued, to run under the new config. Returns (copied,
+    enqueued, [(dedup key, trial number) of each copy])."""
+    from .space import distributions, param_key
+
+    dists = distributions(new)
+    copied = enqueued = 0
+    claims: list[tuple[str, int]] = []
+    for t in p.top:
+        params = {k: v for k, v in t.params.items() if k in dists}
+        same = all(t.params.get(k) == v for k, v in p.fixed.items()) and all(
+            _contains(dists[k], v) for k, v in params.items())
+        number = copied + enqueued  # the study was empty: trials are numbered as added
+        if same:
+            study.add_trial(optuna.trial.create_trial(
+                state=TrialState.COMPLETE, values=t.values, params=params,
+                distributions={k: dists[k] for k in params},
+                user_attrs={**t.user_attrs, COPIED_FROM: f"{p.parent}#{t.number}"},
+                intermediate_values=t.intermediate_values, constraints=t.constraints or None,
+            ))
+            claims.append((param_key(new, params), number))
+            copied += 1
+        else:
+            study.enqueue_trial(params, user_attrs={COPIED_FROM: f"{p.parent}#{t.number} (run again)"})
+            enqueued += 1
+    return copied, enqueued, claims
+
+
+def _contains(d: BaseDistribution, value: Any) -> bool:
+    if isinstance(d, CategoricalDistribution):
+        return any(repr(value) == repr(c) for c in d.choices)
+    low, high = d.low, d.high  # type: ignore[attr-defined]
+    return low - 1e-12 * max(1.0, abs(low)) <= value <= high + 1e-12 * max(1.0, abs(high))

@@ -1,0 +1,151 @@
+"""tune refine's plan: narrowed ranges on the parent's grid, reduced choices, parameters fixed
+by importance, the file it writes, and the trials the refined study starts from."""
+
+from __future__ import annotations
+
+import math
+import stat
+
+import optuna
+import pytest
+from optuna.trial import TrialState, create_trial
+
+from runner import refine
+from runner.config import FloatParam, IntParam, load_config
+from runner.space import distributions
+from tests.helpers import write_config
+
+CONFIG = """
+# the parent's own comment
+[study]
+name = "par"
+metric = "sharpe"
+
+[data]
+symbols = ["AAA", "BBB"]
+{data}
+
+[strategy]
+name = "ma_crossover"
+
+[space.fast]
+type = "int"
+low = 2
+high = 400
+
+[space.slow]
+type = "int"
+low = 20
+high = 2000
+step = 10
+
+[space.ma_type]
+type = "categorical"
+choices = ["sma", "ema"]
+"""
+
+SYNTHETIC = "[data.synthetic]\nbars = 500\nseed = 1\n"
+
+
+def parent(tmp_path, data: str = SYNTHETIC, extra: str = ""):
+    return load_config(write_config(tmp_path / "par.toml", CONFIG.format(data=data) + extra))
+
+
+def trial(cfg, number: int, value: float, **params):
+    dists = distributions(cfg)
+    t = create_trial(state=TrialState.COMPLETE, values=[value], params=params,
+                     distributions={k: dists[k] for k in params}, user_attrs={"sharpe": value, "trades": 40})
+    t.number = number
+    return t
+
+
+def test_a_number_narrows_to_its_top_values_plus_margins_on_the_parents_grid_and_scale():
+    stepped = IntParam(type="int", low=20, high=2000, step=10)
+    low, high = refine.narrow(stepped, [400, 500, 600])
+    assert (low - 20) % 10 == 0 and (high - 20) % 10 == 0  # on the parent's grid
+    margin = max(refine.MARGIN * 200, refine.MIN_MARGIN * 1980)
+    assert low <= 400 - margin and high >= 600 + margin and low > 20 and high < 2000
+    assert refine.narrow(stepped, [1990, 2000])[1] == 2000  # never past the parent's range
+    assert refine.narrow(IntParam(type="int", low=1, high=3), [3]) == (2, 3)  # one point: a step wider
+    logged = FloatParam(type="float", low=1e-4, high=1.0, log=True)
+    low, high = refine.narrow(logged, [0.01, 0.02])
+    assert 1e-4 < low < 0.01 and 0.02 < high < 1.0
+    assert math.log(0.01 / low) == pytest.approx(math.log(high / 0.02), rel=0.2)  # symmetric in log space
+    stepped_float = FloatParam(type="float", low=0.1, high=0.9, step=0.1)
+    low, high = refine.narrow(stepped_float, [0.3, 0.4])
+    assert (low, high) == (0.2, 0.5)  # exact grid values as a person writes them
+
+
+def test_a_plan_reduces_choices_fixes_what_does_not_matter_and_says_why(tmp_path):
+    cfg = parent(tmp_path)
+    trials = [trial(cfg, i, 1.0 + i / 100, fast=100 + i, slow=500 + 10 * (i % 5), ma_type="sma") for i in range(40)]
+    plan = refine.plan(cfg, "AAA", trials, parent="par-AAA", run_name="par_r1", top_k=10,
+                       shares={"fast": 0.7, "slow": 0.28, "ma_type": 0.02})
+    assert [t.number for t in plan.top] == list(range(39, 29, -1))  # best first
+    actions = {d.param: d.action for d in plan.decisions}
+    assert actions == {"fast": "narrowed", "slow": "narrowed", "ma_type": "fixed"}
+    assert plan.fixed == {"ma_type": "sma"} and "ma_type" not in plan.space
+    assert plan.space["fast"]["low"] <= 130 and plan.space["fast"]["high"] >= 139
+    too_few = refine.plan(cfg, "AAA", trials[:10], parent="par-AAA", run_name="par_r1",
+                          shares={"fast": 0.7, "slow": 0.28, "ma_type": 0.02})
+    assert too_few.fixed == {} and any("too few" in n for n in too_few.notes)
+    reduced = refine.plan(cfg, "AAA", trials, parent="par-AAA", run_name="par_r1", fix_below=0)
+    assert reduced.space["ma_type"]["choices"] == ["sma"] and reduced.fixed == {}
+    with pytest.raises(refine.RefineError, match="no complete trial"):
+        refine.plan(cfg, "AAA", [], parent="par-AAA", run_name="par_r1")
+
+
+def test_a_condition_is_never_fixed_and_a_parameter_whose_condition_cannot_hold_is_dropped(tmp_path):
+    cfg = parent(tmp_path, extra='\n[space.stop_loss]\ntype = "float"\nlow = 0.01\nhigh = 0.2\nwhen = {ma_type = "ema"}\n')
+    trials = [trial(cfg, i, 1.0 + i / 100, fast=100 + i, slow=500, ma_type="sma") for i in range(40)]
+    plan = refine.plan(cfg, "AAA", trials, parent="par-AAA", run_name="par_r1",
+                       shares={"fast": 0.97, "slow": 0.01, "ma_type": 0.01, "stop_loss": 0.01})
+    actions = {d.param: d.action for d in plan.decisions}
+    assert actions["ma_type"] == "reduced"  # a condition of stop_loss: reduced, never fixed
+    assert actions["stop_loss"] == "dropped" and "stop_loss" not in plan.space
+    assert plan.fixed == {"slow": 500}
+
+
+def test_the_refined_file_is_the_parents_with_each_decision_and_loads(tmp_path):
+    (tmp_path / "data").mkdir()
+    for symbol in ("AAA", "BBB"):
+        (tmp_path / "data" / f"{symbol}.csv").write_text("timestamp,close\n")  # the config checks they exist
+    cfg = parent(tmp_path, data='path = "data/{symbol}.csv"')
+    trials = [trial(cfg, i, 1.0 + i / 100, fast=100 + i, slow=500, ma_type="sma") for i in range(40)]
+    plan = refine.plan(cfg, "BBB", trials, parent="par-BBB", run_name="par_r1",
+                       shares={"fast": 0.9, "slow": 0.08, "ma_type": 0.02})
+    out = tmp_path / "elsewhere" / "par_r1.toml"
+    text = refine.render(cfg, plan, out)
+    assert "# the parent's own comment" in text
+    for d in plan.decisions:
+        assert d.text in text
+    refine.write(text, out)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    with pytest.raises(refine.RefineError, match="exists"):
+        refine.write(text, out)  # never over a file
+    new = load_config(out)
+    assert new.study.name == "par_r1" and new.data.symbols == ["BBB"]
+    assert new.strategy.fixed == {"ma_type": "sma"} and set(new.space) == {"fast", "slow"}
+    assert new.data.path == str(tmp_path / "data/{symbol}.csv")  # the same files from another folder
+    assert isinstance(new.space["slow"], IntParam) and new.space["slow"].step == 10
+
+
+def test_the_refined_study_starts_from_copies_of_the_top_trials_and_reruns_the_others(tmp_path):
+    cfg = parent(tmp_path)
+    trials = [trial(cfg, i, 1.0 + i / 100, fast=100 + i, slow=500, ma_type="ema" if i == 38 else "sma")
+              for i in range(40)]
+    plan = refine.plan(cfg, "AAA", trials, parent="par-AAA", run_name="par_r1", top_k=3, fix_below=0)
+    plan.fixed = {"ma_type": "sma"}  # as if fixed: trial 38 (ema) would now be evaluated differently
+    plan.space.pop("ma_type")
+    out = tmp_path / "par_r1.toml"
+    refine.write(refine.render(cfg, plan, out), out)
+    new = load_config(out)
+    study = optuna.create_study(direction="maximize")
+    copied, enqueued, claims = refine.start_from_top(study, new, plan)
+    assert (copied, enqueued) == (2, 1)
+    got = study.get_trials()
+    assert [t.state for t in got] == [TrialState.COMPLETE, TrialState.WAITING, TrialState.COMPLETE]
+    assert got[0].values == trials[39].values and got[0].user_attrs["copied_from"] == "par-AAA#39"
+    assert got[0].params == {"fast": 139, "slow": 500}
+    assert got[0].user_attrs == {**trials[39].user_attrs, "copied_from": "par-AAA#39"}
+    assert [n for _, n in claims] == [0, 2]

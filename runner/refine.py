@@ -126,7 +126,8 @@ def plan(cfg: RunConfig, symbol: str, trials: list[FrozenTrial], *, parent: str,
                and shares.get(n, 0.0) < fix_below]
     if len(fixable) >= len(cfg.space):
         fixable = sorted(fixable, key=lambda n: shares.get(n, 0.0) if shares else 0.0)[:-1]
-    for name, p in cfg.space.items():
+    # The conditions' parameters first: whether a condition can still hold depends on them.
+    for name, p in sorted(cfg.space.items(), key=lambda item: item[1].when is not None):
         values = [t.params[name] for t in top if name in t.params]
         if name in fixable:
             assert shares is not None
@@ -173,6 +174,9 @@ def plan(cfg: RunConfig, symbol: str, trials: list[FrozenTrial], *, parent: str,
         if p.when:
             table["when"] = dict(p.when)
         space[name] = table
+    order_of = {name: i for i, name in enumerate(cfg.space)}  # the parent's order, in the file too
+    space = dict(sorted(space.items(), key=lambda item: order_of[item[0]]))
+    decisions.sort(key=lambda d: order_of[d.param])
     return Plan(parent=parent, symbol=symbol, run_name=run_name, top=top, space=space, fixed=fixed,
                 decisions=decisions, importances=shares, notes=notes)
 
@@ -198,8 +202,12 @@ def _condition_possible(when: dict[str, Any], space: dict[str, dict[str, Any]], 
         if other in fixed:
             if fixed[other] != value:
                 return False
-        elif other in space and "choices" in space[other] and value not in space[other]["choices"]:
-            return False
+        elif other in space:
+            table = space[other]
+            if "choices" in table and not any(repr(value) == repr(c) for c in table["choices"]):
+                return False
+            if "low" in table and not table["low"] <= value <= table["high"]:
+                return False
     return True
 
 

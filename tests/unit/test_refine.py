@@ -95,8 +95,15 @@ def test_a_plan_reduces_choices_fixes_what_does_not_matter_and_says_why(tmp_path
         refine.plan(cfg, "AAA", [], parent="par-AAA", run_name="par_r1")
 
 
-def test_a_condition_is_never_fixed_and_a_parameter_whose_condition_cannot_hold_is_dropped(tmp_path):
-    cfg = parent(tmp_path, extra='\n[space.stop_loss]\ntype = "float"\nlow = 0.01\nhigh = 0.2\nwhen = {ma_type = "ema"}\n')
+@pytest.mark.parametrize("first", [False, True], ids=["condition-first", "conditional-first"])
+def test_a_condition_is_never_fixed_and_a_parameter_whose_condition_cannot_hold_is_dropped(tmp_path, first):
+    conditional = '[space.stop_loss]\ntype = "float"\nlow = 0.01\nhigh = 0.2\nwhen = {ma_type = "ema"}\n'
+    text = CONFIG.format(data=SYNTHETIC)
+    if first:  # the conditional parameter written before the one its condition names
+        text = text.replace("[space.fast]", conditional + "\n[space.fast]")
+    else:
+        text += "\n" + conditional
+    cfg = load_config(write_config(tmp_path / "par.toml", text))
     trials = [trial(cfg, i, 1.0 + i / 100, fast=100 + i, slow=500, ma_type="sma") for i in range(40)]
     plan = refine.plan(cfg, "AAA", trials, parent="par-AAA", run_name="par_r1",
                        shares={"fast": 0.97, "slow": 0.01, "ma_type": 0.01, "stop_loss": 0.01})

@@ -155,6 +155,11 @@ class Worker:
                 self.event("error", str(exc))
                 reason, code = str(exc), EXIT_BAD_INPUT
                 return code
+            # Other workers' metrics are most of the study's records and nothing here reads
+            # them: only the attributes that say what kind a trial is are replayed — from the
+            # first read on (open_study's), or a worker joining a study of 20,000 trials held
+            # every trial's metrics (775 MB; benchmarks/bench_monitor.py).
+            self.db.optuna_storage(self.study_name, keep=KIND_ATTRS)
             study = open_study(self.db, self.cfg, self.symbol, self.index, self.fold)
             self.claims = dedup.ClaimBook(self.db, self.cfg, self.study_name, self.id) if self.cfg.study.dedup else None
             # Results that workers of this study on this host could not deliver before they exited.
@@ -199,9 +204,6 @@ class Worker:
         # Reads within a trial (the sampler's, several per ask) come from the replay as
         # the refresh below left it: one read per trial instead of one per call.
         storage.snapshot_reads = True
-        # Other workers' metrics are most of the study's records and nothing here reads
-        # them: only the attributes that say what kind a trial is are replayed.
-        storage.skip_others_metrics(KIND_ATTRS)
         # With a holdout, a trial entering the top-K (by the first metric) is validated on it.
         tally = StudyTally(
             validation.TopValues(self.cfg.validation.top_k, self.cfg.direction)

@@ -116,11 +116,13 @@ class Database:
         with self.engine.connect() as conn:
             return conn.exec_driver_sql("SELECT id FROM tune_database").scalar_one()
 
-    def optuna_storage(self, study: str) -> TuneJournalStorage:
-        """The Optuna storage holding ``study`` (cached: replays only new records)."""
+    def optuna_storage(self, study: str, keep: tuple[str, ...] | None = None) -> TuneJournalStorage:
+        """The Optuna storage holding ``study`` (cached: replays only new records). ``keep``,
+        for the first call only: other processes' metrics are skipped but these, from the
+        first read on (TuneJournalStorage.skip_others_metrics)."""
         if study not in self._storages:
             self._storages[study] = TuneJournalStorage(PostgresJournalBackend(
-                self.url, study, self.connect_args, engine=self.engine if self.single_connection else None))
+                self.url, study, self.connect_args, engine=self.engine if self.single_connection else None), keep)
         return self._storages[study]
 
     def read_journals(self, offsets: dict[str, int], limit: int | None = None,

@@ -345,7 +345,13 @@ class TuneJournalStorage(JournalStorage):
     ask: constant liar) calls :meth:`flush`.
     """
 
-    def __init__(self, log_storage: PostgresJournalBackend) -> None:
+    def __init__(self, log_storage: PostgresJournalBackend, keep: Iterable[str] | None = None) -> None:
+        """``keep``: skip other processes' metrics but these from the first read on (see
+        :meth:`skip_others_metrics`) — super().__init__ reads the whole study."""
+        if keep is not None:
+            # Our worker-id prefix is made by super(), after which it reads: until then, a prefix
+            # no worker id has (a new process has written nothing yet), then our own below.
+            log_storage.skip_metrics("\x01", keep)
         # Before super(): its __init__ syncs.
         self._pending: list[dict[str, Any]] = []
         self._behind = False  # records of ours are written but not yet replayed: the next read must read
@@ -355,6 +361,8 @@ class TuneJournalStorage(JournalStorage):
         self.snapshot_reads = False
         self.journal = log_storage  # ours, typed (JournalStorage keeps it as a BaseJournalBackend)
         super().__init__(log_storage)
+        if keep is not None:
+            self.skip_others_metrics(keep)
 
     def _record(self, op_code: int, **fields: Any) -> dict[str, Any]:
         """A journal record as Optuna writes it."""

@@ -177,27 +177,38 @@ def _study_config(db: Database, study: str, given: str | None):
 
 
 def cmd_refine(args) -> int:
+    import math
+    import shlex
+
     from . import refine
 
     if args.top < 1:
         raise UsageError(f"--top must be at least 1 (got {args.top})")
-    if not 0 <= args.fix_below < 1:
+    if not (math.isfinite(args.fix_below) and 0 <= args.fix_below < 1):
         raise UsageError(f"--fix-below must be in [0, 1) (got {args.fix_below})")
     db = Database.open(args.storage)
     try:
         prepared = refine.prepare(db, args.study, config=args.config, output=args.output, top_k=args.top,
                                   fix_below=args.fix_below)
-        for line in refine.describe(prepared):
-            print(printable(line))
-        new, copied, enqueued = refine.apply(db, prepared)
+    except refine.RefineError as exc:
+        raise UsageError(str(exc)) from None
+    for line in refine.describe(prepared):
+        print(printable(line))
+    try:
+        new, copied, enqueued, why = refine.apply(db, prepared)
     except refine.RefineError as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:
         raise UsageError(f"cannot write {prepared.out}: {exc.strerror or exc}") from None
     study = prepared.plan.study
+    if why:
+        print(f"warning: {printable(why)}", file=sys.stderr)
     print(f"{printable(study)}: {copied} of the parent's top trials copied with their results"
-          + (f", {enqueued} enqueued to run again (a parameter fixed at another value)" if enqueued else ""))
-    print(f"run it: tune run {printable(str(prepared.out))}")
+          + (f", {enqueued} enqueued to run again" if enqueued else ""))
+    if copied >= new.study.target_trials:
+        print(f"note: the copies reach target_trials ({new.study.target_trials}) already: raise it in the file "
+              "for the refined study to search")
+    print(f"run it: tune run {printable(shlex.quote(str(prepared.out)))}")
     db.dispose()
     return EXIT_OK
 

@@ -70,9 +70,17 @@ class StudyRow:
     parent: str | None = None  # the study it was refined from (tune refine); None: a run of its own
 
 
+class StudyExists(ValueError):
+    """register_study(new_only=True) of a study that exists (another process made it first)."""
+
+
 @retry_on_disconnect
-def register_study(db: Database, cfg, symbol: str, *, reset_control: bool, fold: int | None = None) -> None:
+def register_study(db: Database, cfg, symbol: str, *, reset_control: bool, fold: int | None = None,
+                   new_only: bool = False) -> None:
     """Create or refresh the control row of one symbol's study from a config.
+
+    ``new_only``: create it, or raise StudyExists and change nothing (tune refine: two at
+    once must not both take one name).
 
     ``reset_control`` sets the study back to running (an explicit ``tune run``
     or app start means "run this"); a worker joining later does not reset it.
@@ -97,10 +105,17 @@ def register_study(db: Database, cfg, symbol: str, *, reset_control: bool, fold:
             sa.text("SELECT metric, direction, space, split, seen_bars FROM tune_studies WHERE name = :n FOR UPDATE"),
             {"n": name}
         ).first()
+        if old is not None and new_only:
+            raise StudyExists(f"{name} exists already")
         if old is not None:
             _check_same_study(cfg, name, list(old.metric), list(old.direction), old.space or {}, space)
             check_same_split(cfg, name, old.split, old.seen_bars)
-        conn.execute(
+        on_conflict = ("DO NOTHING" if new_only else """DO UPDATE SET
+                    config_path = EXCLUDED.config_path, metric = EXCLUDED.metric,
+                    direction = EXCLUDED.direction, target_trials = EXCLUDED.target_trials,
+                    max_attempts = EXCLUDED.max_attempts, grace_seconds = EXCLUDED.grace_seconds,
+                    space = EXCLUDED.space, split = EXCLUDED.split, updated_at = now()""" + reset)
+        made = conn.execute(
             sa.text(
                 """
                 INSERT INTO tune_studies (name, run_name, symbol, fold, config_path, metric, direction,
@@ -108,14 +123,12 @@ def register_study(db: Database, cfg, symbol: str, *, reset_control: bool, fold:
                 VALUES (:name, :run_name, :symbol, :fold, :config_path, :metric, :direction,
                     :target_trials, :max_attempts, :desired_workers, :grace_seconds, CAST(:space AS jsonb),
                     CAST(:split AS jsonb))
-                ON CONFLICT (name) DO UPDATE SET
-                    config_path = EXCLUDED.config_path, metric = EXCLUDED.metric,
-                    direction = EXCLUDED.direction, target_trials = EXCLUDED.target_trials,
-                    max_attempts = EXCLUDED.max_attempts, grace_seconds = EXCLUDED.grace_seconds,
-                    space = EXCLUDED.space, split = EXCLUDED.split, updated_at = now()""" + reset
+                ON CONFLICT (name) """ + on_conflict + " RETURNING name"
             ),
             values,
-        )
+        ).first()
+        if made is None:  # new_only, and another process inserted it since the SELECT above
+            raise StudyExists(f"{name} exists already")
 
 
 def split_settings(cfg) -> dict:

@@ -102,7 +102,7 @@ def plan(cfg: RunConfig, symbol: str, trials: list[FrozenTrial], *, parent: str,
     if not order:
         raise RefineError(f"{parent} has no complete trial to refine from")
     top = order[:top_k]
-    notes = [f"refined from {parent}: its top {len(top)} distinct complete trials"
+    notes = [f"refined from {parent}: its top {len(top)} distinct complete trial{'s' if len(top) > 1 else ''}"
              + (f" (of {top_k} asked; it has no more)" if len(top) < top_k else "")
              + f", by {cfg.study.metrics[0]} ({cfg.direction})"]
     if len(cfg.study.metrics) > 1:
@@ -132,17 +132,17 @@ def plan(cfg: RunConfig, symbol: str, trials: list[FrozenTrial], *, parent: str,
         if name in fixable:
             assert shares is not None
             fixed[name] = best[name]
-            decisions.append(Decision(name, "fixed", f"fixed at the best's {best[name]!r}: "
+            decisions.append(Decision(name, "fixed", f"at the best's {_short(best[name])}: "
                                                      f"{shares.get(name, 0.0):.1%} of the importances"))
             continue
         if p.when and not _condition_possible(p.when, space, fixed):
-            decisions.append(Decision(name, "dropped", f"dropped: its condition {_when_text(p.when)} "
-                                                       "holds for none of the top trials"))
+            decisions.append(Decision(name, "dropped", f"its condition {_when_text(p.when)} "
+                                                       "can no longer hold"))
             continue
         table: dict[str, Any] = {"type": p.type}
         if not values:
             table.update(_bounds(p))
-            decisions.append(Decision(name, "kept", f"kept: no top trial has it ({_when_text(p.when or {})})"))
+            decisions.append(Decision(name, "kept", f"no top trial has it (when {_when_text(p.when or {})})"))
         elif isinstance(p, CategoricalParam):
             seen = {repr(v) for v in values}
             table["choices"] = [c for c in p.choices if repr(c) in seen]
@@ -166,7 +166,7 @@ def plan(cfg: RunConfig, symbol: str, trials: list[FrozenTrial], *, parent: str,
                 decisions.append(Decision(name, "kept", f"{low}..{high} (the top trials span it)"))
             else:
                 decisions.append(Decision(name, "narrowed", f"{low}..{high} (was {was}; top trials "
-                                                            f"{min(values)!r}..{max(values)!r})"))
+                                                            f"{_short(min(values))}..{_short(max(values))})"))
             if best.get(name) in (p.low, p.high):  # the search may be cut short there
                 decisions[-1] = Decision(name, decisions[-1].action, decisions[-1].text
                                          + f"; the best is on the parent's {'low' if best[name] == p.low else 'high'} "
@@ -190,6 +190,11 @@ def _bounds(p: FloatParam | IntParam | CategoricalParam) -> dict[str, Any]:
     if p.log:
         out["log"] = True
     return out
+
+
+def _short(value: Any) -> str:
+    """A value for a comment: floats to 6 significant figures (the file has them in full)."""
+    return f"{value:.6g}" if isinstance(value, float) else repr(value)
 
 
 def _when_text(when: dict[str, Any]) -> str:
@@ -226,9 +231,9 @@ def narrow(p: FloatParam | IntParam, values: list[float]) -> tuple[Any, Any]:
             ilow, ihigh = (ilow, ilow + p.step) if ilow + p.step <= top else (ilow - p.step, ilow)
         return int(ilow), int(ihigh)
     if p.step is not None:
-        from .space import step_value
+        from .space import float_steps, step_value
 
-        count = round((p.high - p.low) / p.step)
+        count = float_steps(p)  # to Optuna's last value: high may be off the grid
         k_low = max(0, math.floor((low - p.low) / p.step + 1e-9))
         k_high = min(count, math.ceil((high - p.low) / p.step - 1e-9))
         if k_low >= k_high:
@@ -311,19 +316,27 @@ def prepare(db: Database, study: str, *, config: str | None = None, output: str 
                           f"{cfg.study_name(row.symbol)} (the refined run has the same folds)")
     if output is not None:
         out = Path(output)
-        if out.exists():
-            raise RefineError(f"{out} exists; give another -o")
+        try:
+            if out.is_dir():
+                raise RefineError(f"{out} is a directory; give a file name with -o")
+            if out.exists():
+                raise RefineError(f"{out} exists; give another -o")
+        except OSError as exc:
+            raise RefineError(f"cannot write {out}: {exc.strerror or exc}") from None
+        if cfg.strategy.is_user_backtest and out.resolve().parent != cfg.base_dir:
+            # Its module is looked up beside the config file: elsewhere it would not be found.
+            raise RefineError(f"{cfg.strategy.name} is a backtest of yours, found beside {cfg.source_path}: "
+                              f"write the refined config in {cfg.base_dir} too")
         run_name = next_run_name(db, cfg, row.symbol)
     else:
         assert cfg.source_path is not None
         where = Path.cwd() if cfg.source_path == DEMO_CONFIG else cfg.source_path.parent
         run_name = next_run_name(db, cfg, row.symbol, taken_files=where)
         out = where / f"{run_name}.toml"
-    stored = importances.stored(db, [study]).get(study)
-    shares = ({k: v for k, v in stored.items() if isinstance(v, float)} or None
-              if stored and stored.get("trials", 0) >= MIN_TRIALS_TO_FIX else None)
+    # The importances are computed afresh (a second at 10,000 trials): those a worker stored
+    # may be from before they were ranked in the study's direction.
     p = plan(cfg, row.symbol, load_trials(db, study), parent=study, run_name=run_name, top_k=top_k,
-             fix_below=fix_below, shares=shares)
+             fix_below=fix_below)
     return Prepared(p, cfg, out, render(cfg, p, out))
 
 
@@ -337,63 +350,80 @@ def describe(prepared: Prepared) -> list[str]:
     return lines
 
 
-def apply(db: Database, prepared: Prepared) -> tuple[RunConfig, int, int]:
+def apply(db: Database, prepared: Prepared) -> tuple[RunConfig, int, int, str | None]:
     """Write the refined config, check it loads, and create its study from the parent's top
     trials: (the new config, trials copied, trials enqueued). A config that would not load,
     or a study that cannot be made, leaves no file behind."""
-    from .config import load_config
+    from .config import ConfigError, load_config
 
     write(prepared.text, prepared.out)
     try:
-        new = load_config(prepared.out)
-        copied, enqueued = seed(db, new, prepared.plan)
+        try:
+            new = load_config(prepared.out)
+        except ConfigError as exc:  # e.g. a run name too long for its _rN: said, and the file removed
+            raise RefineError(f"the refined config would not load, so nothing was written: {exc}") from None
+        copied, enqueued, why = seed(db, new, prepared.plan)
     except BaseException:
         prepared.out.unlink(missing_ok=True)
         raise
-    return new, copied, enqueued
+    return new, copied, enqueued, why
 
 
 # ---------------------------------------------------------------- the file
 
 
+HEADER_END = "# Written by tune refine; edit it as any config, then: tune run THIS_FILE"
+
+
 def render(cfg: RunConfig, p: Plan, out: Path) -> str:
-    """The refined config: the parent's file (comments kept) with the run renamed, the one
-    symbol, the new [space] and the fixed parameters, each decision a comment."""
+    """The refined config: the parent's file (its comments kept, but those in [space], which is
+    written anew, and an earlier refinement's header) with the run renamed, the one symbol,
+    the new [space] and the fixed parameters, each decision a comment."""
     import tomlkit
+    from tomlkit.items import InlineTable
 
     assert cfg.source_path is not None
-    doc = tomlkit.parse(cfg.source_path.read_text(encoding="utf-8"))
+    text = cfg.source_path.read_text(encoding="utf-8")
+    if HEADER_END in text:  # a refinement of a refinement: its parent's header is history
+        text = text.split(HEADER_END, 1)[1].lstrip("\n")
+    doc = tomlkit.parse(text)
     doc["study"]["name"] = p.run_name
     doc["data"]["symbols"] = [p.symbol]
     data = doc["data"]
     path = data.get("path")
-    if isinstance(path, str) and not Path(path).is_absolute() and out.parent.resolve() != cfg.base_dir:
+    if isinstance(path, str) and not Path(path).expanduser().is_absolute() and out.parent.resolve() != cfg.base_dir:
         data["path"] = str(cfg.base_dir / path)  # the same files, from the new file's place
     strategy = doc["strategy"]
     if p.fixed:
         fixed = strategy.get("fixed")
-        if fixed is None:
-            fixed = tomlkit.table()
-            strategy["fixed"] = fixed
+        if fixed is None or isinstance(fixed, InlineTable):  # a table of its own, where comments fit
+            table = tomlkit.table()
+            for key, value in (fixed or {}).items():
+                table[key] = value
+            strategy["fixed"] = table
             fixed = strategy["fixed"]
-        why = {d.param: d.text for d in p.decisions}
+        why = {d.param: f"{d.action}: {d.text}" for d in p.decisions}
         for name, value in p.fixed.items():
-            fixed[name] = value
-            fixed[name].comment(why[name])
-        fixed.add(tomlkit.nl())
+            item = tomlkit.item(value)  # an item, which takes a comment (a plain bool would not)
+            item.comment(why[name])
+            fixed[name] = item
     space = tomlkit.table(is_super_table=True)
     for d in p.decisions:
         if d.param not in p.space:
             continue
         table = tomlkit.table()
-        table.add(tomlkit.comment(d.text))
+        table.add(tomlkit.comment(f"{d.action}: {d.text}"))
         for key, value in p.space[d.param].items():
+            if key == "when":  # inline, as a config writes it
+                inline = tomlkit.inline_table()
+                inline.update(value)
+                value = inline
             table[key] = value
         space[d.param] = table
     doc["space"] = space
     header = [f"# {line}" for line in p.notes]
-    header += [f"#   {d.param}: {d.text}" for d in p.decisions]
-    header.append("# Written by tune refine; edit it as any config, then: tune run THIS_FILE")
+    header += [f"#   {d.param}: {d.action}: {d.text}" for d in p.decisions]
+    header.append(HEADER_END)
     return "\n".join(header) + "\n\n" + tomlkit.dumps(doc)
 
 
@@ -411,52 +441,76 @@ def write(text: str, out: Path) -> None:
 # ---------------------------------------------------------------- the new study
 
 
-def seed(db: Database, new: RunConfig, p: Plan) -> tuple[int, int]:
+def seed(db: Database, new: RunConfig, p: Plan) -> tuple[int, int, str | None]:
     """Create the refined study, with the parent as its lineage, and start it from the parent's
     top trials (:func:`start_from_top`); their combinations are claimed for deduplication.
-    Returns (copied, enqueued)."""
-    from .study import open_study
+    Returns (copied, enqueued, why none was copied — or None).
 
-    control.register_study(db, new, p.symbol, reset_control=True)
+    The copies are trusted only if the parent's best, run again under the new config, gives
+    its value: a config edited since the run (costs, data, holdout) would otherwise carry
+    results its own trials could not reach. Else every top trial is run again."""
+    from .study import Objective, open_study
+
+    best = p.top[0]
+    try:
+        again = Objective(new, p.symbol)({k: v for k, v in best.params.items() if k in new.space}).values
+        trusted = len(again) == len(best.values) and all(
+            math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) for a, b in zip(again, best.values))
+    except Exception:  # noqa: BLE001 - any failure to reproduce it means: do not trust the copies
+        trusted = False
+    why = None if trusted else (f"{p.parent}'s best, run again under this config, does not give its value "
+                                "(costs, data or validation changed since?): its top trials are run again")
+    try:
+        control.register_study(db, new, p.symbol, reset_control=True, new_only=True)
+    except control.StudyExists:
+        raise RefineError(f"{p.study} was made meanwhile (another tune refine?); run tune refine again") from None
     control.set_parent(db, p.study, p.parent)
     study = open_study(db, new, p.symbol)
-    if study.get_trials(deepcopy=False):
-        raise RefineError(f"{p.study} has trials already; nothing copied")
-    copied, enqueued, claims = start_from_top(study, new, p)
+    copied, enqueued, claims = start_from_top(study, new, p, trusted=trusted)
     if new.study.dedup:
         from .dedup import reclaim
 
         for key, number in claims:
             reclaim(db, p.study, key, number)
-    return copied, enqueued
+    return copied, enqueued, why
 
 
-def start_from_top(study: optuna.Study, new: RunConfig, p: Plan) -> tuple[int, int, list[tuple[str, int]]]:
+def start_from_top(study: optuna.Study, new: RunConfig, p: Plan,
+                   trusted: bool = True) -> tuple[int, int, list[tuple[str, int]]]:
     """Add the parent's top trials to the empty ``study`` of the refined config ``new``: a trial
-    the new config would evaluate the same way (its parameters in the new space, those fixed
-    at the values fixed) is copied with its values, metrics and constraints, marked
-    ``copied_from``; any other is enqueued, to run under the new config. Returns (copied,
-    enqueued, [(dedup key, trial number) of each copy])."""
+    the new config would evaluate the same way (exactly the parameters it would suggest, each
+    in its range; every other one fixed in ``new`` at the trial's value) is copied with its
+    values, metrics, constraints and times, marked ``copied_from``; any other (all of them
+    unless ``trusted``) is enqueued, to run under the new config. Returns (copied, enqueued,
+    [(dedup key, trial number) of each copy])."""
     from .space import distributions, param_key
 
     dists = distributions(new)
+    fixed = new.strategy.fixed
     copied = enqueued = 0
     claims: list[tuple[str, int]] = []
+    queued: set[str] = set()  # combinations enqueued already (two top trials differing in a fixed one)
     for t in p.top:
-        params = {k: v for k, v in t.params.items() if k in dists}
-        same = all(t.params.get(k) == v for k, v in p.fixed.items()) and all(
-            _contains(dists[k], v) for k, v in params.items())
+        params = {k: v for k, v in t.params.items() if k in dists and _contains(dists[k], v)}
+        suggested = {name for name, q in new.space.items()
+                     if not q.when or all(repr(params.get(k)) == repr(v) for k, v in q.when.items())}
+        same = (trusted and set(params) == suggested
+                and all(k in fixed and repr(fixed[k]) == repr(v) for k, v in t.params.items() if k not in params))
         number = copied + enqueued  # the study was empty: trials are numbered as added
         if same:
-            study.add_trial(optuna.trial.create_trial(
+            copy = optuna.trial.create_trial(
                 state=TrialState.COMPLETE, values=t.values, params=params,
                 distributions={k: dists[k] for k in params},
                 user_attrs={**t.user_attrs, COPIED_FROM: f"{p.parent}#{t.number}"},
                 intermediate_values=t.intermediate_values, constraints=t.constraints or None,
-            ))
+            )
+            # Its own times: a copy is not a trial finished now (the rate, the ETA).
+            copy.datetime_start, copy.datetime_complete = t.datetime_start, t.datetime_complete
+            study.add_trial(copy)
             claims.append((param_key(new, params), number))
             copied += 1
-        else:
+        elif (key := param_key(new, params)) not in queued:
+            queued.add(key)
             study.enqueue_trial(params, user_attrs={COPIED_FROM: f"{p.parent}#{t.number} (run again)"})
             enqueued += 1
     return copied, enqueued, claims

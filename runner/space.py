@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import math
 from decimal import Decimal
 from typing import Any
 
@@ -41,7 +42,7 @@ def grid_size(cfg: RunConfig) -> int | None:
             n = (p.high - p.low) // p.step + 1
         elif p.step is not None:
             steps = (p.high - p.low) / p.step
-            n = int(round(steps)) + 1 if steps < GRID_SIZE_CAP else GRID_SIZE_CAP
+            n = math.floor(steps + 1e-9) + 1 if steps < GRID_SIZE_CAP else GRID_SIZE_CAP
         else:
             return None
         size = min(size * n, GRID_SIZE_CAP)
@@ -80,9 +81,16 @@ def grid_points(cfg: RunConfig) -> dict[str, list]:
             points[name] = list(range(p.low, p.high + 1, p.step))
         else:
             assert p.step is not None, "a discrete space: config checks every float has a step"
-            count = int(round((p.high - p.low) / p.step)) + 1
+            count = float_steps(p) + 1
             points[name] = [step_value(p, i) for i in range(count)]
     return points
+
+
+def float_steps(p: FloatParam) -> int:
+    """Steps from low to the last value on the grid: Optuna's, which is below high when the
+    step does not divide the range (0.01..0.2 by 0.05 ends at 0.16)."""
+    assert p.step is not None
+    return math.floor((p.high - p.low) / p.step + 1e-9)
 
 
 def _decimals(x: float) -> int:

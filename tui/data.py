@@ -258,7 +258,7 @@ class StudyFeed:
 
         study = prepared.plan.study
         try:
-            cfg, copied, enqueued = refine.apply(self.db, prepared)
+            cfg, copied, enqueued, why = refine.apply(self.db, prepared)
             if self.names is not None and study not in self.names:
                 self.names.append(study)  # the app follows it from the next poll
             spawned = supervisor.start_workers(self.db, cfg)
@@ -266,7 +266,8 @@ class StudyFeed:
         except Exception as exc:
             return ControlResult(False, f"{study}: cannot refine: {first_line(exc)}")
         again = f", {enqueued} to run again" if enqueued else ""
-        return ControlResult(True, f"{study}: {copied} top trials copied{again}; {len(spawned)} worker(s) "
+        warning = f" ({why})" if why else ""
+        return ControlResult(True, f"{study}: {copied} top trials copied{again}{warning}; {len(spawned)} worker(s) "
                                    f"started; config {prepared.out}")
 
     def remove_worker(self, study: str) -> ControlResult:

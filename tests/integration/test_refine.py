@@ -65,3 +65,31 @@ def test_refining_what_cannot_be_refined_says_why_and_writes_nothing(db, db_url,
     assert sorted(p.name for p in tmp_path.glob("*.toml")) == ["rfe.toml"]
     studies = json.loads(tune("status", "--json", env=env, check=True).stdout)["studies"]
     assert [s["study"] for s in studies] == ["rfe-AAA"]  # no study made
+
+
+def test_a_config_changed_since_the_run_gets_its_top_trials_run_again_not_copied(db, db_url, tmp_path):
+    config = small_config(tmp_path, name="rfc", target=30)
+    env = {"TUNE_STORAGE_URL": db_url}
+    tune("run", str(config), env=env, check=True)
+    config.write_text(config.read_text().replace('name = "ma_crossover"', 'name = "ma_crossover"\nfees_bps = 300.0'))
+    out = tune("refine", "rfc-AAA", "--top", "4", env=env, check=True)
+    assert "does not give its value" in out.stderr
+    assert "0 of the parent's top trials copied with their results, 4 enqueued" in out.stdout
+    started = load_trials(db, "rfc_r1-AAA")
+    assert [t.state.name for t in started] == ["WAITING"] * 4
+
+
+def test_two_refinements_cannot_both_take_one_name(db, db_url, tmp_path):
+    from runner import control
+
+    config = small_config(tmp_path, name="rfr", target=5)
+    tune("run", str(config), env={"TUNE_STORAGE_URL": db_url}, check=True)
+    cfg = load_config(config)
+    row_before = control.list_studies(db, ["rfr-AAA"])[0]
+    try:
+        control.register_study(db, cfg, "AAA", reset_control=True, new_only=True)
+    except control.StudyExists:
+        pass
+    else:
+        raise AssertionError("a second registration of an existing study went through")
+    assert control.list_studies(db, ["rfr-AAA"])[0] == row_before  # and changed nothing

@@ -156,3 +156,62 @@ def test_the_refined_study_starts_from_copies_of_the_top_trials_and_reruns_the_o
     assert got[0].params == {"fast": 139, "slow": 500}
     assert got[0].user_attrs == {**trials[39].user_attrs, "copied_from": "par-AAA#39"}
     assert [n for _, n in claims] == [0, 2]
+
+
+def test_a_fixed_boolean_and_an_inline_fixed_table_make_a_valid_file(tmp_path):
+    text = CONFIG.format(data=SYNTHETIC).replace('name = "ma_crossover"', 'name = "ma_crossover"\nfixed = {ma_type = "sma"}')
+    text = text.replace('[space.ma_type]\ntype = "categorical"\nchoices = ["sma", "ema"]',
+                        '[space.allow_short]\ntype = "categorical"\nchoices = [true, false]')
+    cfg = load_config(write_config(tmp_path / "par.toml", text))
+    trials = [trial(cfg, i, 1.0 + i / 100, fast=100 + i, slow=500, allow_short=False) for i in range(40)]
+    plan = refine.plan(cfg, "AAA", trials, parent="par-AAA", run_name="par_r1",
+                       shares={"fast": 0.9, "slow": 0.09, "allow_short": 0.01})
+    assert plan.fixed == {"allow_short": False}
+    out = tmp_path / "par_r1.toml"
+    refine.write(refine.render(cfg, plan, out), out)
+    new = load_config(out)
+    assert new.strategy.fixed == {"ma_type": "sma", "allow_short": False}
+
+
+def test_a_step_that_does_not_divide_the_range_never_takes_a_value_past_high():
+    from runner.space import grid_points
+
+    p = FloatParam(type="float", low=0.01, high=0.2, step=0.05)
+    assert refine.narrow(p, [0.01, 0.16]) == (0.01, 0.16)  # 0.16 is Optuna's last value, not 0.21
+
+    class Space:  # grid_points reads cfg.space only
+        space = {"stop_loss": p}
+
+    assert grid_points(Space())["stop_loss"] == [0.01, 0.06, 0.11, 0.16]  # type: ignore[arg-type]
+
+
+def test_a_refinement_of_a_refinement_carries_one_header_and_a_home_path_as_written(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))  # ~ is this folder
+    (tmp_path / "d").mkdir()
+    for symbol in ("AAA", "BBB"):
+        (tmp_path / "d" / f"{symbol}.csv").write_text("timestamp,close\n")
+    cfg = parent(tmp_path, data='path = "~/d/{symbol}.csv"')
+    trials = [trial(cfg, i, 1.0 + i / 100, fast=100 + i, slow=500, ma_type="sma") for i in range(5)]
+    plan = refine.plan(cfg, "AAA", trials, parent="par-AAA", run_name="par_r1")
+    first = tmp_path / "par_r1.toml"
+    first.write_text(refine.render(cfg, plan, tmp_path / "other" / "x.toml"))
+    assert 'path = "~/d/{symbol}.csv"' in first.read_text()  # ~ is not relative
+    again = refine.render(cfg.model_copy(update={"source_path": first}), plan, first)
+    assert again.count(refine.HEADER_END) == 1 and again.count("# refined from") == 1
+
+
+def test_only_trials_the_new_config_evaluates_alike_are_copied(tmp_path):
+    cfg = parent(tmp_path)
+    trials = [trial(cfg, i, 1.0 + i / 100, fast=100 + i, slow=500, ma_type="sma") for i in range(40)]
+    plan = refine.plan(cfg, "AAA", trials, parent="par-AAA", run_name="par_r1", top_k=3, fix_below=0)
+    out = tmp_path / "par_r1.toml"
+    refine.write(refine.render(cfg, plan, out), out)
+    new = load_config(out)
+    untrusted = optuna.create_study(direction="maximize")
+    assert refine.start_from_top(untrusted, new, plan, trusted=False)[:2] == (0, 3)  # its best did not reproduce
+    # A space that lost a searched parameter (ma_type, now neither searched nor fixed): run again.
+    lost = new.model_copy(update={"space": {k: v for k, v in new.space.items() if k != "ma_type"}})
+    assert refine.start_from_top(optuna.create_study(direction="maximize"), lost, plan)[:2] == (0, 3)
+    kept = optuna.create_study(direction="maximize")
+    assert refine.start_from_top(kept, new, plan)[:2] == (3, 0)
+    assert kept.get_trials()[0].datetime_complete == trials[39].datetime_complete  # its own time, not now

@@ -92,6 +92,12 @@ class Snapshot:
     def statuses(self) -> list[StudyStatus]:
         return [v.status for v in self.studies]
 
+    def signature(self) -> tuple:
+        """What changes when something a person sees changes (trials, events, workers, state,
+        control): equal for two snapshots of studies at rest."""
+        return tuple((v.status.study, v.version, v.events_version, v.status.state, v.status.control,
+                      v.status.workers_alive, v.status.desired_workers, v.status.running) for v in self.studies)
+
 
 # The user attributes category() reads: a worker replays other workers' trials with
 # these only (it counts trials by kind and reads no metric of theirs).

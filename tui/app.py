@@ -26,7 +26,7 @@ from runner.monitor import Snapshot, StudyView
 from runner.states import Control
 from runner.text import printable
 
-from .data import POLL_SECONDS, ControlResult, FeedError, SnapshotReady, StudyFeed, ViewReady
+from .data import IDLE_POLL_SECONDS, POLL_SECONDS, ControlResult, FeedError, SnapshotReady, StudyFeed, ViewReady
 from .screens.confirm_screen import ConfirmScreen
 from .screens.equity_screen import EquityScreen
 from .screens.filter_screen import FilterScreen
@@ -125,8 +125,10 @@ class TuneApp(App):
     # ------------------------------------------------------------ reading
     @work(thread=True, exclusive=True, group="poll")
     def poll_studies(self) -> None:
-        """Poll about once a second, or at once after a control action."""
+        """Poll about once a second (up to IDLE_POLL_SECONDS apart while nothing changes), or at
+        once after a control action."""
         worker = get_current_worker()
+        pause, seen = POLL_SECONDS, None
         while not worker.is_cancelled:
             message = self.feed.poll()
             self.post_message(message)
@@ -136,7 +138,13 @@ class TuneApp(App):
                     self.post_message(view)
                 if message.snapshot.catching_up:
                     continue  # more history to read: no pause
-            self._wake.wait(POLL_SECONDS)
+                now_seen = message.snapshot.signature()
+                pause = min(IDLE_POLL_SECONDS, pause * 1.5) if now_seen == seen else POLL_SECONDS
+                seen = now_seen
+            else:
+                pause, seen = POLL_SECONDS, None
+            if self._wake.wait(pause):
+                pause = POLL_SECONDS  # a control action or a view: things are about to change
             self._wake.clear()
 
     def _watch_stall(self) -> None:

@@ -137,3 +137,20 @@ def test_a_failure_told_to_optuna_as_infeasible_is_still_failed_to_a_person():
     assert category(finished(TrialState.PRUNED, {"fail_reason": "ValueError: sharpe is nan"})) == "failed"
     assert category(finished(TrialState.PRUNED, {"prune_reason": "3 trades"})) == "pruned"
     assert category(finished(TrialState.FAIL, {"fail_reason": "worker lost"})) == "failed"
+
+
+def test_a_snapshots_signature_changes_with_what_a_person_sees_and_only_then():
+    """The app polls less often while the signature stays (IDLE_POLL_SECONDS)."""
+    from datetime import datetime
+
+    from runner.monitor import Snapshot, StudyView
+    from runner.status import StudyStatus
+
+    def snap(version=3, events=1, workers=0, state="done"):
+        status = StudyStatus(study="s-AAA", run="s", symbol="AAA", state=state, control="running",
+                             metric="sharpe", direction="maximize", target=10, max_attempts=30, workers_alive=workers)
+        return Snapshot("url", datetime.now(), [StudyView(status, version=version, events_version=events)])
+
+    assert snap().signature() == snap().signature()  # taken at other times, nothing else changed
+    for changed in (snap(version=4), snap(events=2), snap(workers=1), snap(state="running")):
+        assert changed.signature() != snap().signature()

@@ -107,6 +107,6 @@ class Heartbeat(threading.Thread):
                 last_ok = now
                 self.on_control(new)
                 if beats % reap_every == 0 and now >= reap_after:
-                    reaper.reap_lost_workers(self.db, self.study)
+                    reaper.reap_lost_workers(self.db, self.study, made_only=True)
             except Exception as exc:  # database away: keep trying, the loop keeps working
                 log.warning("[%s] heartbeat failed: %s", self.study, first_line(exc))

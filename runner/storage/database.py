@@ -125,6 +125,10 @@ class Database:
                 self.url, study, self.connect_args, engine=self.engine if self.single_connection else None), keep)
         return self._storages[study]
 
+    def has_storage(self, study: str) -> bool:
+        """Whether :meth:`optuna_storage` has ``study``'s storage made already (no read)."""
+        return study in self._storages
+
     def read_journals(self, offsets: dict[str, int], limit: int | None = None,
                       keep: tuple[str, ...] | None = None) -> dict[str, list[dict[str, Any] | None]]:
         """New journal records of many studies in one query: ``{study: records from offset}``,

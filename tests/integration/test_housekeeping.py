@@ -109,3 +109,24 @@ def test_a_studys_walk_forward_folds_go_with_it(db, db_url, tmp_path):
     out = tune("archive", main, env={"TUNE_STORAGE_URL": db_url}, check=True).stdout
     assert all(f"{n}: archived" in out for n in names) and len(names) == 3
     assert control.list_studies(db) == []
+
+
+def test_a_heartbeat_reaps_only_once_its_worker_has_read_the_study(db, db_url, tmp_path):
+    """A worker's heartbeat that reaped during the worker's first read made a second storage,
+    reading every trial with every metric beside the worker's own read (issue 14)."""
+    from runner import reaper
+    from runner.storage import Database
+
+    _, (aaa, _bbb) = _studies(db, tmp_path)
+    with db.engine.begin() as conn:  # a worker silent for an hour
+        conn.execute(sa.text("INSERT INTO tune_workers (id, study, host, pid, status, heartbeat_at)"
+                             " VALUES ('gone', :s, 'h', 1, 'running', now() - interval '1 hour')"), {"s": aaa})
+    fresh = Database(db_url)  # a process that has not read the study yet
+    try:
+        assert reaper.reap_lost_workers(fresh, aaa, made_only=True) == [] and not fresh.has_storage(aaa)
+        assert control.list_workers(db, [aaa])[0].status == "running"  # not even marked lost yet
+        fresh.optuna_storage(aaa)  # the worker's own read
+        reaper.reap_lost_workers(fresh, aaa, made_only=True)
+        assert control.list_workers(db, [aaa])[0].status == "lost"
+    finally:
+        fresh.dispose()

@@ -608,7 +608,7 @@ def run_reporting_errors(fn, *args):
 LONG_RUNNING = ("run", "worker")
 # Commands whose own work (backtests) may take long: each round trip keeps its deadline,
 # the command as a whole has none.
-COMPUTING = ("report", "delete")  # delete: it waits for a person's answer
+COMPUTING = ("report", "delete", "refine")  # refine: importances and a backtest  # delete: it waits for a person's answer
 
 
 def dispatch(args: argparse.Namespace) -> int:

@@ -211,7 +211,10 @@ def _condition_possible(when: dict[str, Any], space: dict[str, dict[str, Any]], 
             table = space[other]
             if "choices" in table and not any(repr(value) == repr(c) for c in table["choices"]):
                 return False
-            if "low" in table and not table["low"] <= value <= table["high"]:
+            try:
+                if "low" in table and not table["low"] <= value <= table["high"]:
+                    return False
+            except TypeError:  # a condition that names a number by a text: it cannot hold
                 return False
     return True
 
@@ -225,6 +228,8 @@ def narrow(p: FloatParam | IntParam, values: list[float]) -> tuple[Any, Any]:
     low, high = max(p.low, unscale(lo - margin)), min(p.high, unscale(hi + margin))
     if isinstance(p, IntParam):
         top = p.low + (p.high - p.low) // p.step * p.step  # the last value on the grid
+        if top == p.low:  # a step wider than the range: one value, nothing to narrow
+            return p.low, p.high
         ilow = p.low + math.floor((low - p.low) / p.step) * p.step
         ihigh = min(top, p.low + math.ceil((high - p.low) / p.step) * p.step)
         if ilow >= ihigh:  # one point: widen by a step where there is room
@@ -234,6 +239,8 @@ def narrow(p: FloatParam | IntParam, values: list[float]) -> tuple[Any, Any]:
         from .space import float_steps, step_value
 
         count = float_steps(p)  # to Optuna's last value: high may be off the grid
+        if count == 0:  # a step wider than the range: one value, nothing to narrow
+            return p.low, p.high
         k_low = max(0, math.floor((low - p.low) / p.step + 1e-9))
         k_high = min(count, math.ceil((high - p.low) / p.step - 1e-9))
         if k_low >= k_high:
@@ -308,7 +315,7 @@ def prepare(db: Database, study: str, *, config: str | None = None, output: str 
     to ``output``, else beside the parent's config as ``{new run}.toml`` (the bundled demo's:
     in the current directory)."""
     from .config.loading import DEMO_CONFIG
-    from .export import load_trials
+    from .insight import load_all_trials  # a storage of its own, closed after: an app keeps no copy
 
     row, cfg = study_config(db, study, config)
     if row.fold is not None:
@@ -335,7 +342,7 @@ def prepare(db: Database, study: str, *, config: str | None = None, output: str 
         out = where / f"{run_name}.toml"
     # The importances are computed afresh (a second at 10,000 trials): those a worker stored
     # may be from before they were ranked in the study's direction.
-    p = plan(cfg, row.symbol, load_trials(db, study), parent=study, run_name=run_name, top_k=top_k,
+    p = plan(cfg, row.symbol, load_all_trials(db, study), parent=study, run_name=run_name, top_k=top_k,
              fix_below=fix_below)
     return Prepared(p, cfg, out, render(cfg, p, out))
 
@@ -433,9 +440,15 @@ def write(text: str, out: Path) -> None:
         raise RefineError(f"{out} exists; give another -o")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
-    with new_private_file(tmp) as handle:
-        handle.write(text)
-    os.replace(tmp, out)
+    try:
+        with new_private_file(tmp) as handle:
+            handle.write(text)
+        try:
+            os.link(tmp, out)  # fails if the file exists, even one made a moment ago (a second refine)
+        except FileExistsError:
+            raise RefineError(f"{out} exists; give another -o") from None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------- the new study
@@ -464,14 +477,23 @@ def seed(db: Database, new: RunConfig, p: Plan) -> tuple[int, int, str | None]:
         control.register_study(db, new, p.symbol, reset_control=True, new_only=True)
     except control.StudyExists:
         raise RefineError(f"{p.study} was made meanwhile (another tune refine?); run tune refine again") from None
-    control.set_parent(db, p.study, p.parent)
-    study = open_study(db, new, p.symbol)
-    copied, enqueued, claims = start_from_top(study, new, p, trusted=trusted)
-    if new.study.dedup:
-        from .dedup import reclaim
+    try:
+        control.set_parent(db, p.study, p.parent)
+        study = open_study(db, new, p.symbol)
+        copied, enqueued, claims = start_from_top(study, new, p, trusted=trusted)
+        if new.study.dedup:
+            from .dedup import reclaim
 
-        for key, number in claims:
-            reclaim(db, p.study, key, number)
+            for key, number in claims:
+                reclaim(db, p.study, key, number)
+    except BaseException:
+        # Half made: the study goes with its file (apply removes it); no worker runs it yet.
+        try:
+            db.forget_storage(p.study)
+            db.delete_studies([p.study], control.live_studies)
+        except Exception:  # noqa: BLE001 - the first error is the one to report
+            pass
+        raise
     return copied, enqueued, why
 
 

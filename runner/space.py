@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import json
-import math
 from decimal import Decimal
 from typing import Any
 
@@ -42,7 +41,7 @@ def grid_size(cfg: RunConfig) -> int | None:
             n = (p.high - p.low) // p.step + 1
         elif p.step is not None:
             steps = (p.high - p.low) / p.step
-            n = math.floor(steps + 1e-9) + 1 if steps < GRID_SIZE_CAP else GRID_SIZE_CAP
+            n = float_steps(p) + 1 if steps < GRID_SIZE_CAP else GRID_SIZE_CAP
         else:
             return None
         size = min(size * n, GRID_SIZE_CAP)
@@ -90,7 +89,8 @@ def float_steps(p: FloatParam) -> int:
     """Steps from low to the last value on the grid: Optuna's, which is below high when the
     step does not divide the range (0.01..0.2 by 0.05 ends at 0.16)."""
     assert p.step is not None
-    return math.floor((p.high - p.low) / p.step + 1e-9)
+    # As Optuna adjusts high (decimal arithmetic): a float's error cannot lose the last step.
+    return int((Decimal(str(p.high)) - Decimal(str(p.low))) // Decimal(str(p.step)))
 
 
 def _decimals(x: float) -> int:

@@ -318,11 +318,15 @@ class TuneApp(App):
             if isinstance(prepared, ControlResult):
                 self.call_from_thread(self.notify, printable(prepared.message), markup=False, severity="error")
                 return
-            self.call_from_thread(self.push_screen, RefineScreen(describe(prepared)),
-                                  lambda yes: self._control_if(yes, lambda: self.feed.refine_apply(prepared)))
+            self.call_from_thread(self._confirm_refine, describe(prepared), prepared)
 
         self.notify(f"{printable(name)}: planning the refinement…", markup=False)
         self.run_worker(plan, thread=True, group="control")
+
+    def _confirm_refine(self, lines: list[str], prepared) -> None:
+        """On the UI thread: the narrowed space, and on a yes the refinement made."""
+        self.push_screen(RefineScreen(lines),
+                         lambda yes: self._control_if(yes, lambda: self.feed.refine_apply(prepared)))
 
     def action_toggle_axis(self) -> None:
         self.query_one(ConvergencePlot).toggle_axis()

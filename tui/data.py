@@ -265,10 +265,14 @@ class StudyFeed:
             cfg, copied, enqueued, why = refine.apply(self.db, prepared)
             if self.names is not None and study not in self.names:
                 self.names.append(study)  # the app follows it from the next poll
+        except Exception as exc:
+            return ControlResult(False, f"{study}: cannot refine: {first_line(exc)}")
+        try:
             spawned = supervisor.start_workers(self.db, cfg)
             self._children += [w.process for w in spawned]
         except Exception as exc:
-            return ControlResult(False, f"{study}: cannot refine: {first_line(exc)}")
+            return ControlResult(False, f"{study}: made ({prepared.out}), but no worker started here: "
+                                        f"{first_line(exc)}; press r on it to try again")
         again = f", {enqueued} to run again" if enqueued else ""
         warning = f" ({why})" if why else ""
         return ControlResult(True, f"{study}: {copied} top trials copied{again}{warning}; {len(spawned)} worker(s) "

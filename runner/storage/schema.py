@@ -151,4 +151,15 @@ CREATE TABLE IF NOT EXISTS tune_importances (
     body        jsonb,
     computed_at timestamptz
 );
+-- Before version 14, importances of a maximised objective ranked what makes it worst
+-- (PED-ANOVA takes low targets as good): dropped once, so none is shown; workers and
+-- tune report compute them again.
+DO $$ BEGIN
+    IF (SELECT max(version) FROM tune_schema_version) < 14 THEN
+        DELETE FROM tune_importances;
+        UPDATE tune_reports SET body = jsonb_set(body, '{importances}',
+            '{"n/a": "computed before a fix of their direction: run tune report again"}'::jsonb)
+        WHERE body ? 'importances';
+    END IF;
+END $$;
 """

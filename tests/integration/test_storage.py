@@ -422,3 +422,25 @@ def test_a_one_connection_database_reconnects_after_its_connection_is_killed(db_
             assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() != killed
     finally:
         db.dispose()
+
+
+def test_importances_from_before_their_direction_was_fixed_are_dropped_once(db):
+    """Before schema 14, a maximised objective's importances ranked what makes it worst."""
+    import sqlalchemy as sa
+
+    with db.engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO tune_importances (study, claimed, trials, body, computed_at)"
+                             " VALUES ('s', 20, 20, '{\"x\": 1.0}', now())"))
+        conn.execute(sa.text("INSERT INTO tune_reports (study, trials, body)"
+                             " VALUES ('s', 20, '{\"importances\": {\"x\": 1.0}, \"best\": null}')"))
+        conn.execute(sa.text("UPDATE tune_schema_version SET version = 13"))
+    db.ensure_schema()
+    with db.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM tune_importances")).scalar() == 0
+        body = conn.execute(sa.text("SELECT body FROM tune_reports WHERE study = 's'")).scalar()
+    assert "n/a" in body["importances"] and body["best"] is None
+    with db.engine.begin() as conn:  # at version 14 on, what is computed stays
+        conn.execute(sa.text("INSERT INTO tune_importances (study, claimed) VALUES ('t', 20)"))
+    db.ensure_schema()
+    with db.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM tune_importances")).scalar() == 1

@@ -215,3 +215,12 @@ def test_only_trials_the_new_config_evaluates_alike_are_copied(tmp_path):
     kept = optuna.create_study(direction="maximize")
     assert refine.start_from_top(kept, new, plan)[:2] == (3, 0)
     assert kept.get_trials()[0].datetime_complete == trials[39].datetime_complete  # its own time, not now
+
+
+def test_a_step_wider_than_the_range_leaves_it_as_it_is_and_the_last_step_is_optunas():
+    from runner.space import float_steps
+
+    assert refine.narrow(IntParam(type="int", low=0, high=3, step=5), [0]) == (0, 3)
+    assert refine.narrow(FloatParam(type="float", low=0.0, high=0.03, step=0.05), [0.0]) == (0.0, 0.03)
+    # Decimal arithmetic, as Optuna adjusts high: a float's error must not lose the last step.
+    assert float_steps(FloatParam(type="float", low=72.299, high=79.15896, step=1e-5)) == 685996

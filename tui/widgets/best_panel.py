@@ -22,7 +22,7 @@ def _key(view: StudyView) -> tuple:
     """What the panel draws depends on: the trials (version), the best's metrics once read
     back, the workers and the end."""
     s = view.status
-    return (s.study, view.version, bool(s.best_metrics), s.workers_alive, s.desired_workers, s.ended_reason,
+    return (s.study, view.version, bool(s.best_metrics), s.workers_alive, s.desired_workers, s.ended_reason, s.parent,
             tuple(sorted({str(w["host"]) for w in s.workers if w["alive"]})))
 
 

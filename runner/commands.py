@@ -167,11 +167,9 @@ def _named_studies(db: Database, names: list[str]) -> list:
 def _study_config(db: Database, study: str, given: str | None):
     """The study's control row, its config (``given``, else where it was run from) and that
     config's path; a UsageError when there is no such study or the config is not its own."""
-    from .refine import RefineError, study_config
-
     try:
-        row, cfg = study_config(db, study, given)
-    except RefineError as exc:
+        row, cfg = control.study_config(db, study, given)
+    except control.NoStudyConfig as exc:
         raise UsageError(str(exc)) from None
     return row, cfg, given or row.config_path
 
@@ -608,7 +606,8 @@ def run_reporting_errors(fn, *args):
 LONG_RUNNING = ("run", "worker")
 # Commands whose own work (backtests) may take long: each round trip keeps its deadline,
 # the command as a whole has none.
-COMPUTING = ("report", "delete", "refine")  # refine: importances and a backtest  # delete: it waits for a person's answer
+# delete: it waits for a person's answer; refine: it computes importances and runs a backtest.
+COMPUTING = ("report", "delete", "refine")
 
 
 def dispatch(args: argparse.Namespace) -> int:

@@ -30,7 +30,7 @@ from optuna.distributions import (
 from .errors import ConfigError
 from .states import LIVE_WORKER_STATUSES, NEEDS_NO_WORKERS, Control, EndCode, WorkerStatus
 from .storage import Database, retry_on_disconnect
-from .text import storable
+from .text import printable, storable
 
 LIVE_STATUSES = [str(s) for s in LIVE_WORKER_STATUSES]  # as bound query parameters
 
@@ -74,13 +74,37 @@ class StudyExists(ValueError):
     """register_study(new_only=True) of a study that exists (another process made it first)."""
 
 
+class NoStudyConfig(ValueError):
+    """study_config: no such study, no config on record, or a config that is not its own."""
+
+
+def study_config(db: Database, study: str, given: str | None):
+    """The study's control row and its config (``given``, else where it was run from);
+    NoStudyConfig when there is no such study or the config is not its own (ConfigError when
+    the config is broken). For tune refine, stage, report and the app's refine."""
+    from .config import load_config  # the config's modules (pandas) only for those that need one
+
+    rows = list_studies(db, [study])
+    if not rows:
+        raise NoStudyConfig(f"no such study: {printable(study)} (see tune status)")
+    row = rows[0]
+    path = given or row.config_path
+    if not path:
+        raise NoStudyConfig(f"{printable(study)}: the study has no config on record; give it with --config")
+    cfg = load_config(path)
+    if row.fold not in cfg.folds() or cfg.study_name(row.symbol, row.fold) != study:
+        raise NoStudyConfig(f"{path}: its studies are {', '.join(cfg.study_names())}, not {printable(study)}")
+    return row, cfg
+
+
 @retry_on_disconnect
 def register_study(db: Database, cfg, symbol: str, *, reset_control: bool, fold: int | None = None,
-                   new_only: bool = False) -> None:
+                   new_only: bool = False, parent: str | None = None) -> None:
     """Create or refresh the control row of one symbol's study from a config.
 
     ``new_only``: create it, or raise StudyExists and change nothing (tune refine: two at
-    once must not both take one name).
+    once must not both take one name). ``parent``: the study it is refined from, kept when
+    the row is made (its lineage).
 
     ``reset_control`` sets the study back to running (an explicit ``tune run``
     or app start means "run this"); a worker joining later does not reset it.
@@ -95,7 +119,7 @@ def register_study(db: Database, cfg, symbol: str, *, reset_control: bool, fold:
         "metric": list(cfg.study.metrics), "direction": list(cfg.directions),
         "target_trials": cfg.study.target_trials, "max_attempts": cfg.study.attempt_cap,
         "desired_workers": cfg.study.workers_per_symbol, "grace_seconds": cfg.study.grace_seconds,
-        "space": json.dumps(space), "split": json.dumps(split_settings(cfg)),
+        "space": json.dumps(space), "split": json.dumps(split_settings(cfg)), "parent": parent,
     }
     # An explicit run (tune run, the app) means "run this config as written".
     reset = (", control = 'running', ended_code = NULL, ended_reason = NULL, desired_workers = EXCLUDED.desired_workers"
@@ -119,10 +143,10 @@ def register_study(db: Database, cfg, symbol: str, *, reset_control: bool, fold:
             sa.text(
                 """
                 INSERT INTO tune_studies (name, run_name, symbol, fold, config_path, metric, direction,
-                    target_trials, max_attempts, desired_workers, grace_seconds, space, split)
+                    target_trials, max_attempts, desired_workers, grace_seconds, space, split, parent)
                 VALUES (:name, :run_name, :symbol, :fold, :config_path, :metric, :direction,
                     :target_trials, :max_attempts, :desired_workers, :grace_seconds, CAST(:space AS jsonb),
-                    CAST(:split AS jsonb))
+                    CAST(:split AS jsonb), :parent)
                 ON CONFLICT (name) """ + on_conflict + " RETURNING name"
             ),
             values,
@@ -264,13 +288,6 @@ def live_studies(conn, studies: list[str]) -> list[str]:
         " WHERE w.study = ANY(:s) AND w.status = ANY(:live)"
         " AND w.heartbeat_at > now() - make_interval(secs => s.grace_seconds)"),
         {"s": list(studies), "live": list(LIVE_STATUSES)}))
-
-
-@retry_on_disconnect
-def set_parent(db: Database, name: str, parent: str) -> None:
-    """Record that ``name`` was refined from ``parent`` (runner/refine.py): its lineage."""
-    with db.engine.begin() as conn:
-        conn.execute(sa.text("UPDATE tune_studies SET parent = :p WHERE name = :n"), {"p": parent, "n": name})
 
 
 @retry_on_disconnect

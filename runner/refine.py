@@ -39,7 +39,6 @@ from optuna.trial import FrozenTrial, TrialState
 
 from . import control, importances
 from .config import CategoricalParam, FloatParam, IntParam, RunConfig
-from .monitor import category
 from .storage import Database
 from .storage.embedded import new_private_file
 
@@ -69,7 +68,6 @@ class Plan:
     space: dict[str, dict[str, Any]]  # the new [space]: {param: its table}
     fixed: dict[str, Any]  # parameters fixed by this refinement (added to [strategy.fixed])
     decisions: list[Decision]
-    importances: dict[str, float] | None  # None: not used (too few trials), or not available
     notes: list[str] = field(default_factory=list)  # lines for the file's header
 
     @property
@@ -84,11 +82,10 @@ class RefineError(ValueError):
 # ---------------------------------------------------------------- the plan
 
 
-def ranked(cfg: RunConfig, trials: list[FrozenTrial]) -> list[FrozenTrial]:
-    """The study's complete trials, best first, one per parameter combination (the report's order)."""
+def ranked(cfg: RunConfig, complete: list[FrozenTrial]) -> list[FrozenTrial]:
+    """The ``complete`` trials, best first, one per parameter combination (the report's order)."""
     from .insight import ranked as report_ranked  # the report's ranking: one rule for both
 
-    complete = [t for t in trials if category(t) == "complete" and t.values]
     return report_ranked(cfg, complete, 1.0 if cfg.direction == "maximize" else -1.0)
 
 
@@ -98,7 +95,8 @@ def plan(cfg: RunConfig, symbol: str, trials: list[FrozenTrial], *, parent: str,
     """The refinement of ``parent`` (a study of ``cfg``, on ``symbol``) from its ``trials``.
     ``shares``: the parameters' importances (summing to 1), if known; else computed here
     when there are enough complete trials."""
-    order = ranked(cfg, trials)
+    complete = importances.complete_trials(trials)
+    order = ranked(cfg, complete)
     if not order:
         raise RefineError(f"{parent} has no complete trial to refine from")
     top = order[:top_k]
@@ -107,13 +105,12 @@ def plan(cfg: RunConfig, symbol: str, trials: list[FrozenTrial], *, parent: str,
              + f", by {cfg.study.metrics[0]} ({cfg.direction})"]
     if len(cfg.study.metrics) > 1:
         notes.append("a multi-objective study: ranked by its first objective only")
-    complete = sum(1 for t in trials if category(t) == "complete")
-    if fix_below > 0 and shares is None and complete >= MIN_TRIALS_TO_FIX:
-        found = importances.compute([t for t in trials if category(t) == "complete" and t.values], cfg.directions)
+    if fix_below > 0 and shares is None and len(complete) >= MIN_TRIALS_TO_FIX:
+        found = importances.compute(complete, cfg.directions)
         shares = {k: v for k, v in found.items() if isinstance(v, float)} or None
-    if fix_below > 0 and complete < MIN_TRIALS_TO_FIX:
+    if fix_below > 0 and len(complete) < MIN_TRIALS_TO_FIX:
         shares = None
-        notes.append(f"no parameter fixed: {complete} complete trials are too few to trust their "
+        notes.append(f"no parameter fixed: {len(complete)} complete trials are too few to trust their "
                      f"importances (at least {MIN_TRIALS_TO_FIX})")
     conditions = {other for p in cfg.space.values() for other in (p.when or {})}
     best = top[0].params
@@ -154,13 +151,7 @@ def plan(cfg: RunConfig, symbol: str, trials: list[FrozenTrial], *, parent: str,
                 decisions.append(Decision(name, "kept", "every choice appears among the top trials"))
         else:
             low, high = narrow(p, values)
-            table.update({"low": low, "high": high})
-            if isinstance(p, IntParam) and p.step != 1:
-                table["step"] = p.step
-            if isinstance(p, FloatParam) and p.step is not None:
-                table["step"] = p.step
-            if p.log:
-                table["log"] = True
+            table.update(_bounds(p), low=low, high=high)  # the parent's step and scale, new bounds
             was = f"{p.low}..{p.high}"
             if (low, high) == (p.low, p.high):
                 decisions.append(Decision(name, "kept", f"{low}..{high} (the top trials span it)"))
@@ -178,7 +169,7 @@ def plan(cfg: RunConfig, symbol: str, trials: list[FrozenTrial], *, parent: str,
     space = dict(sorted(space.items(), key=lambda item: order_of[item[0]]))
     decisions.sort(key=lambda d: order_of[d.param])
     return Plan(parent=parent, symbol=symbol, run_name=run_name, top=top, space=space, fixed=fixed,
-                decisions=decisions, importances=shares, notes=notes)
+                decisions=decisions, notes=notes)
 
 
 def _bounds(p: FloatParam | IntParam | CategoricalParam) -> dict[str, Any]:
@@ -261,14 +252,14 @@ def _round(x: float, digits: int, *, down: bool) -> float:
     return float(d)
 
 
-def next_run_name(db: Database | None, cfg: RunConfig, symbol: str, taken_files: Path | None = None) -> str:
+def next_run_name(db: Database, cfg: RunConfig, symbol: str, taken_files: Path | None = None) -> str:
     """``{run}_r{n}``, the first n whose study is not in the database (and whose default file is
     free): a refinement of ``demo_r1`` is ``demo_r2``."""
     base = re.sub(r"_r\d+$", "", cfg.study.name)
     start = int(m.group(1)) + 1 if (m := re.search(r"_r(\d+)$", cfg.study.name)) else 1
     for n in range(start, start + 10_000):
         name = f"{base}_r{n}"
-        if db is not None and control.list_studies(db, [f"{name}-{symbol}"], archived=True):
+        if control.list_studies(db, [f"{name}-{symbol}"], archived=True):
             continue
         if taken_files is not None and (taken_files / f"{name}.toml").exists():
             continue
@@ -279,32 +270,11 @@ def next_run_name(db: Database | None, cfg: RunConfig, symbol: str, taken_files:
 # ---------------------------------------------------------------- the study and its config
 
 
-def study_config(db: Database, study: str, given: str | None) -> tuple[control.StudyRow, RunConfig]:
-    """The study's control row and its config (``given``, else where it was run from);
-    RefineError when there is no such study or the config is not its own (ConfigError
-    when the config is broken). Shared by tune refine, stage, report and the app."""
-    from .config import load_config
-    from .text import printable
-
-    rows = control.list_studies(db, [study])
-    if not rows:
-        raise RefineError(f"no such study: {printable(study)} (see tune status)")
-    row = rows[0]
-    path = given or row.config_path
-    if not path:
-        raise RefineError(f"{printable(study)}: the study has no config on record; give it with --config")
-    cfg = load_config(path)
-    if row.fold not in cfg.folds() or cfg.study_name(row.symbol, row.fold) != study:
-        raise RefineError(f"{path}: its studies are {', '.join(cfg.study_names())}, not {printable(study)}")
-    return row, cfg
-
-
 @dataclass
 class Prepared:
     """A refinement planned and rendered, not yet written: what the app shows for confirmation."""
 
     plan: Plan
-    parent_cfg: RunConfig
     out: Path
     text: str
 
@@ -317,7 +287,10 @@ def prepare(db: Database, study: str, *, config: str | None = None, output: str 
     from .config.loading import DEMO_CONFIG
     from .insight import load_all_trials  # a storage of its own, closed after: an app keeps no copy
 
-    row, cfg = study_config(db, study, config)
+    try:
+        row, cfg = control.study_config(db, study, config)
+    except control.NoStudyConfig as exc:
+        raise RefineError(str(exc)) from None
     if row.fold is not None:
         raise RefineError(f"{study} is a walk-forward fold's study: refine its symbol's study, "
                           f"{cfg.study_name(row.symbol)} (the refined run has the same folds)")
@@ -344,7 +317,7 @@ def prepare(db: Database, study: str, *, config: str | None = None, output: str 
     # may be from before they were ranked in the study's direction.
     p = plan(cfg, row.symbol, load_all_trials(db, study), parent=study, run_name=run_name, top_k=top_k,
              fix_below=fix_below)
-    return Prepared(p, cfg, out, render(cfg, p, out))
+    return Prepared(p, out, render(cfg, p, out))
 
 
 def describe(prepared: Prepared) -> list[str]:
@@ -436,8 +409,6 @@ def render(cfg: RunConfig, p: Plan, out: Path) -> str:
 
 def write(text: str, out: Path) -> None:
     """Write the refined config, owner-only, never over an existing file."""
-    if out.exists():
-        raise RefineError(f"{out} exists; give another -o")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
@@ -474,11 +445,10 @@ def seed(db: Database, new: RunConfig, p: Plan) -> tuple[int, int, str | None]:
     why = None if trusted else (f"{p.parent}'s best, run again under this config, does not give its value "
                                 "(costs, data or validation changed since?): its top trials are run again")
     try:
-        control.register_study(db, new, p.symbol, reset_control=True, new_only=True)
+        control.register_study(db, new, p.symbol, reset_control=True, new_only=True, parent=p.parent)
     except control.StudyExists:
         raise RefineError(f"{p.study} was made meanwhile (another tune refine?); run tune refine again") from None
     try:
-        control.set_parent(db, p.study, p.parent)
         study = open_study(db, new, p.symbol)
         copied, enqueued, claims = start_from_top(study, new, p, trusted=trusted)
         if new.study.dedup:

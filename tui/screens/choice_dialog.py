@@ -34,9 +34,14 @@ class ChoiceDialog(ModalScreen):
         self.question = question
         self.choices = choices
 
+    def details(self) -> ComposeResult:
+        """What a subclass shows above the question (nothing here)."""
+        yield from ()
+
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(printable(self.question), markup=False)
+            yield from self.details()
+            yield Label(printable(self.question), markup=False, id="question")
             with Horizontal():
                 for i, (label, variant, _) in enumerate(self.choices):
                     yield Button(label, id=f"choice-{i}", variant=variant)

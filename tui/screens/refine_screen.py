@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, Label
+from textual.widgets import Label
 
 from runner.text import printable
 
@@ -21,7 +20,7 @@ class RefineScreen(ChoiceDialog):
     DEFAULT_CSS = """
     RefineScreen > Vertical { width: 90%; max-width: 120; }
     RefineScreen Label.-line { margin-bottom: 0; }
-    RefineScreen Label.-question { margin-top: 1; }
+    RefineScreen #question { margin-top: 1; }
     """
 
     def __init__(self, lines: list[str]) -> None:
@@ -29,11 +28,6 @@ class RefineScreen(ChoiceDialog):
                          [("[u]Y[/u]es, refine", "primary", True), ("[u]N[/u]o", "default", False)])
         self.lines = lines
 
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            for line in self.lines:  # a config's names and values: shown as they are, never markup
-                yield Label(printable(line), markup=False, classes="-line")
-            yield Label(self.question, markup=False, classes="-question")
-            with Horizontal():
-                for i, (label, variant, _) in enumerate(self.choices):
-                    yield Button(label, id=f"choice-{i}", variant=variant)
+    def details(self) -> ComposeResult:
+        for line in self.lines:  # a config's names and values: shown as they are, never markup
+            yield Label(printable(line), markup=False, classes="-line")

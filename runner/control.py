@@ -341,16 +341,17 @@ def change_workers(db: Database, study: str, delta: int) -> int:
 def set_ended(db: Database, study: str, code: EndCode, reason: str) -> bool:
     """Record why the study's workers stopped for good: a code to act on, a message to read.
     True for the first caller since the study last started (the one to write its report)."""
+    # Two statements: a CTE's FOR UPDATE read of the row the same statement updates sees
+    # no row (PostgreSQL skips a row its own command changed), so "first" was always true
+    # and every worker of a study wrote its report and told its end.
     with db.engine.begin() as conn:
-        first = conn.execute(
-            sa.text(
-                "WITH before AS (SELECT ended_code FROM tune_studies WHERE name = :s FOR UPDATE) "
-                "UPDATE tune_studies SET ended_code = :c, ended_reason = :r, updated_at = now() WHERE name = :s "
-                "RETURNING (SELECT ended_code FROM before) IS NULL"
-            ),
-            {"c": str(code), "r": reason, "s": study},
-        ).scalar()
-    return bool(first)
+        before = conn.execute(sa.text("SELECT ended_code FROM tune_studies WHERE name = :s FOR UPDATE"),
+                              {"s": study}).first()
+        if before is None:
+            return False
+        conn.execute(sa.text("UPDATE tune_studies SET ended_code = :c, ended_reason = :r, updated_at = now() "
+                             "WHERE name = :s"), {"c": str(code), "r": reason, "s": study})
+    return before.ended_code is None
 
 
 @retry_on_disconnect

@@ -12,6 +12,7 @@ from optuna.trial import TrialState
 
 from runner import control
 from runner.monitor import category
+from runner.states import EndCode
 from runner.storage import Database, mask_url
 from tests.helpers import (
     count,
@@ -281,3 +282,15 @@ def test_resuming_a_study_with_an_incompatible_config_is_refused_before_any_work
                                    '[space.slow]\ntype = "categorical"\nchoices = [30, 60]')
                       .replace('[study]\n', '[study]\nresume = false\n'))
     assert tune("run", str(config), timeout=180).returncode == 0
+
+
+def test_only_the_first_to_end_a_study_hears_it_was_first(db, tmp_path):
+    from runner.config import load_config
+
+    cfg = load_config(small_config(tmp_path))
+    control.register_study(db, cfg, "AAA", reset_control=True)
+    assert control.set_ended(db, "t-AAA", EndCode.TARGET_REACHED, "target reached")
+    assert not control.set_ended(db, "t-AAA", EndCode.TARGET_REACHED, "target reached")
+    control.register_study(db, cfg, "AAA", reset_control=True)  # run again: it may end again
+    assert control.set_ended(db, "t-AAA", EndCode.ATTEMPT_CAP, "cap")
+    assert not control.set_ended(db, "no-such-study", EndCode.ATTEMPT_CAP, "cap")

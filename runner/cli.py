@@ -118,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="the address to listen on (default: this host only)")
     add_storage_option(p)
 
+    p = sub.add_parser("notify", help="send a test message through a config's [notify] channels")
+    p.add_argument("config", help="config file with a [notify] table")
+
     p = sub.add_parser("db", help="the database: show its URL (masked) or stop the embedded server")
     p.add_argument("action", choices=["url", "stop"])
     add_storage_option(p)

@@ -442,6 +442,10 @@ def cmd_run(args) -> int:
     console.print(f"storage: {printable(db.masked_url)}", markup=False)
     for note in supervisor.prepare_studies(db, cfg, new_run=True, seen=seen):
         console.print(printable(note), markup=False)
+    if cfg.notify is not None:
+        from . import notify
+
+        console.print(printable(notify.describe(cfg.notify)), markup=False)
     names = cfg.study_names()
     monitor = Monitor(db, names)  # one follower for the whole run: each poll reads only what is new
     workers: list = []
@@ -545,10 +549,29 @@ def cmd_dashboard(args) -> int:
     return EXIT_OK
 
 
+def cmd_notify(args) -> int:
+    """One test message through each [notify] channel of a config: is the token right, does
+    the chat get it? Exit 1 if a channel did not take it."""
+    from . import notify
+
+    cfg = _load_config(args.config)
+    if cfg.notify is None:
+        raise UsageError(f"{printable(str(cfg.source_path))}: no [notify] table (see the README's Notifications)")
+    notify.check_environment(cfg)
+    if cfg.notify.dry_run:
+        print("dry_run = true: workers write their messages to their logs; sending a test anyway")
+    results = notify.send_test(cfg)
+    for channel, error in results:
+        print(printable(f"{channel}: {'sent' if error is None else error}"))
+    if not results:
+        print("no channel configured")
+    return EXIT_FAIL if any(error is not None for _, error in results) else 0
+
+
 COMMANDS = {"run": cmd_run, "worker": cmd_worker, "status": cmd_status, "pause": cmd_control,
             "resume": cmd_control, "stop": cmd_control, "export": cmd_export, "report": cmd_report,
             "refine": cmd_refine, "stage": cmd_stage, "archive": cmd_archive, "delete": cmd_delete, "dashboard": cmd_dashboard,
-            "db": cmd_db}
+            "notify": cmd_notify, "db": cmd_db}
 
 
 class CommandTimeout(StorageError):

@@ -120,6 +120,7 @@ def register_study(db: Database, cfg, symbol: str, *, reset_control: bool, fold:
         "target_trials": cfg.study.target_trials, "max_attempts": cfg.study.attempt_cap,
         "desired_workers": cfg.study.workers_per_symbol, "grace_seconds": cfg.study.grace_seconds,
         "space": json.dumps(space), "split": json.dumps(split_settings(cfg)), "parent": parent,
+        "notify": list(cfg.notify.events) if cfg.notify is not None else None,
     }
     # An explicit run (tune run, the app) means "run this config as written".
     reset = (", control = 'running', ended_code = NULL, ended_reason = NULL, desired_workers = EXCLUDED.desired_workers"
@@ -138,15 +139,16 @@ def register_study(db: Database, cfg, symbol: str, *, reset_control: bool, fold:
                     config_path = EXCLUDED.config_path, metric = EXCLUDED.metric,
                     direction = EXCLUDED.direction, target_trials = EXCLUDED.target_trials,
                     max_attempts = EXCLUDED.max_attempts, grace_seconds = EXCLUDED.grace_seconds,
-                    space = EXCLUDED.space, split = EXCLUDED.split, updated_at = now()""" + reset)
+                    space = EXCLUDED.space, split = EXCLUDED.split, notify = EXCLUDED.notify,
+                    updated_at = now()""" + reset)
         made = conn.execute(
             sa.text(
                 """
                 INSERT INTO tune_studies (name, run_name, symbol, fold, config_path, metric, direction,
-                    target_trials, max_attempts, desired_workers, grace_seconds, space, split, parent)
+                    target_trials, max_attempts, desired_workers, grace_seconds, space, split, parent, notify)
                 VALUES (:name, :run_name, :symbol, :fold, :config_path, :metric, :direction,
                     :target_trials, :max_attempts, :desired_workers, :grace_seconds, CAST(:space AS jsonb),
-                    CAST(:split AS jsonb), :parent)
+                    CAST(:split AS jsonb), :parent, :notify)
                 ON CONFLICT (name) """ + on_conflict + " RETURNING name"
             ),
             values,
@@ -449,6 +451,7 @@ class WorkerRegistration:
                 sa.text(
                     f"""
                     UPDATE tune_workers me SET heartbeat_at = now(), status = :st, trial_id = :t, trials_done = :n,
+                        last_trial_at = CASE WHEN me.trials_done <> :n THEN now() ELSE me.last_trial_at END,
                         cpu_percent = :cpu, rss_bytes = :rss, host_load = :load, host_cpus = :ncpu,
                         host_mem_percent = :mem
                     WHERE id = :id

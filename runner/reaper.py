@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
+from . import notify
 from .control import LIVE_STATUSES, add_event
 from .storage import Database, StorageError, retry_on_disconnect
 
@@ -56,22 +57,22 @@ def reap_lost_workers(db: Database, study: str, reader: bool = False, made_only:
             grace = orphan_age
             if server_up < grace:
                 return []
-        of_lost = {
-            r[0]
-            for r in conn.execute(
-                sa.text(
-                    """
-                    UPDATE tune_workers SET status = 'lost',
-                        exit_reason = 'no heartbeat for ' || round(extract(epoch FROM now() - heartbeat_at)) || ' s'
-                    WHERE study = :s AND status = ANY(:live)
-                      AND heartbeat_at < now() - make_interval(secs => :g)
-                    RETURNING trial_id
-                    """
-                ),
-                {"s": study, "live": list(LIVE_STATUSES), "g": grace},
-            )
-            if r[0] is not None
-        }
+        lost = conn.execute(
+            sa.text(
+                """
+                UPDATE tune_workers SET status = 'lost',
+                    exit_reason = 'no heartbeat for ' || round(extract(epoch FROM now() - heartbeat_at)) || ' s'
+                WHERE study = :s AND status = ANY(:live)
+                  AND heartbeat_at < now() - make_interval(secs => :g)
+                RETURNING trial_id, id, host, pid, exit_reason
+                """
+            ),
+            {"s": study, "live": list(LIVE_STATUSES), "g": grace},
+        ).all()
+        of_lost = {r.trial_id for r in lost if r.trial_id is not None}
+        for r in lost:  # this reaper alone was handed each: told once ([notify] worker_lost)
+            notify.record(conn, study, f"lost:{r.id}", "worker_lost",
+                          {"worker": r.id, "host": r.host, "pid": r.pid, "reason": r.exit_reason})
         claimed = {
             r[0]
             for r in conn.execute(

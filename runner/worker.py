@@ -26,7 +26,7 @@ from optuna.trial import TrialState
 
 import backtest
 
-from . import control, dedup, importances, reaper, spool, validation
+from . import control, dedup, importances, notify, reaper, spool, validation
 from .config import ConfigError, RunConfig
 from .heartbeat import Heartbeat
 from .monitor import KIND_ATTRS, SummaryKeeper, category
@@ -107,10 +107,13 @@ class Worker:
         self._top: validation.TopValues | None = None  # with a holdout: the study's best values so far
         self._objective: Objective | None = None  # for the report at the study's end
         self._summaries: SummaryKeeper | None = None  # this worker's turns at the study's stored summary
+        self.notifier: notify.Notifier | None = None  # [notify]: what happens, told to a person
 
     def database_back(self, waited: float) -> None:
         """After an outage: say in the study's log that this worker waited it out (while it
         lasted, its log file said so; the database could not be told)."""
+        if self.notifier is not None:
+            self.notifier.back(waited)
         now = time.monotonic()
         if waited < 1.0 or now - self._outage_noted < 10.0:  # one line per outage, not per thread
             return
@@ -140,13 +143,17 @@ class Worker:
         beat = Heartbeat(self.db, self.study_name, self.registration, self.shared, self._set_control,
                          self.cfg.study.heartbeat_seconds, self.cfg.study.grace_seconds)
         beat.start()
+        if self.cfg.notify is not None:
+            self.notifier = notify.Notifier(self.db, self.cfg, self.study_name, self.id, self.event).start()
         reason, code = "crashed", EXIT_CRASH
         try:
             try:
                 objective = Objective(self.cfg, self.symbol, self.fold)
             except (backtest.DataError, ValueError, ImportError) as exc:
                 self.event("error", f"cannot load data: {exc}")
-                control.set_ended(self.db, self.study_name, EndCode.DATA_ERROR, f"cannot load data: {exc}")
+                if control.set_ended(self.db, self.study_name, EndCode.DATA_ERROR, f"cannot load data: {exc}") \
+                        and self.notifier is not None:
+                    self.notifier.ended(str(EndCode.DATA_ERROR), f"cannot load data: {exc}")
                 reason, code = f"cannot load data: {exc}", EXIT_BAD_INPUT
                 return code
             try:  # this host's data must split as it did for the study's trials so far
@@ -178,7 +185,12 @@ class Worker:
             log.exception("[%s] worker crashed", self.study_name)
         finally:
             beat.stop()
-            self._record_exit(reason, WorkerStatus.EXITED if code in (EXIT_OK, EXIT_BAD_INPUT) else WorkerStatus.CRASHED, code)
+            status = WorkerStatus.EXITED if code in (EXIT_OK, EXIT_BAD_INPUT) else WorkerStatus.CRASHED
+            self._record_exit(reason, status, code)
+            if self.notifier is not None:
+                if status == WorkerStatus.CRASHED:
+                    self.notifier.crashed(reason)
+                self.notifier.close()
         return code
 
     def _record_exit(self, reason: str, status: str, code: int) -> None:
@@ -265,6 +277,8 @@ class Worker:
                 continue
             if live is not None:  # starts a thread now and then; costs nothing otherwise
                 live.offer(trials, complete)
+            if self.notifier is not None:
+                self.notifier.progress(complete, kinds)
             s.status = WorkerStatus.RUNNING
             if pending is not None:
                 # Enqueued only now, right before the ask that takes it: a study that ends
@@ -293,6 +307,8 @@ class Worker:
         first = control.set_ended(self.db, self.study_name, code, reason)
         if log:
             self.event("info", reason)
+        if first and self.notifier is not None:
+            self.notifier.ended(str(code), reason)
         if first and self._objective is not None and self.cfg.validation.report_at_end:
             self._write_report(self._objective)
         return reason
@@ -401,6 +417,9 @@ class Worker:
             storage.queue_statement(self._validate(objective, trial.number, params))
         self._finish(study, storage, trial, state, values, attrs, _constraints(system), claim_key=key)
         s.trials_done += 1
+        if (self.notifier is not None and state == TrialState.COMPLETE and values
+                and all(v <= 0 for v in (system or {}).values())):  # feasible: a candidate best
+            self.notifier.trial_told(trial.number, values[0], params)
         return state.name.lower()
 
     def _validate(self, objective: Objective, number: int, params: dict) -> tuple[str, dict]:

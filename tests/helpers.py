@@ -6,7 +6,7 @@ connects to a database when imported: the database helpers take a URL.
 
 Sections: running the CLI and waiting; configs; reading trials; the fault
 suite's machinery (a second embedded server, a ledger backtest); text safety
-(names and values full of markup and control characters).
+(names and values full of markup and control characters); an HTTP endpoint ([notify]).
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import optuna
@@ -473,3 +475,34 @@ def screen_text(app) -> str:
 def widget_text(widget) -> str:
     width, height = widget.outer_size
     return "\n".join(strip.text for strip in widget.render_lines(Region(0, 0, width, height)))
+
+
+# ------------------------------------------------------------ an HTTP endpoint
+
+
+class Hook:
+    """A local HTTP endpoint recording each POST (path, JSON body); ``status``: its answer."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.posts: list[tuple[str, dict]] = []
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                hook.posts.append((self.path, json.loads(body)))
+                self.send_response(hook.status)
+                self.end_headers()
+                self.wfile.write(b'{"ok": true}')
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.status = status
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -21,6 +21,7 @@ from .model import (
     DataSettings,
     FloatParam,
     IntParam,
+    NotifySettings,
     PrunerSettings,
     RunConfig,
     SamplerSettings,
@@ -33,6 +34,6 @@ from .model import (
 
 __all__ = [
     "DEMO_CONFIG", "CategoricalParam", "ConfigError", "ConstraintSettings", "DataSettings", "FloatParam", "IntParam",
-    "PrunerSettings", "RunConfig", "SamplerSettings", "StrategySettings", "StudySettings", "SyntheticData",
+    "NotifySettings", "PrunerSettings", "RunConfig", "SamplerSettings", "StrategySettings", "StudySettings", "SyntheticData",
     "ValidationSettings", "WalkForward", "load_config", "parse_time",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -316,6 +317,83 @@ class ValidationSettings(_Strict):
         return value
 
 
+def _check_http_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL")
+    return text
+
+
+HttpURL = Annotated[str, Field(max_length=2000), AfterValidator(_check_http_url)]
+EnvName = Annotated[str, Field(max_length=200, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+NotifyEvent = Literal["new_best", "progress", "done", "worker_crashed", "worker_lost", "stalled",
+                      "database_unreachable"]
+NOTIFY_EVENTS: tuple[NotifyEvent, ...] = NotifyEvent.__args__  # type: ignore[attr-defined]
+
+
+class _URLChannel(_Strict):
+    """A channel that is one URL: given in the file, or — when the URL is itself the secret,
+    as a Slack incoming webhook's is — read from the environment variable named."""
+
+    url: HttpURL | None = None
+    url_env: EnvName | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> _URLChannel:
+        if (self.url is None) == (self.url_env is None):
+            raise ValueError("give url or url_env (the name of an environment variable holding the URL), not both")
+        return self
+
+
+class WebhookChannel(_URLChannel):
+    """A JSON POST of every message to a URL of the user's: {event, study, run, host, text, data}."""
+
+
+class SlackChannel(_URLChannel):
+    """A Slack incoming webhook."""
+
+
+class TelegramChannel(_Strict):
+    """A Telegram bot's message to one chat; the bot's token is read from the environment
+    variable named, never from the file (a config is shared, copied and refined)."""
+
+    token_env: EnvName
+    chat_id: Annotated[str, Field(min_length=1, max_length=100)] | int
+    api_url: HttpURL = "https://api.telegram.org"  # another server speaking the Bot API (tests, a proxy)
+
+
+class NotifySettings(_Strict):
+    """Messages to a phone or a chat when something happens to a run's studies (runner/notify.py).
+    Each event is sent once, whichever of the run's workers on whichever host sees it."""
+
+    webhook: WebhookChannel | None = None
+    slack: SlackChannel | None = None
+    telegram: TelegramChannel | None = None
+    events: list[NotifyEvent] = Field(default_factory=lambda: list(NOTIFY_EVENTS), min_length=1)
+    dry_run: bool = False  # write the messages to the worker's log and the study's log instead of sending them
+    min_improvement: float = Field(default=0.0, ge=0)  # new best: by at least this much over the last one told
+    best_every_seconds: float = Field(default=60.0, ge=0, le=86_400)  # new best: at most one per study per this
+    progress_every: int = Field(default=0, ge=0, le=MAX_TRIALS)  # complete trials between progress messages; 0: none
+    stalled_minutes: float = Field(default=30.0, gt=0, le=10_080)  # no trial finished for this long: stalled
+    unreachable_seconds: float = Field(default=60.0, ge=1, le=86_400)  # a wait this long: database unreachable
+    timeout_seconds: float = Field(default=10.0, gt=0, le=120)  # one HTTP request
+    retries: int = Field(default=3, ge=0, le=10)  # after a failed request (1 s, 2 s, 4 s … apart)
+
+    @model_validator(mode="after")
+    def _check(self) -> NotifySettings:
+        if not (self.channels or self.dry_run):
+            raise ValueError("give a channel ([notify.webhook], [notify.slack] or [notify.telegram]), "
+                             "or dry_run = true")
+        if len(set(self.events)) != len(self.events):
+            raise ValueError("events: each event once")
+        return self
+
+    @property
+    def channels(self) -> dict[str, WebhookChannel | SlackChannel | TelegramChannel]:
+        found = {"webhook": self.webhook, "slack": self.slack, "telegram": self.telegram}
+        return {name: channel for name, channel in found.items() if channel is not None}
+
+
 class RunConfig(_Strict):
     study: StudySettings
     data: DataSettings
@@ -324,6 +402,7 @@ class RunConfig(_Strict):
     pruner: PrunerSettings = PrunerSettings()
     constraints: ConstraintSettings = ConstraintSettings()
     validation: ValidationSettings = ValidationSettings()
+    notify: NotifySettings | None = None
     space: dict[str, Param] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -44,14 +44,18 @@ _LOST = "could not receive data from server"
 _settings: dict[str, Any] = {"io_timeout": 30.0, "patience": 60.0}
 _wait_hook: Callable[[], None] | None = None
 _back_hook: Callable[[float], None] | None = None
+_away_hook: Callable[[float], None] | None = None
 
 
 def configure(*, io_timeout: float | None = None, patience: float | None | str = "keep",
               on_wait: Callable[[], None] | None | str = "keep",
-              on_back: Callable[[float], None] | None | str = "keep") -> None:
+              on_back: Callable[[float], None] | None | str = "keep",
+              on_away: Callable[[float], None] | None | str = "keep") -> None:
     """Set this process's deadlines (see the module docstring). ``on_wait`` runs between
-    retries in the main thread: a worker raises from it to leave a wait when signalled."""
-    global _wait_hook, _back_hook
+    retries in the main thread: a worker raises from it to leave a wait when signalled.
+    ``on_away`` is told, from whichever thread waits, how long the wait has lasted so far
+    (runner/notify.py: database unreachable); it must return at once."""
+    global _wait_hook, _back_hook, _away_hook
     if io_timeout is not None:
         _settings["io_timeout"] = float(io_timeout)
     if patience != "keep":
@@ -60,6 +64,8 @@ def configure(*, io_timeout: float | None = None, patience: float | None | str =
         _wait_hook = on_wait  # type: ignore[assignment]
     if on_back != "keep":
         _back_hook = on_back  # type: ignore[assignment]
+    if on_away != "keep":
+        _away_hook = on_away  # type: ignore[assignment]
 
 
 def patience() -> float | None:
@@ -153,6 +159,8 @@ def retry(fn: Callable[[], T], *, transient: tuple[type[BaseException], ...], ur
                 log.warning("%s is unreachable (%s); waiting for it%s", what, first_line(exc),
                             " (finished results are kept)" if limit is None else f" for up to {limit:.0f} s")
                 warned = True
+            if _away_hook is not None:
+                _away_hook(waited)
             if url is not None:
                 from . import embedded
 

@@ -8,7 +8,7 @@ SCHEMA_LOCK = 0x74756E65  # "tune": serialises CREATE TABLE IF NOT EXISTS across
 # DDL below (ALTER TABLE takes an ACCESS EXCLUSIVE lock even when there is nothing
 # to do) runs once per database and version, not in every process that opens it,
 # where it blocked, and could deadlock with, other processes' reads.
-SCHEMA_VERSION = 14
+SCHEMA_VERSION = 15
 
 
 def is_current(conn) -> bool:
@@ -150,6 +150,36 @@ CREATE TABLE IF NOT EXISTS tune_importances (
     trials      integer,            -- complete trials the stored body was computed from
     body        jsonb,
     computed_at timestamptz
+);
+-- [notify] (runner/notify.py): the events a study's config wants told (NULL: none), so that
+-- any process noticing one (a reaper in the app) records it only when it is wanted.
+ALTER TABLE tune_studies ADD COLUMN IF NOT EXISTS notify text[];
+-- When the worker last finished a trial (its heartbeat notices): a study is stalled when
+-- none of its workers has for a while.
+ALTER TABLE tune_workers ADD COLUMN IF NOT EXISTS last_trial_at timestamptz;
+-- Each event to tell, once: the key (progress:100, lost:<worker>) makes a second notice of
+-- one event a no-op; a sender claims a row for a while (claimed_at) and marks it sent.
+CREATE TABLE IF NOT EXISTS tune_notifications (
+    study      text NOT NULL,
+    key        text NOT NULL,
+    kind       text NOT NULL,   -- one of runner.config's NOTIFY_EVENTS
+    body       jsonb NOT NULL,  -- what the message says, as data
+    created_at timestamptz NOT NULL DEFAULT now(),
+    claimed_by text,            -- the sending worker
+    claimed_at timestamptz,
+    sent_at    timestamptz,
+    error      text,            -- the channels that refused it, and why
+    PRIMARY KEY (study, key)
+);
+CREATE INDEX IF NOT EXISTS tune_notifications_unsent ON tune_notifications (created_at) WHERE sent_at IS NULL;
+-- A study's best as workers saw it, and as last told: a new best is told when it beats the
+-- last one told by [notify] min_improvement, at most once per best_every_seconds.
+CREATE TABLE IF NOT EXISTS tune_notify_best (
+    study      text PRIMARY KEY,
+    seen_value double precision NOT NULL,
+    seen_body  jsonb NOT NULL,
+    told_value double precision,
+    told_at    timestamptz
 );
 -- Before version 14, importances of a maximised objective ranked what makes it worst
 -- (PED-ANOVA takes low targets as good): dropped once, so none is shown; workers and

@@ -1,0 +1,614 @@
+"""Telling a person what happens to a run: the config's ``[notify]`` (a webhook, Slack,
+Telegram), or with ``dry_run`` the worker's log and the study's log.
+
+Each event is told once, whichever of the run's workers, on whichever host, notices it:
+
+* an event is a row of ``tune_notifications`` keyed by (study, key), written with
+  ``INSERT … ON CONFLICT DO NOTHING`` — a second notice of one event (another worker
+  crossing the same progress mark) is a no-op — and only when the study's config wants
+  that kind (``tune_studies.notify``), so a reaper in the app records a lost worker
+  only for a run that asked;
+* any worker of the run sends it: it claims a batch of unsent rows (``FOR UPDATE SKIP
+  LOCKED``) for a lease, sends, and marks them sent. A sender that dies mid-send leaves
+  its claim to expire (then another sends it: the one case of a second message).
+
+Where each event is noticed:
+
+===================== ==================================================================
+new_best              a worker's own trial beats the best it told of: ``tune_notify_best``
+                      keeps the study's best seen (an upsert that only improves it); the
+                      sweep tells it when it beats the last one told by ``min_improvement``
+                      and ``best_every_seconds`` have passed (one UPDATE: one worker wins)
+progress              the trial loop, crossing a multiple of ``progress_every`` complete
+                      trials (``progress:{n}``)
+done                  the worker that ends the study first (``control.set_ended``)
+worker_crashed        the crashing worker, on its way out (``crashed:{worker}``)
+worker_lost           the reaper that declares it lost (its UPDATE … RETURNING hands each
+                      lost worker to one reaper; ``lost:{worker}``)
+stalled               the sweep: live workers, running, and no trial finished for
+                      ``stalled_minutes`` (``stalled:{time of the last one}``)
+database_unreachable  a wait for the database of ``unreachable_seconds``: sent at once, as
+                      there is no database to agree through — once per host, through a
+                      lock file under ``TUNE_HOME`` — and "reachable again" when it ends
+===================== ==================================================================
+
+Off the trial loop: the loop hands events to :class:`Notifier` and goes on; one thread
+writes and claims them (short transactions on the worker's connection), another sends
+them (HTTP with a timeout and retries, never holding the connection). A dead endpoint
+costs a worker nothing but that thread's time, and at its exit one request's timeout
+(at most :data:`EXIT_WAIT` seconds); what is left unsent goes back to the run's other
+workers (benchmarks/bench_notify.py).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import math
+import os
+import queue
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from .storage import Database, connection, tune_home
+from .storage.embedded import private_dir
+from .storage.urls import mask_url
+from .text import first_line, printable, storable
+
+log = logging.getLogger("tune.notify")
+
+SWEEP_SECONDS = 2.0  # how often a worker writes what it noticed and claims what to send
+LEASE_SECONDS = 600.0  # a claimed, unsent message is another sender's after this long
+BATCH = 20  # messages claimed at once
+EXIT_WAIT = 15.0  # at most this long a worker's exit waits for its last messages
+TEXT_MAX = 3500  # characters (Telegram takes 4096)
+RESPONSE_MAX = 65_536  # bytes of an answer read
+
+
+# ------------------------------------------------------------------- messages
+
+
+@dataclass(frozen=True)
+class Message:
+    kind: str
+    study: str  # the run's name for a message about the run (database unreachable)
+    data: dict[str, Any]
+    key: str | None = None  # its row's; None: sent directly, never stored
+    created_at: datetime | None = None
+
+
+def _figure(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+
+def _params(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={_figure(v)}" for k, v in params.items())
+
+
+def render(message: Message) -> str:
+    """The message for a person: one line, safe for any channel (control characters from
+    configs, data and backtests escaped; no markup)."""
+    d, study = message.data, message.study
+    best = f"; best {d.get('metric', 'value')} {_figure(d['best'])}" if d.get("best") is not None else ""
+    kind = message.kind
+    if kind == "new_best":
+        was = f" (was {_figure(d['previous'])})" if d.get("previous") is not None else ""
+        text = (f"{study}: new best {d.get('metric', 'value')} {_figure(d.get('value'))}{was} at trial "
+                f"{d.get('trial')}: {_params(d.get('params') or {})}")
+    elif kind == "progress":
+        text = (f"{study}: {d.get('complete')}/{d.get('target')} complete trials"
+                f" ({d.get('pruned', 0)} pruned, {d.get('failed', 0)} failed){best}")
+    elif kind == "done":
+        text = f"{study}: ended: {d.get('reason')}{best}"
+    elif kind == "worker_crashed":
+        text = f"{study}: worker {d.get('worker')} on {d.get('host')} crashed: {d.get('reason')}"
+    elif kind == "worker_lost":
+        text = (f"{study}: worker {d.get('worker')} on {d.get('host')} (pid {d.get('pid')}) lost: {d.get('reason')};"
+                " its running trial was failed")
+    elif kind == "stalled":
+        text = (f"{study}: stalled: no trial finished for {_figure(d.get('minutes'))} min, "
+                f"with {d.get('workers')} live worker(s)")
+    elif kind == "database_unreachable" and d.get("back"):
+        text = f"run {study}: the database {d.get('database')} answers {d.get('host')} again after {d.get('waited', 0):.0f} s"
+    elif kind == "database_unreachable":
+        text = (f"run {study}: the database {d.get('database')} has not answered {d.get('host')} for "
+                f"{d.get('waited', 0):.0f} s; its workers wait, keeping their results")
+    else:
+        text = f"{study}: {kind}"
+    if message.created_at is not None and (datetime.now(UTC) - message.created_at).total_seconds() > 120:
+        text += f" (at {message.created_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC)"  # told late: say when it happened
+    return printable(f"tune: {text}", TEXT_MAX)
+
+
+# ------------------------------------------------------------------- channels
+
+
+class SendError(Exception):
+    """A channel refused a message, or could not be reached; the text holds no secret."""
+
+
+class MissingSecret(Exception):
+    def __init__(self, field: str, variable: str) -> None:
+        super().__init__(f"the environment variable {variable} is not set")
+        self.field, self.variable = field, variable
+
+
+@dataclass
+class Channel:
+    name: str  # webhook, slack, telegram
+    url: str
+    shown: str  # the URL as printed: its host only (a webhook's path and a bot's token are secrets)
+    secrets: list[str] = field(default_factory=list)  # scrubbed from any error text
+    chat_id: str | int | None = None
+
+    def body(self, message: Message, text: str, run: str, host: str) -> dict[str, Any]:
+        if self.name == "slack":
+            # Slack reads &, < and > as its markup's: a name holding <!channel> must stay text.
+            return {"text": text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")}
+        if self.name == "telegram":
+            return {"chat_id": self.chat_id, "text": text, "disable_web_page_preview": True}  # no parse_mode: plain
+        return {"event": message.kind, "study": message.study, "run": run, "host": host, "text": text,
+                "data": message.data, "at": (message.created_at or datetime.now(UTC)).isoformat()}
+
+    def post(self, body: dict[str, Any], timeout: float) -> None:
+        import urllib.error  # here: tune status imports this module (the reaper's), never sends
+        import urllib.request
+
+        request = urllib.request.Request(
+            self.url, data=json.dumps(body, default=str).encode(), method="POST",
+            headers={"Content-Type": "application/json", "User-Agent": "tune-tui"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310 - http(s) only (config)
+                answer.read(RESPONSE_MAX)
+        except urllib.error.HTTPError as exc:
+            raise SendError(f"{self.name} ({self.shown}) answered HTTP {exc.code}") from None
+        except (OSError, ValueError) as exc:  # URLError, a timeout, a reset
+            raise SendError(self._scrub(f"{self.name} ({self.shown}) unreachable: {first_line(exc)}")) from None
+
+    def _scrub(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+def _host_of(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+
+
+def channels(settings, environ: os._Environ | dict[str, str] | None = None) -> list[Channel]:
+    """The configured channels, with their secrets from the environment; MissingSecret
+    names the field whose variable is not set."""
+    env = os.environ if environ is None else environ
+    found = []
+    for name, channel in settings.channels.items():
+        if name == "telegram":
+            token = env.get(channel.token_env, "")
+            if not token:
+                raise MissingSecret("notify.telegram.token_env", channel.token_env)
+            url = f"{channel.api_url.rstrip('/')}/bot{token}/sendMessage"
+            found.append(Channel(name, url, _host_of(channel.api_url), [token], channel.chat_id))
+            continue
+        url = channel.url
+        if url is None:
+            url = env.get(channel.url_env, "")
+            if not url:
+                raise MissingSecret(f"notify.{name}.url_env", channel.url_env)
+            if not url.startswith(("http://", "https://")):
+                raise MissingSecret(f"notify.{name}.url_env", f"{channel.url_env} (set, but not an http(s) URL)")
+        found.append(Channel(name, url, _host_of(url), [url]))
+    return found
+
+
+def check_environment(cfg) -> None:
+    """For tune run and the app, before any worker starts: a channel whose secret is not
+    in the environment is a ConfigError (exit 2), not a worker's silent loss."""
+    from .errors import ConfigError
+
+    if cfg.notify is None:
+        return
+    try:
+        channels(cfg.notify)
+    except MissingSecret as exc:
+        raise ConfigError(cfg.source_path or "config", exc.field, str(exc)) from None
+
+
+def _sleep(seconds: float) -> bool:
+    time.sleep(seconds)
+    return True
+
+
+def describe(settings) -> str:
+    """For tune run's first lines: where messages go (hosts only), which events."""
+    where = "the workers' logs (dry run)" if settings.dry_run else ", ".join(
+        f"{c.name} ({c.shown})" for c in channels(settings))
+    return f"notify: {', '.join(settings.events)} → {where}"
+
+
+def deliver(targets: list[Channel], message: Message, text: str, run: str, host: str, timeout: float,
+            retries: int, wait=_sleep) -> list[str]:
+    """Send to every channel, each with its retries (1 s, 2 s, 4 s … apart); the errors of
+    those that never took it. ``wait(seconds)`` False: no more retries (a worker leaving)."""
+    errors = []
+    for channel in targets:
+        body = channel.body(message, text, run, host)
+        for attempt in range(retries + 1):
+            try:
+                channel.post(body, timeout)
+                break
+            except SendError as exc:
+                if attempt == retries or not wait(min(2.0 ** attempt, 30.0)):
+                    errors.append(str(exc))
+                    break
+    return errors
+
+
+# ------------------------------------------------------------------- the database's side
+
+
+# An event, once, if its study's config wants its kind; with the study's best as seen.
+_INSERT = """
+INSERT INTO tune_notifications (study, key, kind, body)
+SELECT :s, :k, :kind, CAST(:body AS jsonb)
+       || jsonb_build_object('best', (SELECT seen_value FROM tune_notify_best WHERE study = :s))
+FROM tune_studies WHERE name = :s AND :kind = ANY(notify)
+ON CONFLICT DO NOTHING
+"""
+
+
+def _clean(value: Any) -> Any:
+    """JSON that PostgreSQL's jsonb takes: no NUL or lone surrogate (a crash's reason may hold
+    any text), no NaN or infinity."""
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, dict):
+        return {storable(str(k)): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return storable(str(value))
+
+
+def _json(data: dict[str, Any]) -> str:
+    return json.dumps(_clean(data), ensure_ascii=False)
+
+
+def _insert_args(study: str, key: str, kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {"s": study, "k": storable(key), "kind": kind, "body": _json(data)}
+
+
+def record(conn, study: str, key: str, kind: str, data: dict[str, Any]) -> None:
+    """Record one event in the caller's transaction (the reaper's, with its verdict)."""
+    conn.execute(sa.text(_INSERT), _insert_args(study, key, kind, data))
+
+
+_SEEN_BEST = """
+INSERT INTO tune_notify_best (study, seen_value, seen_body) VALUES (:s, :v, CAST(:body AS jsonb))
+ON CONFLICT (study) DO UPDATE SET seen_value = EXCLUDED.seen_value, seen_body = EXCLUDED.seen_body
+WHERE (EXCLUDED.seen_value - tune_notify_best.seen_value) * :sign > 0
+"""
+
+# The seen best becomes a message when it beats the last one told by min_improvement and the
+# last was told long enough ago; one UPDATE, so one worker of many tells it.
+_TELL_BEST = """
+WITH told AS (
+    UPDATE tune_notify_best b SET told_value = b.seen_value, told_at = now()
+    FROM (SELECT told_value AS before FROM tune_notify_best WHERE study = :s) old
+    WHERE b.study = :s AND b.told_value IS DISTINCT FROM b.seen_value
+      AND (b.told_value IS NULL OR (b.seen_value - b.told_value) * :sign >= :min)
+      AND (b.told_at IS NULL OR b.told_at <= now() - make_interval(secs => :every))
+    RETURNING b.seen_body, old.before
+)
+INSERT INTO tune_notifications (study, key, kind, body)
+SELECT :s, 'best:' || (seen_body->>'trial'), 'new_best', seen_body || jsonb_build_object('previous', before)
+FROM told WHERE EXISTS (SELECT 1 FROM tune_studies WHERE name = :s AND 'new_best' = ANY(notify))
+ON CONFLICT DO NOTHING
+"""
+
+# Live workers, a running study, and no trial finished (nor a worker started, nor the study
+# resumed) for stalled_minutes: keyed by that moment, so one stall is told once.
+_STALLED = """
+INSERT INTO tune_notifications (study, key, kind, body)
+SELECT :s, 'stalled:' || floor(extract(epoch FROM x.last) * 1000)::bigint, 'stalled',
+       jsonb_build_object('minutes', round((extract(epoch FROM now() - x.last) / 60)::numeric, 1),
+                          'workers', x.alive)
+FROM (
+    SELECT greatest(max(w.last_trial_at), max(w.started_at), max(st.updated_at)) AS last,
+           count(*) FILTER (WHERE w.status = ANY(:live)) AS alive
+    FROM tune_workers w JOIN tune_studies st ON st.name = w.study
+    WHERE w.study = :s AND st.control = 'running' AND st.ended_code IS NULL AND 'stalled' = ANY(st.notify)
+) x
+WHERE x.alive > 0 AND x.last < now() - make_interval(secs => :m)
+ON CONFLICT DO NOTHING
+"""
+
+_CLAIM = """
+UPDATE tune_notifications n SET claimed_by = :me, claimed_at = now()
+WHERE (n.study, n.key) IN (
+    SELECT n2.study, n2.key FROM tune_notifications n2 JOIN tune_studies s ON s.name = n2.study
+    WHERE s.run_name = :run AND n2.sent_at IS NULL
+      AND (n2.claimed_at IS NULL OR n2.claimed_at < now() - make_interval(secs => :lease))
+    ORDER BY n2.created_at LIMIT :batch
+    FOR UPDATE OF n2 SKIP LOCKED
+)
+RETURNING n.study, n.key, n.kind, n.body, n.created_at
+"""
+
+
+# ------------------------------------------------------------------- the host's side
+
+
+def host_claim(run: str, what: str, wait_started: float, cooldown: float = 3600.0) -> bool:
+    """Database unreachable, once per host: True for the first process of this host to ask
+    about this outage (``what`` = "away") or its end ("back"). A lock file under
+    TUNE_HOME/notify holds when this host last told of each."""
+    directory = private_dir(tune_home() / "notify")
+    path = directory / f"unreachable-{''.join(c if c.isalnum() or c in '._-' else '_' for c in run)[:100]}.json"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "r+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            state = json.loads(f.read() or "{}")
+        except ValueError:
+            state = {}
+        away, back, now = float(state.get("away", 0)), float(state.get("back", 0)), time.time()
+        if what == "away":
+            # A new outage: none told yet, or the last one told has ended and this wait began
+            # after it did (not a slower process's view of that same outage), or long ago.
+            if away and not (back >= away and wait_started > back) and now - away < cooldown:
+                return False
+            state["away"] = now
+        else:
+            if back >= away:
+                return False
+            state["back"] = now
+        f.seek(0)
+        f.truncate()
+        f.write(json.dumps(state))
+        return True
+
+
+# ------------------------------------------------------------------- a worker's notifier
+
+
+class Notifier:
+    """A worker's side of [notify]: the trial loop hands it events (never waiting), a thread
+    writes and claims them, another sends. ``log(level, text)``: a line in the worker's
+    log and the study's (the app's log pane)."""
+
+    def __init__(self, db: Database, cfg, study: str, worker: str, log_line) -> None:
+        self.db, self.study, self.worker = db, study, worker
+        self.settings = cfg.notify
+        self.run = cfg.study.name
+        self.metric = cfg.study.metrics[0]
+        self.sign = 1 if cfg.direction == "maximize" else -1
+        self.target = cfg.study.target_trials
+        self.events = set(self.settings.events)
+        self.host = socket.gethostname()
+        self.targets: list[Channel] = []
+        try:
+            self.targets = channels(self.settings)
+        except MissingSecret as exc:
+            # tune run and the app check this; a worker started by hand elsewhere may lack it.
+            log_line("error", f"{exc.field}: {exc}; no message is sent from this worker")
+        self._lock = threading.Lock()
+        self._writes: list[tuple[str, dict[str, Any]]] = []  # statements the trial loop queued
+        self._sent: list[tuple[str, str, str | None]] = []  # (study, key, error) to mark sent
+        self._logs: list[tuple[str, str, str]] = []  # (study, level, text) for the study's log
+        self._outbox: queue.Queue[Message | None] = queue.Queue()
+        self._wake = threading.Event()
+        self._closing = threading.Event()
+        self._own_best: float | None = None
+        self._progress_mark: int | None = None
+        self._away_since: float | None = None  # this process's wait that was told of
+        self._away_told = False
+        self._db_thread = threading.Thread(target=self._sweep_loop, name="notify-db", daemon=True)
+        self._send_thread = threading.Thread(target=self._send_loop, name="notify-send", daemon=True)
+
+    def start(self) -> Notifier:
+        if "database_unreachable" in self.events:
+            connection.configure(on_away=self.away)
+        self._db_thread.start()
+        self._send_thread.start()
+        return self
+
+    # ---------------------------------------------------- from the trial loop: never waits
+    def _queue(self, sql: str, args: dict[str, Any]) -> None:
+        with self._lock:
+            self._writes.append((sql, args))
+        self._wake.set()
+
+    def _event(self, key: str, kind: str, data: dict[str, Any]) -> None:
+        if kind in self.events:
+            self._queue(_INSERT, _insert_args(self.study, key, kind, data))
+
+    def trial_told(self, number: int, value: float, params: dict[str, Any]) -> None:
+        """A complete, feasible trial of this worker's: a candidate new best."""
+        if "new_best" not in self.events or (self._own_best is not None
+                                             and (value - self._own_best) * self.sign <= 0):
+            return
+        self._own_best = value
+        body = {"metric": self.metric, "value": value, "trial": number, "params": params}
+        self._queue(_SEEN_BEST, {"s": self.study, "v": value, "sign": self.sign, "body": _json(body)})
+
+    def progress(self, complete: int, kinds: dict[str, int]) -> None:
+        every = self.settings.progress_every
+        if not every:
+            return
+        mark = complete // every
+        if self._progress_mark is None or mark <= self._progress_mark:
+            # The first count only sets the mark: a worker joining at 537 tells of 600, not 500.
+            self._progress_mark = mark if self._progress_mark is None else self._progress_mark
+            return
+        self._progress_mark = mark
+        self._event(f"progress:{mark * every}", "progress", {
+            "metric": self.metric, "complete": complete, "target": self.target,
+            "pruned": kinds.get("pruned", 0), "failed": kinds.get("failed", 0),
+        })
+
+    def ended(self, code: str, reason: str) -> None:
+        """The study ended (this worker was the first to say so: control.set_ended)."""
+        self._event(f"done:{time.time_ns()}", "done", {"metric": self.metric, "code": code, "reason": reason})
+
+    def crashed(self, reason: str) -> None:
+        self._event(f"crashed:{self.worker}", "worker_crashed",
+                    {"worker": self.worker, "host": self.host, "reason": reason})
+
+    # ---------------------------------------------------- from any thread waiting for the database
+    def away(self, waited: float) -> None:
+        if self._away_told or waited < self.settings.unreachable_seconds:
+            return
+        self._away_told = True  # one look per wait, whatever comes of it
+        started = time.time() - waited
+        try:
+            if not host_claim(self.run, "away", started):
+                log.info("[%s] the database has not answered for %.0f s; another process of this host tells of it",
+                         self.study, waited)
+                return
+        except OSError as exc:
+            log.warning("database unreachable not told: %s", first_line(exc))
+            return
+        self._away_since = started
+        self._outbox.put(Message("database_unreachable", self.run, self._database_data(waited)))
+
+    def back(self, waited: float) -> None:
+        told, self._away_told = self._away_since is not None, False
+        self._away_since = None
+        try:
+            if told and host_claim(self.run, "back", 0.0):
+                self._outbox.put(Message("database_unreachable", self.run, {**self._database_data(waited), "back": True}))
+        except OSError as exc:
+            log.warning("database back not told: %s", first_line(exc))
+
+    def _database_data(self, waited: float) -> dict[str, Any]:
+        return {"host": self.host, "waited": waited, "database": mask_url(self.db.url)}
+
+    # ---------------------------------------------------- the threads
+    def _sweep_loop(self) -> None:
+        failing = False
+        while True:
+            closing = self._closing.is_set()
+            try:
+                self._sweep(claim=True)
+                failing = False
+            except Exception as exc:  # the database away, a statement refused: next sweep
+                if not failing:
+                    log.warning("[%s] notifications wait: %s", self.study, first_line(exc))
+                failing = True
+            if closing:
+                return
+            self._wake.wait(SWEEP_SECONDS)
+            self._wake.clear()
+
+    def _sweep(self, claim: bool) -> None:
+        with self._lock:
+            writes, sent, logs = list(self._writes), list(self._sent), list(self._logs)
+        claimed: list[Any] = []
+        with self.db.engine.begin() as conn:
+            for sql, args in writes:
+                conn.execute(sa.text(sql), args)
+            for study, key, error in sent:
+                conn.execute(sa.text("UPDATE tune_notifications SET sent_at = now(), error = :e "
+                                     "WHERE study = :s AND key = :k AND claimed_by = :me"),
+                             {"s": study, "k": key, "e": error, "me": self.worker})
+            for study, level, text in logs:
+                conn.execute(sa.text("INSERT INTO tune_events (study, worker, level, message) "
+                                     "VALUES (:s, :w, :l, :m)"),
+                             {"s": study, "w": self.worker, "l": level, "m": storable(text)[:2000]})
+            if claim:
+                if "new_best" in self.events:
+                    conn.execute(sa.text(_TELL_BEST), {"s": self.study, "sign": self.sign,
+                                                       "min": self.settings.min_improvement,
+                                                       "every": self.settings.best_every_seconds})
+                if "stalled" in self.events:
+                    from .control import LIVE_STATUSES
+
+                    conn.execute(sa.text(_STALLED), {"s": self.study, "live": list(LIVE_STATUSES),
+                                                     "m": self.settings.stalled_minutes * 60})
+                claimed = list(conn.execute(sa.text(_CLAIM), {"me": self.worker, "run": self.run,
+                                                              "lease": LEASE_SECONDS, "batch": BATCH}))
+        with self._lock:  # written: off the lists (more may have come meanwhile)
+            del self._writes[:len(writes)]
+            del self._sent[:len(sent)]
+            del self._logs[:len(logs)]
+        for study, key, kind, body, created_at in claimed:
+            self._outbox.put(Message(kind, study, body, key, created_at))
+
+    def _send_loop(self) -> None:
+        refused_while_leaving = False
+        while (message := self._outbox.get()) is not None:
+            if refused_while_leaving:
+                continue  # left unsent: close() gives its claim back, for another worker
+            text = render(message)
+            if self.settings.dry_run:
+                log.info("[%s] notification (dry run): %s", message.study, text)
+                errors: list[str] = []
+                self._note(message, "info", f"notification (dry run): {text}")
+            else:
+                errors = deliver(self.targets, message, text, self.run, self.host,
+                                 self.settings.timeout_seconds, self.settings.retries, wait=self._pause)
+                if errors:
+                    self._note(message, "warning", f"notification not delivered: {'; '.join(errors)}")
+                    # Leaving, and an endpoint does not answer: one timeout is all the exit waits.
+                    refused_while_leaving = self._closing.is_set()
+                else:
+                    log.info("[%s] notified: %s", message.study, text)
+            if message.key is not None:
+                with self._lock:
+                    self._sent.append((message.study, message.key, "; ".join(errors)[:2000] or None))
+                self._wake.set()
+
+    def _pause(self, seconds: float) -> bool:
+        # Between retries; a leaving worker retries no more (the message keeps its error).
+        return not self._closing.wait(seconds)
+
+    def _note(self, message: Message, level: str, text: str) -> None:
+        log.log(logging.getLevelName(level.upper()), "[%s] %s", message.study, text)
+        if message.key is not None:  # about a study (not the database, which may be away)
+            with self._lock:
+                self._logs.append((message.study, level, text))
+
+    def close(self, wait: float = EXIT_WAIT) -> None:
+        """At the worker's exit: write what is queued, send what was claimed (for at most
+        ``wait`` seconds), and give back the claims of what was not sent."""
+        deadline = time.monotonic() + wait
+        self._closing.set()
+        self._wake.set()
+        self._db_thread.join(max(0.0, deadline - time.monotonic()))
+        self._outbox.put(None)
+        self._send_thread.join(max(0.0, deadline - time.monotonic()))
+        if self._away_since is not None:
+            return  # the database is away: nothing more to write
+        try:
+            self._sweep(claim=False)
+            with self.db.engine.begin() as conn:
+                conn.execute(sa.text("UPDATE tune_notifications SET claimed_by = NULL, claimed_at = NULL "
+                                     "WHERE claimed_by = :me AND sent_at IS NULL"), {"me": self.worker})
+        except Exception as exc:
+            log.warning("[%s] notifications left for another worker: %s", self.study, first_line(exc))
+
+
+def send_test(cfg, environ=None) -> list[tuple[str, str | None]]:
+    """``tune notify``: one test message through each channel; (channel, error or None)."""
+    settings = cfg.notify
+    message = Message("test", cfg.study.name, {})
+    text = printable(f"tune: a test message for run {cfg.study.name} from {socket.gethostname()}", TEXT_MAX)
+    results = []
+    for channel in channels(settings, environ):
+        errors = deliver([channel], message, text, cfg.study.name, socket.gethostname(), settings.timeout_seconds,
+                         0)
+        results.append((f"{channel.name} ({channel.shown})", errors[0] if errors else None))
+    return results

@@ -65,9 +65,9 @@ from .text import first_line, printable, storable
 log = logging.getLogger("tune.notify")
 
 SWEEP_SECONDS = 2.0  # how often a worker writes what it noticed and claims what to send
-LEASE_SECONDS = 600.0  # a claimed, unsent message is another sender's after this long
-BATCH = 20  # messages claimed at once
-EXIT_WAIT = 15.0  # at most this long a worker's exit waits for its last messages
+LEASE_SECONDS = 600.0  # a claimed, unsent message is another sender's after this long (or longer: Notifier.lease)
+BATCH = 5  # messages claimed at once, and only once the last batch is sent
+EXIT_WAIT = 10.0  # at most this long a worker's exit sends (tune run's SIGKILL comes after 15 s)
 TEXT_MAX = 3500  # characters (Telegram takes 4096)
 RESPONSE_MAX = 65_536  # bytes of an answer read
 
@@ -135,9 +135,12 @@ class SendError(Exception):
 
 
 class MissingSecret(Exception):
-    def __init__(self, field: str, variable: str) -> None:
-        super().__init__(f"the environment variable {variable} is not set")
-        self.field, self.variable = field, variable
+    """A channel's secret missing from (or unusable in) the environment: ``field`` names the
+    config's field, the message the variable — never its value."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(problem)
+        self.field = field
 
 
 @dataclass
@@ -150,15 +153,17 @@ class Channel:
 
     def body(self, message: Message, text: str, run: str, host: str) -> dict[str, Any]:
         if self.name == "slack":
-            # Slack reads &, < and > as its markup's: a name holding <!channel> must stay text.
-            return {"text": text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")}
+            # Slack reads &, < and > as its markup's: a name holding <!channel> must stay text;
+            # and no *bold* or _italics_ from a study's name or a reason.
+            return {"text": text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"), "mrkdwn": False}
         if self.name == "telegram":
             return {"chat_id": self.chat_id, "text": text, "disable_web_page_preview": True}  # no parse_mode: plain
         return {"event": message.kind, "study": message.study, "run": run, "host": host, "text": text,
                 "data": message.data, "at": (message.created_at or datetime.now(UTC)).isoformat()}
 
     def post(self, body: dict[str, Any], timeout: float) -> None:
-        import urllib.error  # here: tune status imports this module (the reaper's), never sends
+        import http.client  # here: tune status imports this module (the reaper's), never sends
+        import urllib.error
         import urllib.request
 
         request = urllib.request.Request(
@@ -170,7 +175,7 @@ class Channel:
                 answer.read(RESPONSE_MAX)
         except urllib.error.HTTPError as exc:
             raise SendError(f"{self.name} ({self.shown}) answered HTTP {exc.code}") from None
-        except (OSError, ValueError) as exc:  # URLError, a timeout, a reset
+        except (OSError, ValueError, http.client.HTTPException) as exc:  # URLError, a timeout, a reset, no HTTP
             raise SendError(self._scrub(f"{self.name} ({self.shown}) unreachable: {first_line(exc)}")) from None
 
     def _scrub(self, text: str) -> str:
@@ -183,31 +188,52 @@ def _host_of(url: str) -> str:
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    if not parts.hostname:
+        return ""
+    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")  # ValueError: a bad port
+
+
+def _secret(env, field: str, variable: str) -> str:
+    value = env.get(variable, "").strip()
+    if not value:
+        raise MissingSecret(field, f"the environment variable {variable} is not set")
+    if any(c.isspace() or not c.isprintable() for c in value):
+        raise MissingSecret(field, f"the environment variable {variable} holds spaces or control characters")
+    return value
 
 
 def channels(settings, environ: os._Environ | dict[str, str] | None = None) -> list[Channel]:
     """The configured channels, with their secrets from the environment; MissingSecret
-    names the field whose variable is not set."""
+    names the field whose variable is not set or not usable."""
     env = os.environ if environ is None else environ
     found = []
     for name, channel in settings.channels.items():
         if name == "telegram":
-            token = env.get(channel.token_env, "")
-            if not token:
-                raise MissingSecret("notify.telegram.token_env", channel.token_env)
+            token = _secret(env, "notify.telegram.token_env", channel.token_env)
             url = f"{channel.api_url.rstrip('/')}/bot{token}/sendMessage"
             found.append(Channel(name, url, _host_of(channel.api_url), [token], channel.chat_id))
             continue
         url = channel.url
         if url is None:
-            url = env.get(channel.url_env, "")
-            if not url:
-                raise MissingSecret(f"notify.{name}.url_env", channel.url_env)
-            if not url.startswith(("http://", "https://")):
-                raise MissingSecret(f"notify.{name}.url_env", f"{channel.url_env} (set, but not an http(s) URL)")
-        found.append(Channel(name, url, _host_of(url), [url]))
+            url = _secret(env, f"notify.{name}.url_env", channel.url_env)
+            try:
+                shown = _host_of(url)
+            except ValueError:
+                shown = ""
+            if not url.startswith(("http://", "https://")) or not shown:
+                raise MissingSecret(f"notify.{name}.url_env",
+                                    f"the environment variable {channel.url_env} holds no http(s) URL")
+        found.append(Channel(name, url, _host_of(url), _url_secrets(url)))
     return found
+
+
+def _url_secrets(url: str) -> list[str]:
+    """A webhook URL's secret parts: all of it, its path and its query (an error may quote
+    either alone)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return [url, *(part for part in (parts.path, parts.query) if len(part) > 1)]
 
 
 def check_environment(cfg) -> None:
@@ -215,7 +241,7 @@ def check_environment(cfg) -> None:
     in the environment is a ConfigError (exit 2), not a worker's silent loss."""
     from .errors import ConfigError
 
-    if cfg.notify is None:
+    if cfg.notify is None or cfg.notify.dry_run:  # a dry run sends nothing: it needs no secret
         return
     try:
         channels(cfg.notify)
@@ -230,7 +256,7 @@ def _sleep(seconds: float) -> bool:
 
 def describe(settings) -> str:
     """For tune run's first lines: where messages go (hosts only), which events."""
-    where = "the workers' logs (dry run)" if settings.dry_run else ", ".join(
+    where = "the logs (dry run)" if settings.dry_run else ", ".join(
         f"{c.name} ({c.shown})" for c in channels(settings))
     return f"notify: {', '.join(settings.events)} → {where}"
 
@@ -341,6 +367,7 @@ WHERE (n.study, n.key) IN (
     SELECT n2.study, n2.key FROM tune_notifications n2 JOIN tune_studies s ON s.name = n2.study
     WHERE s.run_name = :run AND n2.sent_at IS NULL
       AND (n2.claimed_at IS NULL OR n2.claimed_at < now() - make_interval(secs => :lease))
+      AND (CAST(:own AS text[]) IS NULL OR (n2.study = :s AND n2.key = ANY(CAST(:own AS text[]))))
     ORDER BY n2.created_at LIMIT :batch
     FOR UPDATE OF n2 SKIP LOCKED
 )
@@ -386,7 +413,7 @@ def host_claim(run: str, what: str, wait_started: float, cooldown: float = 3600.
 
 class Notifier:
     """A worker's side of [notify]: the trial loop hands it events (never waiting), a thread
-    writes and claims them, another sends. ``log(level, text)``: a line in the worker's
+    writes and claims them, another sends. ``log_line(level, text)``: a line in the worker's
     log and the study's (the app's log pane)."""
 
     def __init__(self, db: Database, cfg, study: str, worker: str, log_line) -> None:
@@ -399,18 +426,31 @@ class Notifier:
         self.events = set(self.settings.events)
         self.host = socket.gethostname()
         self.targets: list[Channel] = []
-        try:
-            self.targets = channels(self.settings)
-        except MissingSecret as exc:
-            # tune run and the app check this; a worker started by hand elsewhere may lack it.
-            log_line("error", f"{exc.field}: {exc}; no message is sent from this worker")
-        self._lock = threading.Lock()
+        self.sends = True  # False: this worker writes events but leaves sending to the run's others
+        if not self.settings.dry_run:
+            try:
+                self.targets = channels(self.settings)
+            except MissingSecret as exc:
+                # tune run and the app check this; a worker started by hand elsewhere may lack it.
+                log_line("error", f"{exc.field}: {exc}; the run's other workers send its messages")
+                self.sends = False
+        # A claim outlives the slowest sending of a batch (every channel's every retry), twice.
+        s = self.settings
+        per_message = max(1, len(self.targets)) * ((s.retries + 1) * s.timeout_seconds + 2.0 ** s.retries)
+        self.lease = max(LEASE_SECONDS, 2 * BATCH * per_message)
+        self._lock = threading.Lock()  # the lists below, and the outage's state
         self._writes: list[tuple[str, dict[str, Any]]] = []  # statements the trial loop queued
+        self._seen_best: dict[str, Any] | None = None  # the last candidate best (only the last matters)
         self._sent: list[tuple[str, str, str | None]] = []  # (study, key, error) to mark sent
         self._logs: list[tuple[str, str, str]] = []  # (study, level, text) for the study's log
+        self._mine: list[str] = []  # keys of this study's events this worker wrote (sent by it when leaving)
         self._outbox: queue.Queue[Message | None] = queue.Queue()
+        self._unsent = 0  # claimed messages not yet through the send thread
+        self._sending: tuple[str, str] | None = None  # the message in the send thread's hands
         self._wake = threading.Event()
         self._closing = threading.Event()
+        self._stop_sending = threading.Event()
+        self._ended = False  # this worker ended the study: its last best is told without waiting
         self._own_best: float | None = None
         self._progress_mark: int | None = None
         self._away_since: float | None = None  # this process's wait that was told of
@@ -426,23 +466,23 @@ class Notifier:
         return self
 
     # ---------------------------------------------------- from the trial loop: never waits
-    def _queue(self, sql: str, args: dict[str, Any]) -> None:
-        with self._lock:
-            self._writes.append((sql, args))
-        self._wake.set()
-
     def _event(self, key: str, kind: str, data: dict[str, Any]) -> None:
         if kind in self.events:
-            self._queue(_INSERT, _insert_args(self.study, key, kind, data))
+            with self._lock:
+                self._writes.append((_INSERT, _insert_args(self.study, key, kind, data)))
+                self._mine.append(key)
+            self._wake.set()
 
     def trial_told(self, number: int, value: float, params: dict[str, Any]) -> None:
         """A complete, feasible trial of this worker's: a candidate new best."""
-        if "new_best" not in self.events or (self._own_best is not None
-                                             and (value - self._own_best) * self.sign <= 0):
-            return
+        if not self.events & {"new_best", "progress", "done"} or (
+                self._own_best is not None and (value - self._own_best) * self.sign <= 0):
+            return  # (progress and done messages carry the best too)
         self._own_best = value
         body = {"metric": self.metric, "value": value, "trial": number, "params": params}
-        self._queue(_SEEN_BEST, {"s": self.study, "v": value, "sign": self.sign, "body": _json(body)})
+        with self._lock:
+            self._seen_best = {"s": self.study, "v": value, "sign": self.sign, "body": _json(body)}
+        self._wake.set()
 
     def progress(self, complete: int, kinds: dict[str, int]) -> None:
         every = self.settings.progress_every
@@ -461,6 +501,7 @@ class Notifier:
 
     def ended(self, code: str, reason: str) -> None:
         """The study ended (this worker was the first to say so: control.set_ended)."""
+        self._ended = True
         self._event(f"done:{time.time_ns()}", "done", {"metric": self.metric, "code": code, "reason": reason})
 
     def crashed(self, reason: str) -> None:
@@ -469,28 +510,31 @@ class Notifier:
 
     # ---------------------------------------------------- from any thread waiting for the database
     def away(self, waited: float) -> None:
-        if self._away_told or waited < self.settings.unreachable_seconds:
-            return
-        self._away_told = True  # one look per wait, whatever comes of it
-        started = time.time() - waited
+        # Called inside connection.retry: whatever happens here must not end the wait.
         try:
-            if not host_claim(self.run, "away", started):
-                log.info("[%s] the database has not answered for %.0f s; another process of this host tells of it",
-                         self.study, waited)
-                return
-        except OSError as exc:
+            with self._lock:
+                if self._away_told or waited < self.settings.unreachable_seconds:
+                    return
+                self._away_told = True  # one look per wait, whatever comes of it
+                started = time.time() - waited
+                if not host_claim(self.run, "away", started):
+                    log.info("[%s] the database has not answered for %.0f s; another process of this host "
+                             "tells of it", self.study, waited)
+                    return
+                self._away_since = started
+            self._outbox.put(Message("database_unreachable", self.run, self._database_data(waited)))
+        except Exception as exc:
             log.warning("database unreachable not told: %s", first_line(exc))
-            return
-        self._away_since = started
-        self._outbox.put(Message("database_unreachable", self.run, self._database_data(waited)))
 
     def back(self, waited: float) -> None:
-        told, self._away_told = self._away_since is not None, False
-        self._away_since = None
         try:
-            if told and host_claim(self.run, "back", 0.0):
-                self._outbox.put(Message("database_unreachable", self.run, {**self._database_data(waited), "back": True}))
-        except OSError as exc:
+            with self._lock:
+                told, self._away_told = self._away_since is not None, False
+                self._away_since = None
+                if not (told and host_claim(self.run, "back", 0.0)):
+                    return
+            self._outbox.put(Message("database_unreachable", self.run, {**self._database_data(waited), "back": True}))
+        except Exception as exc:
             log.warning("database back not told: %s", first_line(exc))
 
     def _database_data(self, waited: float) -> dict[str, Any]:
@@ -502,7 +546,7 @@ class Notifier:
         while True:
             closing = self._closing.is_set()
             try:
-                self._sweep(claim=True)
+                self._sweep(leaving=closing)
                 failing = False
             except Exception as exc:  # the database away, a statement refused: next sweep
                 if not failing:
@@ -513,63 +557,107 @@ class Notifier:
             self._wake.wait(SWEEP_SECONDS)
             self._wake.clear()
 
-    def _sweep(self, claim: bool) -> None:
+    def _sweep(self, leaving: bool) -> None:
+        """Write what was queued, mark what was sent, and claim what to send next — each
+        statement its own short transaction, so no two workers' sweeps hold locks across
+        statements (no deadlock between them, and the shared connection is held briefly).
+        ``leaving``: claim only this worker's own events of its study, and tell its study's
+        last best at once if it ended the study."""
         with self._lock:
-            writes, sent, logs = list(self._writes), list(self._sent), list(self._logs)
-        claimed: list[Any] = []
-        with self.db.engine.begin() as conn:
+            writes, best = list(self._writes), self._seen_best
+            sent, logs, mine = list(self._sent), list(self._logs), list(self._mine)
+        with self.db.engine.connect() as conn:
             for sql, args in writes:
-                conn.execute(sa.text(sql), args)
+                with conn.begin():
+                    conn.execute(sa.text(sql), args)
+            if best is not None:
+                with conn.begin():
+                    conn.execute(sa.text(_SEEN_BEST), best)
             for study, key, error in sent:
-                conn.execute(sa.text("UPDATE tune_notifications SET sent_at = now(), error = :e "
-                                     "WHERE study = :s AND key = :k AND claimed_by = :me"),
-                             {"s": study, "k": key, "e": error, "me": self.worker})
+                with conn.begin():
+                    conn.execute(sa.text("UPDATE tune_notifications SET sent_at = now(), error = :e "
+                                         "WHERE study = :s AND key = :k AND claimed_by = :me"),
+                                 {"s": study, "k": key, "e": error, "me": self.worker})
             for study, level, text in logs:
-                conn.execute(sa.text("INSERT INTO tune_events (study, worker, level, message) "
-                                     "VALUES (:s, :w, :l, :m)"),
-                             {"s": study, "w": self.worker, "l": level, "m": storable(text)[:2000]})
-            if claim:
-                if "new_best" in self.events:
+                with conn.begin():
+                    conn.execute(sa.text("INSERT INTO tune_events (study, worker, level, message) "
+                                         "VALUES (:s, :w, :l, :m)"),
+                                 {"s": study, "w": self.worker, "l": level, "m": storable(text)[:2000]})
+            with self._lock:  # written: off the lists (more may have come meanwhile)
+                del self._writes[:len(writes)]
+                del self._sent[:len(sent)]
+                del self._logs[:len(logs)]
+                if self._seen_best is best:
+                    self._seen_best = None
+            if "new_best" in self.events:
+                every = 0.0 if leaving and self._ended else self.settings.best_every_seconds
+                with conn.begin():
                     conn.execute(sa.text(_TELL_BEST), {"s": self.study, "sign": self.sign,
-                                                       "min": self.settings.min_improvement,
-                                                       "every": self.settings.best_every_seconds})
-                if "stalled" in self.events:
-                    from .control import LIVE_STATUSES
+                                                       "min": self.settings.min_improvement, "every": every})
+            if "stalled" in self.events and not leaving:
+                from .control import LIVE_STATUSES
 
+                with conn.begin():
                     conn.execute(sa.text(_STALLED), {"s": self.study, "live": list(LIVE_STATUSES),
                                                      "m": self.settings.stalled_minutes * 60})
-                claimed = list(conn.execute(sa.text(_CLAIM), {"me": self.worker, "run": self.run,
-                                                              "lease": LEASE_SECONDS, "batch": BATCH}))
-        with self._lock:  # written: off the lists (more may have come meanwhile)
-            del self._writes[:len(writes)]
-            del self._sent[:len(sent)]
-            del self._logs[:len(logs)]
+            if not self.sends or (self._unsent and not leaving):
+                return  # the last batch is still being sent: claim no more for now
+            with conn.begin():
+                claimed = list(conn.execute(sa.text(_CLAIM), {
+                    "me": self.worker, "run": self.run, "lease": self.lease, "batch": BATCH, "s": self.study,
+                    "own": self._own_keys(conn, mine, bests=self._ended) if leaving else None}))
+        claimed.sort(key=lambda r: (r.created_at, r.key))
+        with self._lock:
+            self._unsent += len(claimed)
         for study, key, kind, body, created_at in claimed:
             self._outbox.put(Message(kind, study, body, key, created_at))
+
+    def _own_keys(self, conn, mine: list[str], bests: bool) -> list[str]:
+        """What a leaving worker sends itself: the events it wrote, and — if it ended the
+        study (``bests``) — the study's unsent bests (nobody else may be left to)."""
+        keys = list(mine)
+        if bests:
+            keys += [k for (k,) in conn.execute(sa.text(
+                "SELECT key FROM tune_notifications WHERE study = :s AND kind = 'new_best' AND sent_at IS NULL"),
+                {"s": self.study})]
+        return keys
 
     def _send_loop(self) -> None:
         refused_while_leaving = False
         while (message := self._outbox.get()) is not None:
-            if refused_while_leaving:
-                continue  # left unsent: close() gives its claim back, for another worker
-            text = render(message)
-            if self.settings.dry_run:
-                log.info("[%s] notification (dry run): %s", message.study, text)
-                errors: list[str] = []
-                self._note(message, "info", f"notification (dry run): {text}")
-            else:
-                errors = deliver(self.targets, message, text, self.run, self.host,
-                                 self.settings.timeout_seconds, self.settings.retries, wait=self._pause)
-                if errors:
-                    self._note(message, "warning", f"notification not delivered: {'; '.join(errors)}")
-                    # Leaving, and an endpoint does not answer: one timeout is all the exit waits.
-                    refused_while_leaving = self._closing.is_set()
-                else:
-                    log.info("[%s] notified: %s", message.study, text)
-            if message.key is not None:
-                with self._lock:
-                    self._sent.append((message.study, message.key, "; ".join(errors)[:2000] or None))
-                self._wake.set()
+            try:
+                if refused_while_leaving or self._stop_sending.is_set():
+                    continue  # left unsent: close() gives its claim back, for another worker
+                if message.key is not None:
+                    self._sending = (message.study, message.key)
+                errors = self._send(message)
+                # Leaving, and an endpoint does not answer: one timeout is all the exit waits, and
+                # the message stays unsent (close() gives its claim back) for a worker with time.
+                refused_while_leaving = bool(errors) and self._closing.is_set()
+                if message.key is not None and not refused_while_leaving:
+                    with self._lock:
+                        self._sent.append((message.study, message.key, "; ".join(errors)[:2000] or None))
+                    self._wake.set()
+            except Exception as exc:  # a bug here must not end the thread (nor hold claims forever)
+                log.warning("[%s] a notification failed: %s", message.study, first_line(exc))
+            finally:
+                self._sending = None
+                if message.key is not None:
+                    with self._lock:
+                        self._unsent -= 1
+
+    def _send(self, message: Message) -> list[str]:
+        text = render(message)
+        if self.settings.dry_run:
+            self._note(message, "info", f"notification (dry run): {text}")
+            return []
+        errors = deliver(self.targets, message, text, self.run, self.host, self.settings.timeout_seconds,
+                         self.settings.retries, wait=self._pause)
+        if errors:
+            self._note(message, "warning", f"notification not delivered: {'; '.join(errors)}")
+        else:
+            log.info("[%s] notified: %s", message.study, text)
+        return errors
 
     def _pause(self, seconds: float) -> bool:
         # Between retries; a leaving worker retries no more (the message keeps its error).
@@ -582,21 +670,38 @@ class Notifier:
                 self._logs.append((message.study, level, text))
 
     def close(self, wait: float = EXIT_WAIT) -> None:
-        """At the worker's exit: write what is queued, send what was claimed (for at most
-        ``wait`` seconds), and give back the claims of what was not sent."""
+        """At the worker's exit: write what is queued, send this worker's own last events (for
+        at most ``wait`` seconds), and give back the claims of what was not sent."""
         deadline = time.monotonic() + wait
         self._closing.set()
         self._wake.set()
         self._db_thread.join(max(0.0, deadline - time.monotonic()))
         self._outbox.put(None)
         self._send_thread.join(max(0.0, deadline - time.monotonic()))
-        if self._away_since is not None:
-            return  # the database is away: nothing more to write
+        self._stop_sending.set()  # whatever is still queued stays unsent
+        if self._db_thread.is_alive() or self._away_since is not None:
+            return  # the database is slow or away: the claims lapse by themselves
+        in_hand = self._sending
         try:
-            self._sweep(claim=False)
+            with self._lock:
+                sent = list(self._sent)
+                logs = list(self._logs)
+                self._sent.clear()
+                self._logs.clear()
             with self.db.engine.begin() as conn:
-                conn.execute(sa.text("UPDATE tune_notifications SET claimed_by = NULL, claimed_at = NULL "
-                                     "WHERE claimed_by = :me AND sent_at IS NULL"), {"me": self.worker})
+                for study, key, error in sent:
+                    conn.execute(sa.text("UPDATE tune_notifications SET sent_at = now(), error = :e "
+                                         "WHERE study = :s AND key = :k AND claimed_by = :me"),
+                                 {"s": study, "k": key, "e": error, "me": self.worker})
+                for study, level, text in logs:
+                    conn.execute(sa.text("INSERT INTO tune_events (study, worker, level, message) "
+                                         "VALUES (:s, :w, :l, :m)"),
+                                 {"s": study, "w": self.worker, "l": level, "m": storable(text)[:2000]})
+                # The message still in the send thread's hands keeps its claim: it may yet arrive.
+                conn.execute(sa.text(
+                    "UPDATE tune_notifications SET claimed_by = NULL, claimed_at = NULL "
+                    "WHERE claimed_by = :me AND sent_at IS NULL AND NOT (study = :hs AND key = :hk)"),
+                    {"me": self.worker, "hs": in_hand[0] if in_hand else "", "hk": in_hand[1] if in_hand else ""})
         except Exception as exc:
             log.warning("[%s] notifications left for another worker: %s", self.study, first_line(exc))
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 import re
 
 # C0 controls (ESC, BEL, backspace, CR, newline, tab…), DEL, C1 controls, the Unicode
-# line and paragraph separators, and lone surrogates.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+# line and paragraph separators, the bidirectional overrides and isolates (which reorder
+# the text shown around them), and lone surrogates.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 _NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
 
 

@@ -318,9 +318,15 @@ class ValidationSettings(_Strict):
 
 
 def _check_http_url(text: str) -> str:
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises on a port out of range or not a number
+    except ValueError as exc:
+        raise ValueError(f"is not a URL ({exc})") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an http:// or https:// URL")
+    if any(c.isspace() or not c.isprintable() for c in text):
+        raise ValueError("must not contain spaces or control characters (write them %-encoded)")
     return text
 
 

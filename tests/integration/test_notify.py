@@ -99,15 +99,16 @@ def test_two_workers_tell_each_best_progress_mark_and_the_end_once(db, db_url, t
     kinds = collections.Counter(b["event"] for b in told)
     assert kinds["done"] == 1  # both workers reached the target; the first to say so tells
     assert sorted(b["data"]["complete"] // 10 * 10 for b in told if b["event"] == "progress") == [10, 20, 30]
-    bests = [b["data"] for b in told if b["event"] == "new_best"]
-    assert bests and [b["value"] for b in sorted(bests, key=lambda b: b["value"])] == [b["value"] for b in bests]
-    assert all(b["previous"] is None or b["value"] > b["previous"] for b in bests)
+    # Each best told names the one told before it: one chain, whichever worker told each.
+    bests = sorted((b["data"] for b in told if b["event"] == "new_best"), key=lambda b: b["value"])
+    assert bests and [b["previous"] for b in bests] == [None] + [b["value"] for b in bests[:-1]]
     with db.engine.connect() as conn:  # the last told is the study's best
         best = conn.execute(sa.text("SELECT max((body->'values'->>0)::float) FROM tune_journal "
                                     "WHERE stream = 'nb-AAA' AND body->>'state' = '1'")).scalar()
     assert best is not None and bests[-1]["value"] == pytest.approx(best)
     done = next(b for b in told if b["event"] == "done")
-    assert done["data"]["code"] == "target_reached" and done["data"]["best"] == pytest.approx(best)
+    # The best as seen when the end was recorded (a best the other worker had in hand may come after).
+    assert done["data"]["code"] == "target_reached" and done["data"]["best"] in [b["value"] for b in bests]
     assert f"telegram ({hook.url})" in proc.stdout and "notify: new_best, progress, done" in proc.stdout
     shown = proc.stdout + proc.stderr + _logs_and_events(db, home)
     assert TOKEN not in shown and "T0/B0" not in shown  # the bot's token, the Slack URL's secret path
@@ -183,8 +184,11 @@ def test_a_dead_endpoint_never_stops_a_worker(db, db_url, tmp_path, black_hole):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert control.list_studies(db, ["dead-AAA"])[0].ended_code == "target_reached"
     rows = _rows(db, "dead-AAA")
-    failed = [r for r in rows if r.error]
-    assert failed and all("unreachable" in r.error and "timed out" in r.error for r in failed)
+    # None passes for told: refused during the run, each keeps its error; refused as the
+    # workers left, each is left unsent, its claim given back for another worker.
+    assert rows and all(r.sent_at is None or r.error for r in rows)
+    assert all(r.claimed_by is None for r in rows if r.sent_at is None)
+    assert all("unreachable" in r.error and "timed out" in r.error for r in rows if r.error)
     with db.engine.connect() as conn:
         warnings = [m for (m,) in conn.execute(sa.text("SELECT message FROM tune_events WHERE level = 'warning'"))]
     assert any("notification not delivered: webhook (http://127.0.0.1:" in m for m in warnings), warnings

@@ -31,6 +31,8 @@ BROKEN = {
                         "not both"),
     "neither": ("[notify.slack]\n", "notify.slack", "give url or url_env"),
     "not http": ('[notify.webhook]\nurl = "file:///etc/passwd"\n', "notify.webhook.url", "http:// or https://"),
+    "a space in a url": ('[notify.webhook]\nurl = "https://x.example/a b"\n', "notify.webhook.url", "spaces"),
+    "a bad port": ('[notify.slack]\nurl = "https://hooks.example:99999/x"\n', "notify.slack.url", "is not a URL"),
     "bad variable name": ('[notify.telegram]\ntoken_env = "MY TOKEN"\nchat_id = 1\n', "notify.telegram.token_env",
                           "pattern"),
     "unknown event": ('[notify]\ndry_run = true\nevents = ["new_best", "exploded"]\n', "notify.events.1", "new_best"),
@@ -90,6 +92,7 @@ def test_a_message_told_late_says_when_it_happened_and_text_from_users_cannot_ac
     text = notify.render(old)
     assert "\n" not in text and "\x1b" not in text and "boom\\n\\x1b[31mred" in text
     assert text.endswith(" UTC)") and "(at " in text
+    assert "\u202e" not in notify.render(_message("worker_crashed", reason="\u202eevil"))  # no reordering of the text
     assert len(notify.render(_message("worker_crashed", reason="x" * 10_000))) <= notify.TEXT_MAX
 
 
@@ -107,7 +110,8 @@ def test_each_channel_gets_its_own_request(tmp_path, hook):
     got = dict(hook.posts)
     assert got["/generic"]["event"] == "done" and got["/generic"]["data"]["reason"] == "<!channel> & more"
     assert got["/generic"]["study"] == "demo-AAA" and got["/generic"]["run"] == "run"
-    assert got["/slack"] == {"text": "tune: demo-AAA: ended: &lt;!channel&gt; &amp; more"}  # Slack's markup stays text
+    assert got["/slack"] == {"text": "tune: demo-AAA: ended: &lt;!channel&gt; &amp; more",  # Slack's markup stays text
+                             "mrkdwn": False}
     assert got["/tg/bot77:tok/sendMessage"] == {"chat_id": "-100", "text": text, "disable_web_page_preview": True}
     assert "parse_mode" not in got["/tg/bot77:tok/sendMessage"]
 
@@ -133,6 +137,31 @@ def test_a_refusing_or_absent_endpoint_is_retried_then_reported_without_its_secr
     errors = notify.deliver(_channels(tmp_path, table, {"HOOK": secret_url}), _message("done"), "x", "r", "h",
                             timeout=2, retries=0)
     assert len(errors) == 1 and "unreachable" in errors[0] and "secretpath" not in errors[0]
+    # An error that quotes the URL's path (http.client refuses a space in it) names the host only.
+    channel = notify.Channel("slack", "http://127.0.0.1:9/T0/sec ret", "http://127.0.0.1:9",
+                             notify._url_secrets("http://127.0.0.1:9/T0/sec ret"))
+    with pytest.raises(notify.SendError) as info:
+        channel.post({"text": "x"}, timeout=1)
+    assert "sec ret" not in str(info.value) and "***" in str(info.value)
+
+
+def test_a_secret_with_spaces_or_control_characters_is_refused_by_name(tmp_path):
+    table = '[notify.slack]\nurl_env = "HOOK"\n'
+    for bad in ("https://", "http://[::1/x", "ftp://h/x"):
+        with pytest.raises(notify.MissingSecret) as info:
+            _channels(tmp_path, table, {"HOOK": bad})
+        assert "HOOK holds no http(s) URL" in str(info.value)
+    for value in ("http://h/a b", "http://h/a\r\nX-Injected: 1"):
+        with pytest.raises(notify.MissingSecret) as info:
+            _channels(tmp_path, table, {"HOOK": value})
+        assert info.value.field == "notify.slack.url_env" and "HOOK holds spaces" in str(info.value)
+        assert value not in str(info.value)
+
+
+def test_a_dry_run_needs_no_secret(tmp_path, monkeypatch):
+    monkeypatch.delenv("TUNE_TEST_TG", raising=False)
+    cfg = _config(tmp_path, '[notify]\ndry_run = true\n[notify.telegram]\ntoken_env = "TUNE_TEST_TG"\nchat_id = 7\n')
+    notify.check_environment(cfg)  # nothing is sent: nothing to refuse
 
 
 def test_the_cli_sends_a_test_message_to_each_channel(tmp_path, hook):
@@ -158,7 +187,7 @@ def test_database_unreachable_is_claimed_once_per_host_and_outage(tmp_path, monk
     assert notify.host_claim("demo", "back", 0)
     assert not notify.host_claim("demo", "back", 0)  # told once
     assert not notify.host_claim("demo", "away", now - 61)  # a slow process's view of the outage that ended
-    assert notify.host_claim("demo", "away", notify.time.time())  # a new outage, begun after the last ended
+    assert notify.host_claim("demo", "away", notify.time.time() + 1)  # a new outage, begun after the last ended
     stat = (tmp_path / "home" / "notify").stat()
     assert stat.st_mode & 0o077 == 0  # owner-only
     assert all(p.stat().st_mode & 0o077 == 0 for p in (tmp_path / "home" / "notify").iterdir())

@@ -67,6 +67,7 @@ log = logging.getLogger("tune.notify")
 SWEEP_SECONDS = 2.0  # how often a worker writes what it noticed and claims what to send
 LEASE_SECONDS = 600.0  # a claimed, unsent message is another sender's after this long (or longer: Notifier.lease)
 BATCH = 5  # messages claimed at once, and only once the last batch is sent
+LEAVING_BATCH = 100  # a leaving worker's own last events: all it can send within EXIT_WAIT
 EXIT_WAIT = 10.0  # at most this long a worker's exit sends (tune run's SIGKILL comes after 15 s)
 TEXT_MAX = 3500  # characters (Telegram takes 4096)
 RESPONSE_MAX = 65_536  # bytes of an answer read
@@ -466,12 +467,14 @@ class Notifier:
         return self
 
     # ---------------------------------------------------- from the trial loop: never waits
+    # Events wait for the next sweep (SWEEP_SECONDS): waking the thread for each one made it
+    # take the worker's one connection from the trial loop ~10 times a second in a dense run
+    # (benchmarks/bench_notify.py: 0.91x); a message a second or two later costs nobody.
     def _event(self, key: str, kind: str, data: dict[str, Any]) -> None:
         if kind in self.events:
             with self._lock:
                 self._writes.append((_INSERT, _insert_args(self.study, key, kind, data)))
                 self._mine.append(key)
-            self._wake.set()
 
     def trial_told(self, number: int, value: float, params: dict[str, Any]) -> None:
         """A complete, feasible trial of this worker's: a candidate new best."""
@@ -482,7 +485,6 @@ class Notifier:
         body = {"metric": self.metric, "value": value, "trial": number, "params": params}
         with self._lock:
             self._seen_best = {"s": self.study, "v": value, "sign": self.sign, "body": _json(body)}
-        self._wake.set()
 
     def progress(self, complete: int, kinds: dict[str, int]) -> None:
         every = self.settings.progress_every
@@ -567,12 +569,12 @@ class Notifier:
             writes, best = list(self._writes), self._seen_best
             sent, logs, mine = list(self._sent), list(self._logs), list(self._mine)
         with self.db.engine.connect() as conn:
+            if best is not None:  # first: the progress and end messages below carry it
+                with conn.begin():
+                    conn.execute(sa.text(_SEEN_BEST), best)
             for sql, args in writes:
                 with conn.begin():
                     conn.execute(sa.text(sql), args)
-            if best is not None:
-                with conn.begin():
-                    conn.execute(sa.text(_SEEN_BEST), best)
             for study, key, error in sent:
                 with conn.begin():
                     conn.execute(sa.text("UPDATE tune_notifications SET sent_at = now(), error = :e "
@@ -604,7 +606,8 @@ class Notifier:
                 return  # the last batch is still being sent: claim no more for now
             with conn.begin():
                 claimed = list(conn.execute(sa.text(_CLAIM), {
-                    "me": self.worker, "run": self.run, "lease": self.lease, "batch": BATCH, "s": self.study,
+                    "me": self.worker, "run": self.run, "lease": self.lease, "s": self.study,
+                    "batch": LEAVING_BATCH if leaving else BATCH,
                     "own": self._own_keys(conn, mine, bests=self._ended) if leaving else None}))
         claimed.sort(key=lambda r: (r.created_at, r.key))
         with self._lock:
@@ -637,7 +640,6 @@ class Notifier:
                 if message.key is not None and not refused_while_leaving:
                     with self._lock:
                         self._sent.append((message.study, message.key, "; ".join(errors)[:2000] or None))
-                    self._wake.set()
             except Exception as exc:  # a bug here must not end the thread (nor hold claims forever)
                 log.warning("[%s] a notification failed: %s", message.study, first_line(exc))
             finally:

@@ -431,10 +431,11 @@ def cmd_run(args) -> int:
     """Start a config's studies headless, follow them with progress bars, print the results."""
     from rich.console import Console
 
-    from . import supervisor
+    from . import notify, supervisor
     from .study import check_data
 
     cfg = _load_config(args.config)
+    notify.check_environment(cfg)  # a [notify] channel's secret missing: said now, not by each worker
     seen = check_data(cfg)
     db = Database.open(args.storage)
     spool.deliver_all(db)
@@ -443,8 +444,6 @@ def cmd_run(args) -> int:
     for note in supervisor.prepare_studies(db, cfg, new_run=True, seen=seen):
         console.print(printable(note), markup=False)
     if cfg.notify is not None:
-        from . import notify
-
         console.print(printable(notify.describe(cfg.notify)), markup=False)
     names = cfg.study_names()
     monitor = Monitor(db, names)  # one follower for the whole run: each poll reads only what is new

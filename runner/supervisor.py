@@ -75,9 +75,6 @@ def prepare_studies(db: Database, cfg: RunConfig, *, new_run: bool,
     attaches instead). Otherwise (the app): studies are attached to as they are,
     paused or stopped ones included; nothing is deleted.
     """
-    from . import notify
-
-    notify.check_environment(cfg)  # a [notify] channel's secret missing: said now, not by each worker
     notes = []
     if seen is not None and not (new_run and not cfg.study.resume):
         # Every study's split against the data first: a refusal changes no study.

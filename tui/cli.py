@@ -40,11 +40,12 @@ def start(args) -> tuple[str, list[str] | None, list[str]]:
         return db.url, None, [f"attached to every study in {db.masked_url}"]
     # Only here: the config and the data check import pandas (~60 MB), which an app that
     # only watches never needs (issue 14).
-    from runner import supervisor
+    from runner import notify, supervisor
     from runner.config import load_config
     from runner.study import check_data
 
     cfg = load_config(args.config)
+    notify.check_environment(cfg)  # a [notify] channel's secret missing: said now, not by each worker
     seen = check_data(cfg)
     db = Database.open(args.storage)
     try:

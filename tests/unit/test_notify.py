@@ -4,14 +4,17 @@ secrets kept out of every error, and the per-host claim of "database unreachable
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from runner import notify
 from runner.config import ConfigError, load_config
-from tests.helpers import Hook, small_config, tune
+from tests.helpers import ROOT, Hook, small_config, tune
 
 
 @pytest.fixture
@@ -57,8 +60,11 @@ def test_a_missing_secret_is_a_config_error_naming_the_variable_and_tune_run_exi
     with pytest.raises(ConfigError) as info:
         notify.check_environment(cfg)
     assert info.value.field == "notify.telegram.token_env" and "TUNE_TEST_TG is not set" in info.value.problem
-    proc = tune("run", str(cfg.source_path))
-    assert proc.returncode == 2 and "TUNE_TEST_TG is not set" in proc.stderr and "Traceback" not in proc.stderr
+    for command in (("run",), ()):  # tune run, and the app (tune-tui), before any database
+        proc = subprocess.run([sys.executable, "-m", "runner.cli" if command else "tui.cli", *command,
+                               str(cfg.source_path)], capture_output=True, text=True, timeout=60, cwd=ROOT,
+                              env={**os.environ, "TUNE_STORAGE_URL": "postgresql://nobody@127.0.0.1:1/none"})
+        assert proc.returncode == 2 and "TUNE_TEST_TG is not set" in proc.stderr and "Traceback" not in proc.stderr
     monkeypatch.setenv("TUNE_TEST_TG", "1:secret")
     notify.check_environment(cfg)  # set: fine
 

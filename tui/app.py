@@ -92,6 +92,7 @@ class TuneApp(App):
         self.db_error: str | None = None
         self.db_stalled = 0  # seconds the current read has waited, once past STALL_SECONDS
         self.notes = list(notes)
+        self._refining: str | None = None  # the study whose refinement is being planned or shown (n)
         self._poll = poll
         self._wake = threading.Event()
 
@@ -310,23 +311,40 @@ class TuneApp(App):
         name = self._selected()
         if name is None:
             return
+        if self._refining is not None:
+            # One at a time: a second plan of the same study would offer the same new name.
+            self.notify(f"{printable(self._refining)}: its refinement is being prepared", markup=False,
+                        severity="warning")
+            return
+        self._refining = name
 
         def plan() -> None:
             from runner.refine import describe  # the config's modules (pandas): only when asked
 
-            prepared = self.feed.refine_prepare(name)
-            if isinstance(prepared, ControlResult):
-                self.call_from_thread(self.notify, printable(prepared.message), markup=False, severity="error")
-                return
-            self.call_from_thread(self._confirm_refine, describe(prepared), prepared)
+            try:
+                prepared = self.feed.refine_prepare(name)
+                if isinstance(prepared, ControlResult):
+                    self.call_from_thread(self.notify, printable(prepared.message), markup=False, severity="error")
+                    self.call_from_thread(self._refined)
+                    return
+                self.call_from_thread(self._confirm_refine, describe(prepared), prepared)
+            except BaseException:
+                self.call_from_thread(self._refined)
+                raise
 
         self.notify(f"{printable(name)}: planning the refinement…", markup=False)
         self.run_worker(plan, thread=True, group="control")
 
+    def _refined(self) -> None:
+        self._refining = None
+
     def _confirm_refine(self, lines: list[str], prepared) -> None:
         """On the UI thread: the narrowed space, and on a yes the refinement made."""
-        self.push_screen(RefineScreen(lines),
-                         lambda yes: self._control_if(yes, lambda: self.feed.refine_apply(prepared)))
+        def answered(yes: bool | None) -> None:
+            self._refined()
+            self._control_if(yes, lambda: self.feed.refine_apply(prepared))
+
+        self.push_screen(RefineScreen(lines), answered)
 
     def action_toggle_axis(self) -> None:
         self.query_one(ConvergencePlot).toggle_axis()

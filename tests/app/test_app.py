@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import threading
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -148,8 +149,16 @@ def test_n_refines_the_selected_study_after_showing_the_narrowed_space(db, db_ur
     async def session():
         async with app.run_test(size=(120, 40)) as pilot:
             await until(pilot, lambda: status(app, "rfa-AAA") and status(app, "rfa-AAA").complete == 30, "the study")
+            # A second n while the first is being planned (held until both keys are in): one dialog.
+            gate, plan = threading.Event(), app.feed.refine_prepare
+            app.feed.refine_prepare = lambda name: gate.wait(30) and plan(name)
             await pilot.press("n")
+            await pilot.press("n")
+            gate.set()
             await until(pilot, lambda: isinstance(app.screen, RefineScreen), "the narrowed space")
+            await until(pilot, lambda: all(w.is_finished for w in app.workers if w.group == "control"),
+                        "every plan done")
+            assert sum(isinstance(screen, RefineScreen) for screen in app.screen_stack) == 1
             shown = "\n".join(str(label.content) for label in app.screen.query("Label"))
             assert "rfa-AAA -> rfa_r1-AAA" in shown and "narrowed" in shown
             assert not (tmp_path / "rfa_r1.toml").exists()  # nothing written before the yes

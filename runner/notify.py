@@ -67,7 +67,7 @@ log = logging.getLogger("tune.notify")
 SWEEP_SECONDS = 2.0  # how often a worker writes what it noticed and claims what to send
 LEASE_SECONDS = 600.0  # a claimed, unsent message is another sender's after this long (or longer: Notifier.lease)
 BATCH = 5  # messages claimed at once, and only once the last batch is sent
-LEAVING_BATCH = 100  # a leaving worker's own last events: all it can send within EXIT_WAIT
+LEAVING_BATCH = 100  # a leaving worker's study's last events: all it can send within EXIT_WAIT
 EXIT_WAIT = 10.0  # at most this long a worker's exit sends (tune run's SIGKILL comes after 15 s)
 TEXT_MAX = 3500  # characters (Telegram takes 4096)
 RESPONSE_MAX = 65_536  # bytes of an answer read
@@ -368,7 +368,7 @@ WHERE (n.study, n.key) IN (
     SELECT n2.study, n2.key FROM tune_notifications n2 JOIN tune_studies s ON s.name = n2.study
     WHERE s.run_name = :run AND n2.sent_at IS NULL
       AND (n2.claimed_at IS NULL OR n2.claimed_at < now() - make_interval(secs => :lease))
-      AND (CAST(:own AS text[]) IS NULL OR (n2.study = :s AND n2.key = ANY(CAST(:own AS text[]))))
+      AND (NOT CAST(:leaving AS boolean) OR n2.study = :s)
     ORDER BY n2.created_at LIMIT :batch
     FOR UPDATE OF n2 SKIP LOCKED
 )
@@ -444,7 +444,6 @@ class Notifier:
         self._seen_best: dict[str, Any] | None = None  # the last candidate best (only the last matters)
         self._sent: list[tuple[str, str, str | None]] = []  # (study, key, error) to mark sent
         self._logs: list[tuple[str, str, str]] = []  # (study, level, text) for the study's log
-        self._mine: list[str] = []  # keys of this study's events this worker wrote (sent by it when leaving)
         self._outbox: queue.Queue[Message | None] = queue.Queue()
         self._unsent = 0  # claimed messages not yet through the send thread
         self._sending: tuple[str, str] | None = None  # the message in the send thread's hands
@@ -474,7 +473,6 @@ class Notifier:
         if kind in self.events:
             with self._lock:
                 self._writes.append((_INSERT, _insert_args(self.study, key, kind, data)))
-                self._mine.append(key)
 
     def trial_told(self, number: int, value: float, params: dict[str, Any]) -> None:
         """A complete, feasible trial of this worker's: a candidate new best."""
@@ -563,11 +561,12 @@ class Notifier:
         """Write what was queued, mark what was sent, and claim what to send next — each
         statement its own short transaction, so no two workers' sweeps hold locks across
         statements (no deadlock between them, and the shared connection is held briefly).
-        ``leaving``: claim only this worker's own events of its study, and tell its study's
-        last best at once if it ended the study."""
+        ``leaving``: claim every unsent event of this worker's study (its own last ones, and
+        those of a worker of the study that left before it), not of the run's others; and tell
+        the study's last best at once if this worker ended the study."""
         with self._lock:
             writes, best = list(self._writes), self._seen_best
-            sent, logs, mine = list(self._sent), list(self._logs), list(self._mine)
+            sent, logs = list(self._sent), list(self._logs)
         with self.db.engine.connect() as conn:
             if best is not None:  # first: the progress and end messages below carry it
                 with conn.begin():
@@ -607,23 +606,12 @@ class Notifier:
             with conn.begin():
                 claimed = list(conn.execute(sa.text(_CLAIM), {
                     "me": self.worker, "run": self.run, "lease": self.lease, "s": self.study,
-                    "batch": LEAVING_BATCH if leaving else BATCH,
-                    "own": self._own_keys(conn, mine, bests=self._ended) if leaving else None}))
+                    "batch": LEAVING_BATCH if leaving else BATCH, "leaving": leaving}))
         claimed.sort(key=lambda r: (r.created_at, r.key))
         with self._lock:
             self._unsent += len(claimed)
         for study, key, kind, body, created_at in claimed:
             self._outbox.put(Message(kind, study, body, key, created_at))
-
-    def _own_keys(self, conn, mine: list[str], bests: bool) -> list[str]:
-        """What a leaving worker sends itself: the events it wrote, and — if it ended the
-        study (``bests``) — the study's unsent bests (nobody else may be left to)."""
-        keys = list(mine)
-        if bests:
-            keys += [k for (k,) in conn.execute(sa.text(
-                "SELECT key FROM tune_notifications WHERE study = :s AND kind = 'new_best' AND sent_at IS NULL"),
-                {"s": self.study})]
-        return keys
 
     def _send_loop(self) -> None:
         refused_while_leaving = False
@@ -672,7 +660,7 @@ class Notifier:
                 self._logs.append((message.study, level, text))
 
     def close(self, wait: float = EXIT_WAIT) -> None:
-        """At the worker's exit: write what is queued, send this worker's own last events (for
+        """At the worker's exit: write what is queued, send what its study still has to tell (for
         at most ``wait`` seconds), and give back the claims of what was not sent."""
         deadline = time.monotonic() + wait
         self._closing.set()

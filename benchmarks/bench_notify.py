@@ -24,9 +24,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -36,6 +34,7 @@ import sqlalchemy as sa  # noqa: E402
 
 from benchmarks._common import bench_database  # noqa: E402
 from runner.storage import Database  # noqa: E402
+from tests.helpers import Hook  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -96,26 +95,6 @@ url = "{url}/hook"
 '''
 
 
-class Endpoint:
-    def __init__(self) -> None:
-        self.count = 0
-        endpoint = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers["Content-Length"]))
-                endpoint.count += 1
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 def run(work: Path, url: str, mode: str, endpoint: str | None, round_: int) -> dict:
     name = f"n{mode}{round_}"
     (work / "notifybt.py").write_text(BACKTEST)
@@ -149,7 +128,7 @@ def main() -> None:
     ap.add_argument("--storage", help="PostgreSQL URL (default: TUNE_STORAGE_URL, else the embedded server)")
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    live = Endpoint()
+    live = Hook()  # the tests' endpoint: takes every POST, answers 200
     dead = socket.socket()
     dead.bind(("127.0.0.1", 0))
     dead.listen(256)  # accepts (the kernel does), never answers
@@ -171,7 +150,7 @@ def main() -> None:
                   f"{statistics.median(r['sent'] for r in runs):>7.0f}{statistics.median(r['unsent'] for r in runs):>10.0f}")
         print(f"\nratio: trials/s against the run without notify in the same round (median; 1.00 = no cost; "
               f"the baseline's median {base:.1f}/s)")
-    live.server.shutdown()
+    live.close()
     dead.close()
 
 

@@ -45,7 +45,6 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
-import math
 import os
 import queue
 import socket
@@ -57,6 +56,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .control import LIVE_STATUSES
+from .errors import ConfigError
+from .reports import json_safe
 from .storage import Database, connection, tune_home
 from .storage.embedded import private_dir
 from .storage.urls import mask_url
@@ -214,17 +216,14 @@ def channels(settings, environ: os._Environ | dict[str, str] | None = None) -> l
             url = f"{channel.api_url.rstrip('/')}/bot{token}/sendMessage"
             found.append(Channel(name, url, _host_of(channel.api_url), [token], channel.chat_id))
             continue
-        url = channel.url
-        if url is None:
-            url = _secret(env, f"notify.{name}.url_env", channel.url_env)
-            try:
-                shown = _host_of(url)
-            except ValueError:
-                shown = ""
-            if not url.startswith(("http://", "https://")) or not shown:
-                raise MissingSecret(f"notify.{name}.url_env",
-                                    f"the environment variable {channel.url_env} holds no http(s) URL")
-        found.append(Channel(name, url, _host_of(url), _url_secrets(url)))
+        url = channel.url or _secret(env, f"notify.{name}.url_env", channel.url_env)
+        try:
+            shown = _host_of(url)  # a URL from the file was checked by the config; one from the environment not
+        except ValueError:
+            shown = ""
+        if not url.startswith(("http://", "https://")) or not shown:
+            raise MissingSecret(f"notify.{name}.url_env", f"the environment variable {channel.url_env} holds no http(s) URL")
+        found.append(Channel(name, url, shown, _url_secrets(url)))
     return found
 
 
@@ -240,8 +239,6 @@ def _url_secrets(url: str) -> list[str]:
 def check_environment(cfg) -> None:
     """For tune run and the app, before any worker starts: a channel whose secret is not
     in the environment is a ConfigError (exit 2), not a worker's silent loss."""
-    from .errors import ConfigError
-
     if cfg.notify is None or cfg.notify.dry_run:  # a dry run sends nothing: it needs no secret
         return
     try:
@@ -293,24 +290,9 @@ ON CONFLICT DO NOTHING
 """
 
 
-def _clean(value: Any) -> Any:
-    """JSON that PostgreSQL's jsonb takes: no NUL or lone surrogate (a crash's reason may hold
-    any text), no NaN or infinity."""
-    if isinstance(value, str):
-        return storable(value)
-    if isinstance(value, dict):
-        return {storable(str(k)): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    return storable(str(value))
-
-
 def _json(data: dict[str, Any]) -> str:
-    return json.dumps(_clean(data), ensure_ascii=False)
+    """JSON that jsonb takes (a crash's reason may hold any text): the report's cleaning."""
+    return json.dumps(json_safe(data), ensure_ascii=False, default=lambda v: storable(str(v)))
 
 
 def _insert_args(study: str, key: str, kind: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -574,16 +556,8 @@ class Notifier:
             for sql, args in writes:
                 with conn.begin():
                     conn.execute(sa.text(sql), args)
-            for study, key, error in sent:
-                with conn.begin():
-                    conn.execute(sa.text("UPDATE tune_notifications SET sent_at = now(), error = :e "
-                                         "WHERE study = :s AND key = :k AND claimed_by = :me"),
-                                 {"s": study, "k": key, "e": error, "me": self.worker})
-            for study, level, text in logs:
-                with conn.begin():
-                    conn.execute(sa.text("INSERT INTO tune_events (study, worker, level, message) "
-                                         "VALUES (:s, :w, :l, :m)"),
-                                 {"s": study, "w": self.worker, "l": level, "m": storable(text)[:2000]})
+            with conn.begin():  # rows only this worker touches: no lock another sweep waits for
+                self._record_sent(conn, sent, logs)
             with self._lock:  # written: off the lists (more may have come meanwhile)
                 del self._writes[:len(writes)]
                 del self._sent[:len(sent)]
@@ -596,8 +570,6 @@ class Notifier:
                     conn.execute(sa.text(_TELL_BEST), {"s": self.study, "sign": self.sign,
                                                        "min": self.settings.min_improvement, "every": every})
             if "stalled" in self.events and not leaving:
-                from .control import LIVE_STATUSES
-
                 with conn.begin():
                     conn.execute(sa.text(_STALLED), {"s": self.study, "live": list(LIVE_STATUSES),
                                                      "m": self.settings.stalled_minutes * 60})
@@ -612,6 +584,17 @@ class Notifier:
             self._unsent += len(claimed)
         for study, key, kind, body, created_at in claimed:
             self._outbox.put(Message(kind, study, body, key, created_at))
+
+    def _record_sent(self, conn, sent: list[tuple[str, str, str | None]], logs: list[tuple[str, str, str]]) -> None:
+        """Mark what the send thread sent (with the channels' errors) and write its lines to
+        the studies' logs, in the caller's transaction."""
+        for study, key, error in sent:
+            conn.execute(sa.text("UPDATE tune_notifications SET sent_at = now(), error = :e "
+                                 "WHERE study = :s AND key = :k AND claimed_by = :me"),
+                         {"s": study, "k": key, "e": error, "me": self.worker})
+        for study, level, text in logs:
+            conn.execute(sa.text("INSERT INTO tune_events (study, worker, level, message) VALUES (:s, :w, :l, :m)"),
+                         {"s": study, "w": self.worker, "l": level, "m": storable(text)[:2000]})
 
     def _send_loop(self) -> None:
         refused_while_leaving = False
@@ -679,14 +662,7 @@ class Notifier:
                 self._sent.clear()
                 self._logs.clear()
             with self.db.engine.begin() as conn:
-                for study, key, error in sent:
-                    conn.execute(sa.text("UPDATE tune_notifications SET sent_at = now(), error = :e "
-                                         "WHERE study = :s AND key = :k AND claimed_by = :me"),
-                                 {"s": study, "k": key, "e": error, "me": self.worker})
-                for study, level, text in logs:
-                    conn.execute(sa.text("INSERT INTO tune_events (study, worker, level, message) "
-                                         "VALUES (:s, :w, :l, :m)"),
-                                 {"s": study, "w": self.worker, "l": level, "m": storable(text)[:2000]})
+                self._record_sent(conn, sent, logs)
                 # The message still in the send thread's hands keeps its claim: it may yet arrive.
                 conn.execute(sa.text(
                     "UPDATE tune_notifications SET claimed_by = NULL, claimed_at = NULL "

@@ -150,11 +150,9 @@ class Worker:
             try:
                 objective = Objective(self.cfg, self.symbol, self.fold)
             except (backtest.DataError, ValueError, ImportError) as exc:
-                self.event("error", f"cannot load data: {exc}")
-                if control.set_ended(self.db, self.study_name, EndCode.DATA_ERROR, f"cannot load data: {exc}") \
-                        and self.notifier is not None:
-                    self.notifier.ended(str(EndCode.DATA_ERROR), f"cannot load data: {exc}")
                 reason, code = f"cannot load data: {exc}", EXIT_BAD_INPUT
+                self.event("error", reason)
+                self._end(EndCode.DATA_ERROR, reason)  # no objective: no report, only the end told
                 return code
             try:  # this host's data must split as it did for the study's trials so far
                 control.pin_seen_bars(self.db, self.cfg, self.study_name, objective.seen_bars, self.fold)

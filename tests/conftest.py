@@ -18,6 +18,7 @@ import os
 import shutil
 import socket
 import tempfile
+import threading
 import uuid
 from pathlib import Path
 
@@ -131,3 +132,30 @@ def db(db_url):
     database = Database.open(db_url)
     yield database
     database.dispose()
+
+
+@pytest.fixture
+def black_hole():
+    """A TCP port that accepts connections and never says a word."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join()
+    for s in held:
+        s.close()
+    listener.close()

@@ -18,11 +18,9 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -185,33 +183,6 @@ def test_a_frozen_server_is_detected_by_commands_and_the_app(server, tmp_path):
     assert result.returncode == 1, result.stderr
     assert result.stderr.count("\n") == 1 and "not answering" in result.stderr and "Traceback" not in result.stderr
     assert took < 70
-
-
-@pytest.fixture
-def black_hole():
-    """A TCP port that accepts connections and never says a word."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(listener.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1]
-    stop.set()
-    thread.join()
-    for s in held:
-        s.close()
-    listener.close()
 
 
 @pytest.mark.parametrize("command", [

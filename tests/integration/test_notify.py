@@ -7,7 +7,6 @@ from __future__ import annotations
 import collections
 import os
 import signal
-import socket
 import tempfile
 from pathlib import Path
 
@@ -167,18 +166,9 @@ def test_a_stalled_study_is_told_once_per_stall(db, db_url, tmp_path, hook, secr
     assert all(b["data"]["minutes"] >= 0.05 and b["data"]["workers"] >= 1 for b in told)
 
 
-@pytest.fixture
-def black_hole():
-    """A port that accepts connections and never answers."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen(64)
-        yield f"http://127.0.0.1:{s.getsockname()[1]}"
-
-
 def test_a_dead_endpoint_never_stops_a_worker(db, db_url, tmp_path, black_hole):
     table = (f"[notify]\nprogress_every = 5\ntimeout_seconds = 0.5\nretries = 1\n"
-             f'[notify.webhook]\nurl = "{black_hole}/hook"\n')
+             f'[notify.webhook]\nurl = "http://127.0.0.1:{black_hole}/hook"\n')
     config = small_config(tmp_path, name="dead", target=30, workers=2, extra="\n" + table)
     proc = tune("run", str(config))
     assert proc.returncode == 0, proc.stdout + proc.stderr

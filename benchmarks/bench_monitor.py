@@ -19,9 +19,12 @@ process of its own, as a user runs them:
                 cold (no summary) and warm
   refresh       in this process: a Monitor, then --rounds times one new trial per
                 study and one timed poll (median); the ratio against 10x100
-  worker join   `tune worker` on a study of the largest size, and on an empty one:
-                seconds from its start to its first trial told, its RSS then and
-                its peak (sampled every 50 ms)
+  worker join   `tune worker` on an empty study, then on a study of the largest size
+                twice: first with no replay checkpoint (the synthetic history has none:
+                it reads every record, and leaves one), then from that checkpoint, as
+                every worker joining a study that workers ran does (they write one every
+                1,000 trials); seconds from its start to its first trial told, its RSS
+                then and its peak (sampled every 50 ms)
 
 Goals (issue 14): app RSS <= 150 MB at 10x10k and <= 250 MB at 50x20k; first
 screen <= 2 s at 10x10k; tune status <= 1 s at 10x10k; idle CPU <= 1 %; refresh
@@ -288,10 +291,19 @@ def main() -> None:
         empty = Path(work) / "empty.toml"
         empty.write_text(CONFIG.format(name="empty", symbols=["S00"]))
         joins = {"empty": worker_join(url, empty, "S00", load_config(empty).study_name("S00")),
-                 f"{n} trials": worker_join(url, path, "S00", cfg.study_name("S00"))}
-        print(f"\n{'worker joining':<16}{'to 1st trial s':>15}{'RSS MB then':>12}{'peak MB':>9}")
+                 f"{n:,}, no checkpoint": worker_join(url, path, "S00", cfg.study_name("S00"))}
+        db = Database(url)
+        with db.engine.connect() as c:
+            stored = c.execute(sa.text("SELECT trials, length(body), pg_column_size(body) FROM tune_checkpoints"
+                                       " WHERE stream = :s"), {"s": cfg.study_name("S00")}).first()
+        db.dispose()
+        if stored is None:
+            raise RuntimeError("the first worker to join left no checkpoint")
+        joins[f"{n:,}, checkpoint"] = worker_join(url, path, "S00", cfg.study_name("S00"))
+        print(f"\n{'worker joining':<24}{'to 1st trial s':>15}{'RSS MB then':>12}{'peak MB':>9}")
         for label, j in joins.items():
-            print(f"{label:<16}{j['first']:15.2f}{j['rss']:12.0f}{j['peak']:9.0f}")
+            print(f"{label:<24}{j['first']:15.2f}{j['rss']:12.0f}{j['peak']:9.0f}")
+        print(f"the checkpoint: {stored[0]:,} trials, {stored[1] / 2**20:.1f} MB of JSON, {stored[2] / 2**20:.1f} MB stored")
         small, big = results.get((10, 100)), results.get((10, 10000))
         if small and big:
             print(f"\nrefresh 10x10000 / 10x100: {big['refresh'] / small['refresh']:.2f}x (goal <= 1.5)")

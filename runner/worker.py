@@ -33,7 +33,7 @@ from .monitor import KIND_ATTRS, SummaryKeeper, category
 from .outcomes import COMPLETE, FAILURE, INVALID_PARAMS, PRUNED, told
 from .space import distributions, is_conditional, param_key, suggest
 from .states import WORKER_ATTR, Control, EndCode, WorkerStatus
-from .storage import Database, StorageError, TuneJournalStorage, connection, quiet_optuna
+from .storage import Database, StorageError, TuneJournalStorage, checkpoint, connection, quiet_optuna
 from .study import Objective, TrialPruned, open_study, seed_key, worker_seed
 
 EXIT_OK, EXIT_CRASH, EXIT_BAD_INPUT = 0, 1, 2
@@ -229,6 +229,7 @@ class Worker:
             return self._trials(study, storage, space, objective, tally, live)
         finally:
             self._summaries.finish()
+            storage.finish_checkpoint()
             if live is not None:
                 live.finish()
 
@@ -366,6 +367,8 @@ class Worker:
         self._last_params = params
         if self._summaries is not None:
             self._summaries.offer(trial.number)
+        if trial.number and trial.number % checkpoint.EVERY_TRIALS == 0:
+            storage.save_checkpoint()  # for workers that join later (runner/storage/checkpoint.py)
         # One append for all the parameters, now: other workers' samplers (constant
         # liar) should see where this trial is while it runs. The trial is claimed as
         # this worker's at once too, so that no reaper takes it for an orphan: with the

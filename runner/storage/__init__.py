@@ -9,6 +9,8 @@ Everything that knows how trials are stored is in this package, one job per modu
 * :mod:`.schema` — the tables;
 * :mod:`.journal` — trials as an Optuna journal in PostgreSQL, one stream per study;
 * :mod:`.replay` — following a study from journal records read elsewhere (the monitor);
+* :mod:`.checkpoint` — a worker's replay as JSON, so that a worker joining later reads
+  only the records after it;
 * :mod:`.database` — :class:`Database`, one handle per process: the control-plane
   tables through SQLAlchemy and an Optuna storage per study;
 * :mod:`._optuna_private` — the only import of Optuna's private names, with why.

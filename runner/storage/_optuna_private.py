@@ -1,4 +1,4 @@
-"""Optuna's private names that the storage needs, imported here and nowhere else.
+"""Optuna's private names that the storage needs, used here and nowhere else.
 
 Why each is unavoidable (Optuna 5.x; pinned below 6 in pyproject.toml):
 
@@ -10,11 +10,51 @@ Why each is unavoidable (Optuna 5.x; pinned below 6 in pyproject.toml):
   storage over every study's journal (runner/dashboard.py) makes them under new ids;
   Optuna documents the class (``optuna.study.FrozenStudy`` in its API reference) but
   exports it from ``optuna.study._frozen`` only.
+* ``JournalStorageReplayResult``'s attributes (:func:`replay_state`,
+  :func:`restore_replay`) — a worker joining a long study starts from a replay
+  checkpoint (checkpoint.py) instead of replaying every record. Optuna's own
+  (``BaseJournalSnapshot``) is a pickle of this object: read back from a database
+  others can write to, a pickle runs their code. Ours is JSON, so restoring it means
+  filling the object's fields as ``JournalStorage.restore_replay_result`` does after
+  unpickling.
 
-If one moves, every process fails at import, naming it.
+If one moves, every process fails at import, naming it — or, for the replay's fields,
+the checkpoint tests (tests/integration/test_storage.py) fail.
 """
 
-from optuna.storages.journal._storage import JournalOperation
-from optuna.study._frozen import FrozenStudy
+from __future__ import annotations
 
-__all__ = ["FrozenStudy", "JournalOperation"]
+import copy
+
+from optuna.storages.journal._storage import JournalOperation, JournalStorageReplayResult
+from optuna.study._frozen import FrozenStudy
+from optuna.trial import FrozenTrial
+
+__all__ = ["FrozenStudy", "JournalOperation", "JournalStorageReplayResult", "replay_state", "restore_replay"]
+
+
+def replay_state(result: JournalStorageReplayResult) -> tuple[int, list[FrozenStudy], list[tuple[int, FrozenTrial]]]:
+    """(records read, studies, every trial with its study's id) of a replay. Optuna replaces
+    a trial's object when a record changes it, never changes one in place: the lists
+    stay as they are while the replay goes on."""
+    # A study's attributes are replaced on its object: a copy keeps the ones of now.
+    return (result.log_number_read, [copy.copy(s) for s in result._studies.values()],
+            [(result._trial_id_to_study_id[tid], t) for tid, t in result._trials.items()])
+
+
+def restore_replay(result: JournalStorageReplayResult, records_read: int, studies: list[FrozenStudy],
+                   trials: list[tuple[int, FrozenTrial]]) -> None:
+    """Make a fresh replay ``result`` the one that read ``records_read`` records, with these
+    studies and (study id, trial) pairs in trial-id order, as Optuna's replay holds them."""
+    assert result.log_number_read == 0 and not result._trials, "restore into a fresh replay only"
+    result.log_number_read = records_read
+    result._studies = {s._study_id: s for s in studies}
+    result._next_study_id = max((s._study_id for s in studies), default=-1) + 1
+    result._study_id_to_trial_ids = {s._study_id: [] for s in studies}
+    for study_id, trial in trials:
+        result._trials[trial._trial_id] = trial
+        result._trial_id_to_study_id[trial._trial_id] = study_id
+        result._study_id_to_trial_ids[study_id].append(trial._trial_id)
+    # As restore_replay_result after unpickling: this process owns no trial yet.
+    result._worker_id_to_owned_trial_id = {}
+    result._last_created_trial_id_by_this_process = -1

@@ -232,6 +232,7 @@ class Database:
         ("tune_workers", "study"), ("tune_events", "study"), ("tune_param_claims", "study"),
         ("tune_holdout", "study"), ("tune_reports", "study"), ("tune_importances", "study"),
         ("tune_summaries", "study"), ("tune_notifications", "study"), ("tune_notify_best", "study"),
+        ("tune_checkpoints", "stream"),
     )
 
     def delete_studies(self, studies: list[str], busy: Any) -> list[str]:

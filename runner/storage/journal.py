@@ -8,9 +8,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import psycopg2
@@ -20,8 +21,8 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages.journal import BaseJournalBackend, JournalStorage
 
 from ..states import WORKER_ATTR
-from ..text import storable
-from . import connection
+from ..text import first_line, storable
+from . import checkpoint, connection
 from ._optuna_private import JournalOperation
 from .connection import StorageError, libpq_args
 
@@ -52,6 +53,7 @@ class _JournalCheckout(threading.local):
 
 
 journal_checkout = _JournalCheckout()
+log = logging.getLogger(__name__)
 
 
 class PostgresJournalBackend(BaseJournalBackend):
@@ -81,6 +83,11 @@ class PostgresJournalBackend(BaseJournalBackend):
         # that opening a mistyped study name leaves nothing behind.
         found = self._execute("SELECT generation FROM tune_streams WHERE stream = %s", (stream,), fetch=True)
         self._generation: str | None = found[0][0] if found else None
+
+    @property
+    def stream(self) -> str:
+        """The study whose records this backend reads and writes."""
+        return self._stream
 
     def _create_stream(self) -> None:
         """The stream's head row, for a first append (another process may have made it meanwhile)."""
@@ -174,12 +181,17 @@ class PostgresJournalBackend(BaseJournalBackend):
 
     def read_records(self, log_number_from: int) -> list[dict[str, Any] | None]:
         """:meth:`read_logs`, with None for each record this process skips (skip_metrics)."""
-        records: list[dict[str, Any] | None] = []
+        return list(self.iter_records(log_number_from))
+
+    def iter_records(self, log_number_from: int) -> Iterator[dict[str, Any] | None]:
+        """:meth:`read_records` a page at a time, each read when the last is used up: a
+        replay of a long history never holds all its records at once."""
         while True:
-            page, _ = self._read_page(log_number_from + len(records))
-            records += page
+            page, _ = self._read_page(log_number_from)
+            yield from page
+            log_number_from += len(page)
             if len(page) < self.READ_PAGE:
-                return records
+                return
 
     def read_logs_and_control(self, log_number_from: int) -> tuple[list[dict[str, Any] | None], str | None]:
         """New records and the study's control state (running/paused/stopped, None without
@@ -308,6 +320,32 @@ class PostgresJournalBackend(BaseJournalBackend):
             return None
         return others + [json.loads(text) for text in bodies]
 
+    def load_checkpoint(self) -> str | None:
+        """The stored replay checkpoint of this generation of the stream (checkpoint.py), if any."""
+        if self._generation is None:
+            return None
+        rows = self._execute("SELECT body FROM tune_checkpoints WHERE stream = %s AND generation = %s",
+                             (self._stream, self._generation), fetch=True)
+        return rows[0][0] if rows else None
+
+    def save_checkpoint(self, records: int, trials: int, body: str) -> None:
+        """Store a replay checkpoint of ``records`` records, unless one of as many is stored or
+        the stream is no longer this generation (the study started fresh meanwhile)."""
+        if self._generation is None:
+            return
+        self._execute(
+            """
+            INSERT INTO tune_checkpoints (stream, generation, records, trials, body)
+            SELECT %(s)s, %(g)s, %(r)s, %(t)s, %(b)s
+            WHERE EXISTS (SELECT 1 FROM tune_streams WHERE stream = %(s)s AND generation = %(g)s)
+            ON CONFLICT (stream) DO UPDATE SET generation = EXCLUDED.generation, records = EXCLUDED.records,
+                trials = EXCLUDED.trials, body = EXCLUDED.body, written_at = now()
+            WHERE tune_checkpoints.records < EXCLUDED.records
+               OR tune_checkpoints.generation <> EXCLUDED.generation
+            """,
+            {"s": self._stream, "g": self._generation, "r": records, "t": trials, "b": body},
+        )
+
     def close(self) -> None:
         if self._conn is not None and not self._conn.closed:
             self._conn.close()
@@ -360,9 +398,20 @@ class TuneJournalStorage(JournalStorage):
         self._pending_statement: tuple[str, dict[str, Any]] | None = None  # see queue_statement
         self.snapshot_reads = False
         self.journal = log_storage  # ours, typed (JournalStorage keeps it as a BaseJournalBackend)
+        # A worker's view (keep) starts from the study's replay checkpoint, if it has one
+        # (checkpoint.py): records it covered, None if none was used.
+        self._keep = tuple(keep) if keep is not None else None
+        self.restored: int | None = None
+        self._checkpoint_tried = False
+        self._checkpoint_thread: threading.Thread | None = None
+        self._checkpoint_warned = False
         super().__init__(log_storage)
         if keep is not None:
             self.skip_others_metrics(keep)
+            if self._replay_result.log_number_read - (self.restored or 0) >= checkpoint.MIN_RECORDS:
+                # Every record so far was read as another process's: this replay is exactly
+                # a checkpoint's view, and the next worker to join need not read them again.
+                self.save_checkpoint()
 
     def _record(self, op_code: int, **fields: Any) -> dict[str, Any]:
         """A journal record as Optuna writes it."""
@@ -448,7 +497,56 @@ class TuneJournalStorage(JournalStorage):
     def _write_log(self, op_code: int, extra_fields: dict[str, Any]) -> None:
         self._append([self._record(op_code, **extra_fields)])
 
+    def _restore_checkpoint(self) -> None:
+        self._checkpoint_tried = True
+        assert self._keep is not None
+        try:
+            text = self.journal.load_checkpoint()
+            if text is None:
+                return
+            replay = checkpoint.restore(text, self._keep, self.journal.stream, self._worker_id_prefix)
+        except (checkpoint.CheckpointError, psycopg2.ProgrammingError, psycopg2.DataError) as exc:
+            # A cache: whatever is wrong with it (even a table missing), every record is read.
+            log.warning("study %s: its replay checkpoint is not used, every record is read (%s)",
+                        self.journal.stream, first_line(exc))
+            return
+        self._replay_result, self.restored = replay, replay.log_number_read
+
+    def save_checkpoint(self) -> bool:
+        """Write this replay, in the worker's view, as the study's checkpoint (checkpoint.py):
+        captured now, written by a thread of its own. False if the last one is being written
+        still. A checkpoint is a cache: a failure is logged once and costs nothing else."""
+        if self._keep is None:  # a checkpoint holds a worker's view: a storage in full has none to give
+            return False
+        if self._checkpoint_thread is not None and self._checkpoint_thread.is_alive():
+            return False
+        with self._thread_lock:
+            state = checkpoint.capture(self._replay_result)
+        keep = self._keep
+
+        def write() -> None:
+            try:
+                made = checkpoint.dump(state, keep)
+                if made is not None:
+                    self.journal.save_checkpoint(*made)
+            except Exception as exc:  # noqa: BLE001 - a cache: the next turn tries again
+                if not self._checkpoint_warned:
+                    self._checkpoint_warned = True
+                    log.warning("study %s: its replay checkpoint was not stored: %s", self.journal.stream,
+                                first_line(exc))
+
+        self._checkpoint_thread = threading.Thread(target=write, name="checkpoint", daemon=True)
+        self._checkpoint_thread.start()
+        return True
+
+    def finish_checkpoint(self, timeout: float = 5.0) -> None:
+        """Wait for a checkpoint being written (at most ``timeout`` seconds)."""
+        if self._checkpoint_thread is not None:
+            self._checkpoint_thread.join(timeout)
+
     def _sync_with_backend(self) -> None:
+        if self._keep is not None and not self._checkpoint_tried:  # the first read (super().__init__'s)
+            self._restore_checkpoint()
         if self._pending and not self.snapshot_reads:  # a read writes what is queued first
             self._append([])
         if self._just_written:  # Optuna syncs after each write: the append read it all already
@@ -456,7 +554,7 @@ class TuneJournalStorage(JournalStorage):
             return
         if self.snapshot_reads and not self._behind:
             return
-        self._apply(self.journal.read_records(self._replay_result.log_number_read))
+        self._apply(self.journal.iter_records(self._replay_result.log_number_read))
         self._just_written = False
 
     def _apply(self, records: Iterable[dict[str, Any] | None]) -> None:

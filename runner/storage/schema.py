@@ -8,7 +8,7 @@ SCHEMA_LOCK = 0x74756E65  # "tune": serialises CREATE TABLE IF NOT EXISTS across
 # DDL below (ALTER TABLE takes an ACCESS EXCLUSIVE lock even when there is nothing
 # to do) runs once per database and version, not in every process that opens it,
 # where it blocked, and could deadlock with, other processes' reads.
-SCHEMA_VERSION = 15
+SCHEMA_VERSION = 16
 
 
 def is_current(conn) -> bool:
@@ -180,6 +180,17 @@ CREATE TABLE IF NOT EXISTS tune_notify_best (
     seen_body  jsonb NOT NULL,
     told_value double precision,
     told_at    timestamptz
+);
+-- A worker's view of a study's trials after ``records`` journal records, as JSON
+-- (runner/storage/checkpoint.py): a worker joining a long study restores it and reads only
+-- the records after it. A cache: a worker rewrites it every CHECKPOINT_TRIALS trials.
+CREATE TABLE IF NOT EXISTS tune_checkpoints (
+    stream     text PRIMARY KEY,
+    generation text NOT NULL,    -- tune_streams.generation: a fresh start makes it void
+    records    bigint NOT NULL,
+    trials     integer NOT NULL,
+    body       text NOT NULL,
+    written_at timestamptz NOT NULL DEFAULT now()
 );
 -- Before version 14, importances of a maximised objective ranked what makes it worst
 -- (PED-ANOVA takes low targets as good): dropped once, so none is shown; workers and

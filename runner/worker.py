@@ -284,7 +284,10 @@ class Worker:
                 # in between leaves no WAITING trial behind.
                 study.enqueue_trial(pending, skip_if_exists=False)
                 pending = None
-            if self._one_trial(study, storage, space, objective) != DUPLICATE:
+            outcome = self._one_trial(study, storage, space, objective)
+            if storage.checkpoint_due:  # (runner/storage/checkpoint.py) on a thread, between trials
+                storage.save_checkpoint()
+            if outcome != DUPLICATE:
                 streak = 0
                 continue
             streak += 1
@@ -368,7 +371,7 @@ class Worker:
         if self._summaries is not None:
             self._summaries.offer(trial.number)
         if trial.number and trial.number % checkpoint.EVERY_TRIALS == 0:
-            storage.save_checkpoint()  # for workers that join later (runner/storage/checkpoint.py)
+            storage.checkpoint_due = True  # for workers that join later: written after this trial
         # One append for all the parameters, now: other workers' samplers (constant
         # liar) should see where this trial is while it runs. The trial is claimed as
         # this worker's at once too, so that no reaper takes it for an orphan: with the

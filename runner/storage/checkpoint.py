@@ -33,7 +33,7 @@ from ._optuna_private import FrozenStudy, JournalStorageReplayResult, replay_sta
 FORMAT = 1
 EVERY_TRIALS = 1000  # the worker that takes trial k * EVERY_TRIALS writes the study's checkpoint
 # A worker whose first read replayed this many records past the checkpoint (or from the
-# start, without one) writes one at once: that replay is exactly a checkpoint's view.
+# start, without one) writes one after its first trial.
 MIN_RECORDS = 20_000
 
 

@@ -405,13 +405,13 @@ class TuneJournalStorage(JournalStorage):
         self._checkpoint_tried = False
         self._checkpoint_thread: threading.Thread | None = None
         self._checkpoint_warned = False
+        self.checkpoint_due = False  # the worker should call save_checkpoint (which clears it)
         super().__init__(log_storage)
         if keep is not None:
             self.skip_others_metrics(keep)
-            if self._replay_result.log_number_read - (self.restored or 0) >= checkpoint.MIN_RECORDS:
-                # Every record so far was read as another process's: this replay is exactly
-                # a checkpoint's view, and the next worker to join need not read them again.
-                self.save_checkpoint()
+            # The next worker to join need not read again what this one read: the worker
+            # writes a checkpoint after its first trial (not before: it would delay it).
+            self.checkpoint_due = self._replay_result.log_number_read - (self.restored or 0) >= checkpoint.MIN_RECORDS
 
     def _record(self, op_code: int, **fields: Any) -> dict[str, Any]:
         """A journal record as Optuna writes it."""
@@ -522,6 +522,7 @@ class TuneJournalStorage(JournalStorage):
             return False
         with self._thread_lock:
             state = checkpoint.capture(self._replay_result)
+        self.checkpoint_due = False
         keep = self._keep
 
         def write() -> None:

@@ -89,7 +89,8 @@ def test_a_joining_worker_starts_from_the_checkpoint_and_sees_what_reading_every
 
 
 def test_the_first_worker_to_read_a_long_history_leaves_a_checkpoint(db, monkeypatch):
-    """Its replay holds only other processes' records: it is the checkpoint already."""
+    """A worker whose first read replayed many records past the last checkpoint (here, with
+    none) is due to write one."""
     other = Database(db.url)
     dbs = [other]
     try:
@@ -98,18 +99,20 @@ def test_the_first_worker_to_read_a_long_history_leaves_a_checkpoint(db, monkeyp
         monkeypatch.setattr(checkpoint, "MIN_RECORDS", 10)
         first_db, first = _worker_storage(db.url, "long")
         dbs.append(first_db)
+        assert first.restored is None and first.checkpoint_due  # the worker writes it after its first trial
+        assert first.save_checkpoint() and not first.checkpoint_due
         first.finish_checkpoint()
-        assert first.restored is None and _stored(db) == [("long", first._replay_result.log_number_read, 4)]
-        second_db, second = _worker_storage(db.url, "long")  # nothing new past it: writes none
+        assert _stored(db) == [("long", first._replay_result.log_number_read, 4)]
+        second_db, second = _worker_storage(db.url, "long")  # nothing new past it: none due
         dbs.append(second_db)
-        assert second.restored == first._replay_result.log_number_read and second._checkpoint_thread is None
+        assert second.restored == first._replay_result.log_number_read and not second.checkpoint_due
         assert second.get_all_trials(0, deepcopy=False) == first.get_all_trials(0, deepcopy=False)
     finally:
         for d in dbs:
             d.dispose()
 
 
-def test_a_checkpoint_that_cannot_be_used_is_passed_over_and_every_record_read(db, monkeypatch, caplog):
+def test_a_checkpoint_that_cannot_be_used_is_passed_over_and_every_record_read(db, caplog):
     """Not JSON of this format (a pickle, say: never loaded), or of an earlier life of the
     study (deleted and started again): the worker reads every record instead."""
     other = Database(db.url)
@@ -117,7 +120,6 @@ def test_a_checkpoint_that_cannot_be_used_is_passed_over_and_every_record_read(d
     try:
         study = optuna.create_study(storage=other.optuna_storage("bad"), study_name="bad")
         _run_trials(study, other.optuna_storage("bad"), 3, 0)
-        monkeypatch.setattr(checkpoint, "MIN_RECORDS", 10**9)  # no joiner rewrites it here
         writer_db, writer = _worker_storage(db.url, "bad")
         dbs.append(writer_db)
         writer.save_checkpoint()

@@ -370,7 +370,7 @@ class Worker:
         self._last_params = params
         if self._summaries is not None:
             self._summaries.offer(trial.number)
-        if trial.number and trial.number % checkpoint.EVERY_TRIALS == 0:
+        if checkpoint.due(trial.number):
             storage.checkpoint_due = True  # for workers that join later: written after this trial
         # One append for all the parameters, now: other workers' samplers (constant
         # liar) should see where this trial is while it runs. The trial is claimed as

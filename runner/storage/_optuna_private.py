@@ -34,12 +34,21 @@ __all__ = ["FrozenStudy", "JournalOperation", "JournalStorageReplayResult", "rep
 
 
 def replay_state(result: JournalStorageReplayResult) -> tuple[int, list[FrozenStudy], list[tuple[int, FrozenTrial]]]:
-    """(records read, studies, every trial with its study's id) of a replay. Optuna replaces
-    a trial's object when a record changes it, never changes one in place: the lists
-    stay as they are while the replay goes on."""
-    # A study's attributes are replaced on its object: a copy keeps the ones of now.
-    return (result.log_number_read, [copy.copy(s) for s in result._studies.values()],
-            [(result._trial_id_to_study_id[tid], t) for tid, t in result._trials.items()])
+    """(records read, studies, every trial with its study's id) of a replay, as it is now and
+    stays while the replay goes on. The replay replaces a trial's object when a record
+    changes it, but a live ``optuna.Trial`` writes its parameters, reports and attributes
+    into the replay's own object (its ``_cached_frozen_trial``) as well: an open trial is
+    copied, dicts and all. A finished one is no longer written to; a study's attributes are
+    replaced on its object, so a shallow copy keeps the ones of now."""
+    trials = []
+    for tid, t in result._trials.items():
+        if not t.state.is_finished():
+            t = copy.copy(t)
+            t._params, t._distributions = dict(t._params), dict(t._distributions)
+            t._user_attrs, t._system_attrs = dict(t._user_attrs), dict(t._system_attrs)
+            t.intermediate_values = dict(t.intermediate_values)
+        trials.append((result._trial_id_to_study_id[tid], t))
+    return result.log_number_read, [copy.copy(s) for s in result._studies.values()], trials
 
 
 def restore_replay(result: JournalStorageReplayResult, records_read: int, studies: list[FrozenStudy],

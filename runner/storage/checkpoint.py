@@ -9,7 +9,11 @@ worker's view (``TuneJournalStorage(keep=...)``): other processes' trials carry 
 the user attributes named in ``keep`` and no worker mark (runner/states.WORKER_ATTR);
 parameters, values, states, times, constraints and intermediate values are all there.
 A joining worker restores it into a fresh replay and reads the records from
-``records`` on, as if it had read them all.
+``records`` on, as if it had read them all — with two differences no worker reads:
+a trial made from a template (tune refine's copies, a result recovered from the spool)
+loses the attributes it was created with unless ``keep`` names them (a full read keeps
+them), and a time within the hour a clock turns back is read an hour off by a worker
+in another time zone than the writer's (the replay's times are local, without the fold).
 
 JSON, not Optuna's ``BaseJournalSnapshot`` (a pickle): anyone who can write to the
 database could make a pickle run code in every worker that reads it. A checkpoint that
@@ -20,21 +24,36 @@ study, is ignored: the worker replays every record, as before.
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Iterable
 from datetime import datetime
 
-from optuna.distributions import BaseDistribution, distribution_to_json, json_to_distribution
+from optuna.distributions import distribution_to_json, json_to_distribution
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from ..states import WORKER_ATTR
+from ..text import first_line
 from ._optuna_private import FrozenStudy, JournalStorageReplayResult, replay_state, restore_replay
 
 FORMAT = 1
-EVERY_TRIALS = 1000  # the worker that takes trial k * EVERY_TRIALS writes the study's checkpoint
+EVERY_TRIALS = 1000  # checkpoints are at least this many trials apart (see due)
 # A worker whose first read replayed this many records past the checkpoint (or from the
 # start, without one) writes one after its first trial.
 MIN_RECORDS = 20_000
+# Compressed, a checkpoint is about 25 bytes a trial: this is some 1.3 million trials.
+# Bigger, it is not written (it is one round trip, and must fit its deadline): workers
+# joining later read the records past the last one written.
+MAX_BYTES = 32 * 2**20
+
+
+def due(number: int) -> bool:
+    """Whether the worker that takes trial ``number`` writes the study's checkpoint: every
+    1,000 trials up to 99,999, then every tenth of the history's order of magnitude (every
+    10,000 up to 999,999, ...). A joining worker reads at most about a tenth of the history
+    past it, and writing costs the same again only once the study is ten times longer
+    (each write costs in proportion to the study)."""
+    return number > 0 and number % max(EVERY_TRIALS, 10 ** (len(str(number)) - 2)) == 0
 
 
 class CheckpointError(ValueError):
@@ -54,21 +73,26 @@ Captured = tuple[int, list[FrozenStudy], list[tuple[int, FrozenTrial]]]
 
 
 def capture(result: JournalStorageReplayResult) -> Captured:
-    """A replay's state as it is now (cheap: lists of the trials, not copies; Optuna never
-    changes a trial in place), for :func:`dump` to write out later, on another thread."""
+    """A replay's state as it is now (cheap: the finished trials are not copied), for
+    :func:`dump` to write out later, on another thread. Capture between trials: while an
+    ``optuna.Trial`` of this process is open, the replay already holds the parameters it
+    suggested, whose records may still be queued (journal.py) — and never be written."""
     return replay_state(result)
 
 
-def dump(state: Captured, keep: Iterable[str]) -> tuple[int, int, str] | None:
-    """(records, trials, text) of a captured state in the worker's view with ``keep``; None
-    for a replay that is not one study's (our streams hold one study each)."""
+def dump(state: Captured, keep: Iterable[str]) -> tuple[int, int, bytes] | None:
+    """(records, trials, compressed JSON) of a captured state in the worker's view with
+    ``keep``; None for a replay that is not one study's (our streams hold one study each)."""
     records, studies, trials = state
     if len(studies) != 1:
         return None
     study = studies[0]
     keep = sorted(set(keep))
     wanted = set(keep)
-    dists: dict[BaseDistribution, int] = {}
+    # Distributions by their JSON, not by ==: CategoricalDistribution([0, 1]) equals
+    # ([False, True]) (1 == True), and the trials of one would be read back with the other's.
+    texts: dict[str, int] = {}
+    seen: dict[int, int] = {}  # id() of a distribution object -> its index (objects live on in ``state``)
     rows = []
     for study_id, t in trials:
         if study_id != study._study_id:
@@ -76,9 +100,9 @@ def dump(state: Captured, keep: Iterable[str]) -> tuple[int, int, str] | None:
         params = {}
         for name, value in t.params.items():
             d = t.distributions[name]
-            index = dists.get(d)
+            index = seen.get(id(d))
             if index is None:
-                index = dists[d] = len(dists)
+                index = seen[id(d)] = texts.setdefault(distribution_to_json(d), len(texts))
             params[name] = [index, value]
         rows.append([
             t._trial_id, t.number, t.state.value, t.values, _time(t.datetime_start), _time(t.datetime_complete),
@@ -90,17 +114,17 @@ def dump(state: Captured, keep: Iterable[str]) -> tuple[int, int, str] | None:
         "format": FORMAT, "keep": keep, "records": records,
         "study": {"id": study._study_id, "name": study.study_name, "directions": [d.value for d in study.directions],
                   "user_attrs": study.user_attrs, "system_attrs": study.system_attrs},
-        "distributions": [distribution_to_json(d) for d in dists],
+        "distributions": list(texts),
         "trials": rows,
     }
-    return records, len(rows), json.dumps(body)
+    return records, len(rows), zlib.compress(json.dumps(body).encode(), 1)
 
 
-def restore(text: str, keep: Iterable[str], study_name: str, worker_id_prefix: str) -> JournalStorageReplayResult:
+def restore(data: bytes, keep: Iterable[str], study_name: str, worker_id_prefix: str) -> JournalStorageReplayResult:
     """A replay, for a JournalStorage whose worker ids start with ``worker_id_prefix``, as a
     checkpoint of ``study_name``'s stream left it. Raises CheckpointError if it cannot be used."""
     try:
-        body = json.loads(text)
+        body = json.loads(zlib.decompress(data))
         if body.get("format") != FORMAT:
             raise CheckpointError(f"format {body.get('format')!r}, not {FORMAT}")
         if body["keep"] != sorted(set(keep)):
@@ -125,8 +149,8 @@ def restore(text: str, keep: Iterable[str], study_name: str, worker_id_prefix: s
         records = int(body["records"])
     except CheckpointError:
         raise
-    except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
-        raise CheckpointError(f"{type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - whatever is wrong with a cache, it is passed over
+        raise CheckpointError(f"{type(exc).__name__}: {first_line(exc)}") from None
     if any(t._trial_id != i for i, (_, t) in enumerate(trials)):
         raise CheckpointError("its trial ids are not 0, 1, 2, ...")
     result = JournalStorageReplayResult(worker_id_prefix)

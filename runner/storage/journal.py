@@ -320,15 +320,18 @@ class PostgresJournalBackend(BaseJournalBackend):
             return None
         return others + [json.loads(text) for text in bodies]
 
-    def load_checkpoint(self) -> str | None:
-        """The stored replay checkpoint of this generation of the stream (checkpoint.py), if any."""
+    def load_checkpoint(self) -> bytes | None:
+        """The stored replay checkpoint of this generation of the stream (checkpoint.py), if
+        any (and if it covers no more records than the stream has)."""
         if self._generation is None:
             return None
-        rows = self._execute("SELECT body FROM tune_checkpoints WHERE stream = %s AND generation = %s",
-                             (self._stream, self._generation), fetch=True)
-        return rows[0][0] if rows else None
+        rows = self._execute(
+            "SELECT c.body FROM tune_checkpoints c JOIN tune_streams h ON h.stream = c.stream"
+            " AND h.generation = c.generation WHERE c.stream = %s AND c.generation = %s AND c.records <= h.next_seq",
+            (self._stream, self._generation), fetch=True)
+        return bytes(rows[0][0]) if rows else None
 
-    def save_checkpoint(self, records: int, trials: int, body: str) -> None:
+    def save_checkpoint(self, records: int, trials: int, body: bytes) -> None:
         """Store a replay checkpoint of ``records`` records, unless one of as many is stored or
         the stream is no longer this generation (the study started fresh meanwhile)."""
         if self._generation is None:
@@ -343,7 +346,7 @@ class PostgresJournalBackend(BaseJournalBackend):
             WHERE tune_checkpoints.records < EXCLUDED.records
                OR tune_checkpoints.generation <> EXCLUDED.generation
             """,
-            {"s": self._stream, "g": self._generation, "r": records, "t": trials, "b": body},
+            {"s": self._stream, "g": self._generation, "r": records, "t": trials, "b": psycopg2.Binary(body)},
         )
 
     def close(self) -> None:
@@ -528,6 +531,9 @@ class TuneJournalStorage(JournalStorage):
         def write() -> None:
             try:
                 made = checkpoint.dump(state, keep)
+                if made is not None and len(made[2]) > checkpoint.MAX_BYTES:
+                    raise ValueError(f"{len(made[2]) / 2**20:.0f} MB is more than the "
+                                     f"{checkpoint.MAX_BYTES / 2**20:.0f} MB one round trip may carry")
                 if made is not None:
                     self.journal.save_checkpoint(*made)
             except Exception as exc:  # noqa: BLE001 - a cache: the next turn tries again

@@ -181,15 +181,15 @@ CREATE TABLE IF NOT EXISTS tune_notify_best (
     told_value double precision,
     told_at    timestamptz
 );
--- A worker's view of a study's trials after ``records`` journal records, as JSON
+-- A worker's view of a study's trials after ``records`` journal records, as compressed JSON
 -- (runner/storage/checkpoint.py): a worker joining a long study restores it and reads only
--- the records after it. A cache: a worker rewrites it every CHECKPOINT_TRIALS trials.
+-- the records after it. A cache: workers rewrite it as the study grows (checkpoint.due).
 CREATE TABLE IF NOT EXISTS tune_checkpoints (
     stream     text PRIMARY KEY,
     generation text NOT NULL,    -- tune_streams.generation: a fresh start makes it void
     records    bigint NOT NULL,
     trials     integer NOT NULL,
-    body       text NOT NULL,
+    body       bytea NOT NULL,
     written_at timestamptz NOT NULL DEFAULT now()
 );
 -- Before version 14, importances of a maximised objective ranked what makes it worst

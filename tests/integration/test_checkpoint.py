@@ -16,7 +16,8 @@ from runner.storage import Database, PostgresJournalBackend, checkpoint
 
 KEEP = ("fail_reason",)
 SPACE = {"a": IntDistribution(1, 9), "b": FloatDistribution(0.1, 10.0, log=True),
-         "c": CategoricalDistribution(["x", "y", None])}
+         "c": CategoricalDistribution(["x", "y", None]),
+         "flag": CategoricalDistribution([False, True]), "bit": CategoricalDistribution([0, 1])}
 
 
 def _worker_storage(url: str, study: str, use_checkpoint: bool = True):
@@ -75,6 +76,8 @@ def test_a_joining_worker_starts_from_the_checkpoint_and_sees_what_reading_every
         assert (joined.restored, full.restored) == (covered, None)
         got, want = joined.get_all_trials(0, deepcopy=False), full.get_all_trials(0, deepcopy=False)
         assert len(got) == 18 and got == want  # every field of every trial
+        assert [repr(t.params) + repr(t.distributions) for t in got] == [  # True is not 1, though ==
+            repr(t.params) + repr(t.distributions) for t in want]
         assert joined.get_all_studies()[0].__dict__ == full.get_all_studies()[0].__dict__
         # The worker's view: no metric and no worker mark of the others, reasons kept.
         assert all("sharpe" not in t.user_attrs and WORKER_ATTR not in t.system_attrs for t in got)
@@ -125,16 +128,23 @@ def test_a_checkpoint_that_cannot_be_used_is_passed_over_and_every_record_read(d
         writer.save_checkpoint()
         writer.finish_checkpoint()
         with other.engine.begin() as conn:
-            conn.execute(sa.text("UPDATE tune_checkpoints SET body = :b"), {"b": "\x80\x04\x95 a pickle"})
+            conn.execute(sa.text("UPDATE tune_checkpoints SET body = :b"), {"b": b"\x80\x04\x95 a pickle"})
         with caplog.at_level(logging.WARNING):
             joined_db, joined = _worker_storage(db.url, "bad")
         dbs.append(joined_db)
         assert joined.restored is None and "checkpoint is not used" in caplog.text
         assert len(joined.get_all_trials(0, deepcopy=False)) == 3
         writer.save_checkpoint()
-        writer.finish_checkpoint()  # a good one again, but of another generation
+        writer.finish_checkpoint()  # a good one again, but past the stream's end
         with other.engine.begin() as conn:
-            conn.execute(sa.text("UPDATE tune_checkpoints SET generation = 'older', records = records + 1"))
+            conn.execute(sa.text("UPDATE tune_checkpoints SET records = records + 1000"))
+        ahead_db, ahead = _worker_storage(db.url, "bad")
+        dbs.append(ahead_db)
+        assert ahead.restored is None and len(ahead.get_all_trials(0, deepcopy=False)) == 3
+        with other.engine.begin() as conn:  # in range, but of another generation
+            conn.execute(sa.text("UPDATE tune_checkpoints SET records = records - 1000"))
+        with other.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE tune_checkpoints SET generation = 'older'"))
         with caplog.at_level(logging.WARNING):
             stale_db, stale = _worker_storage(db.url, "bad")
         dbs.append(stale_db)
@@ -151,6 +161,21 @@ def test_a_checkpoint_that_cannot_be_used_is_passed_over_and_every_record_read(d
     finally:
         for d in dbs:
             d.dispose()
+
+
+def test_a_checkpoint_too_big_for_one_round_trip_is_not_written(db, monkeypatch, caplog):
+    other = Database(db.url)
+    try:
+        optuna.create_study(storage=other.optuna_storage("big"), study_name="big")
+        writer_db, writer = _worker_storage(db.url, "big")
+        monkeypatch.setattr(checkpoint, "MAX_BYTES", 10)
+        with caplog.at_level(logging.WARNING):
+            assert writer.save_checkpoint()
+            writer.finish_checkpoint()
+        writer_db.dispose()
+        assert _stored(db) == [] and "more than the 0 MB one round trip may carry" in caplog.text
+    finally:
+        other.dispose()
 
 
 def test_deleting_a_study_deletes_its_checkpoint(db):

@@ -294,8 +294,8 @@ def main() -> None:
                  f"{n:,}, no checkpoint": worker_join(url, path, "S00", cfg.study_name("S00"))}
         db = Database(url)
         with db.engine.connect() as c:
-            stored = c.execute(sa.text("SELECT trials, length(body), pg_column_size(body) FROM tune_checkpoints"
-                                       " WHERE stream = :s"), {"s": cfg.study_name("S00")}).first()
+            stored = c.execute(sa.text("SELECT trials, length(body) FROM tune_checkpoints WHERE stream = :s"),
+                               {"s": cfg.study_name("S00")}).first()
         db.dispose()
         if stored is None:
             raise RuntimeError("the first worker to join left no checkpoint")
@@ -303,7 +303,7 @@ def main() -> None:
         print(f"\n{'worker joining':<24}{'to 1st trial s':>15}{'RSS MB then':>12}{'peak MB':>9}")
         for label, j in joins.items():
             print(f"{label:<24}{j['first']:15.2f}{j['rss']:12.0f}{j['peak']:9.0f}")
-        print(f"the checkpoint: {stored[0]:,} trials, {stored[1] / 2**20:.1f} MB of JSON, {stored[2] / 2**20:.1f} MB stored")
+        print(f"the checkpoint: {stored[0]:,} trials, {stored[1] / 2**20:.2f} MB (compressed JSON)")
         small, big = results.get((10, 100)), results.get((10, 10000))
         if small and big:
             print(f"\nrefresh 10x10000 / 10x100: {big['refresh'] / small['refresh']:.2f}x (goal <= 1.5)")

@@ -120,9 +120,11 @@ def dump(state: Captured, keep: Iterable[str]) -> tuple[int, int, bytes] | None:
     return records, len(rows), zlib.compress(json.dumps(body).encode(), 1)
 
 
-def restore(data: bytes, keep: Iterable[str], study_name: str, worker_id_prefix: str) -> JournalStorageReplayResult:
+def restore(data: bytes, keep: Iterable[str], study_name: str,
+            worker_id_prefix: str) -> tuple[JournalStorageReplayResult, int]:
     """A replay, for a JournalStorage whose worker ids start with ``worker_id_prefix``, as a
-    checkpoint of ``study_name``'s stream left it. Raises CheckpointError if it cannot be used."""
+    checkpoint of ``study_name``'s stream left it, and its number of trials. Raises
+    CheckpointError if it cannot be used."""
     try:
         body = json.loads(zlib.decompress(data))
         if body.get("format") != FORMAT:
@@ -155,4 +157,4 @@ def restore(data: bytes, keep: Iterable[str], study_name: str, worker_id_prefix:
         raise CheckpointError("its trial ids are not 0, 1, 2, ...")
     result = JournalStorageReplayResult(worker_id_prefix)
     restore_replay(result, records, [study], trials)
-    return result
+    return result, len(trials)

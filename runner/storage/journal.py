@@ -507,13 +507,15 @@ class TuneJournalStorage(JournalStorage):
             text = self.journal.load_checkpoint()
             if text is None:
                 return
-            replay = checkpoint.restore(text, self._keep, self.journal.stream, self._worker_id_prefix)
+            replay, trials = checkpoint.restore(text, self._keep, self.journal.stream, self._worker_id_prefix)
         except (checkpoint.CheckpointError, psycopg2.ProgrammingError, psycopg2.DataError) as exc:
             # A cache: whatever is wrong with it (even a table missing), every record is read.
             log.warning("study %s: its replay checkpoint is not used, every record is read (%s)",
                         self.journal.stream, first_line(exc))
             return
         self._replay_result, self.restored = replay, replay.log_number_read
+        log.info("study %s: read from its checkpoint (%d trials, %d records), then the records past it",
+                 self.journal.stream, trials, replay.log_number_read)
 
     def save_checkpoint(self) -> bool:
         """Write this replay, in the worker's view, as the study's checkpoint (checkpoint.py):

@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 
 from runner.states import WORKER_ATTR
 from runner.storage import Database, PostgresJournalBackend, checkpoint
+from tests.helpers import count, ledger_config, running_worker, trials, worker_env
 
 KEEP = ("fail_reason",)
 SPACE = {"a": IntDistribution(1, 9), "b": FloatDistribution(0.1, 10.0, log=True),
@@ -191,3 +192,28 @@ def test_deleting_a_study_deletes_its_checkpoint(db):
         assert _stored(db) == []
     finally:
         other.dispose()
+
+
+def test_a_worker_joining_a_study_starts_from_its_checkpoint_and_goes_on(db, db_url, tmp_path):
+    """`tune worker`, end to end: a study of 4 trials checkpointed as a worker would, then a
+    worker with a higher target reads the checkpoint, not the records it covers, and goes on."""
+    from runner.monitor import KIND_ATTRS
+
+    env = worker_env(tmp_path, db_url, sleep=0.0)
+    with running_worker(ledger_config(tmp_path, "joinck", target=4), env) as worker:
+        assert worker.wait(120) == 0
+    writer_db = Database(db_url, single_connection=True)
+    try:
+        writer = writer_db.optuna_storage("joinck-AAA", keep=KIND_ATTRS)  # the worker's view
+        assert writer.save_checkpoint()
+        writer.finish_checkpoint()
+        covered = writer._replay_result.log_number_read
+    finally:
+        writer_db.dispose()
+    assert _stored(db) == [("joinck-AAA", covered, 4)]
+    log = tmp_path / "joining.log"
+    with running_worker(ledger_config(tmp_path, "joinck", target=7), env, log) as worker:
+        assert worker.wait(120) == 0, log.read_text()
+    assert f"read from its checkpoint (4 trials, {covered} records)" in log.read_text()
+    found = trials(db_url, "joinck-AAA")
+    assert [t.number for t in found] == list(range(len(found))) and count(found, TrialState.COMPLETE) == 7

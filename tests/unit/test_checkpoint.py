@@ -76,8 +76,8 @@ def test_a_replay_written_and_read_back_holds_the_same_trials_in_the_workers_vie
     records, trials, text = checkpoint.dump(checkpoint.capture(original), KEEP)
     assert (records, trials) == (original.log_number_read, 13)
     assert "sharpe" not in _text(text) and WORKER_ATTR not in _text(text)
-    restored = checkpoint.restore(text, KEEP, "study", "prefix-")
-    assert restored.log_number_read == records
+    restored, count = checkpoint.restore(text, KEEP, "study", "prefix-")
+    assert (restored.log_number_read, count) == (records, 13)
     mine = restored.get_all_trials(0, None)
     assert [_view(t) for t in mine] == [_view(t) for t in original.get_all_trials(0, None)]
     assert {t.state for t in mine} == {TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING,
@@ -103,7 +103,7 @@ def test_a_restored_replay_goes_on_as_the_original_would(tmp_path):
     study.tell(study.ask(), [3.0, 4.0])  # takes the waiting trial
     study.tell(study.ask(fixed_distributions=SPACE), [5.0, 6.0])
     later = list(JournalFileBackend(str(tmp_path / "journal.log")).read_logs(records))
-    restored = checkpoint.restore(text, KEEP, "study", "prefix-")
+    restored, _ = checkpoint.restore(text, KEEP, "study", "prefix-")
     restored.apply_logs(later)
     full = JournalStorage(JournalFileBackend(str(tmp_path / "journal.log")))._replay_result
     before = [_view(t) for t in full.get_all_trials(0, None)[:13]]

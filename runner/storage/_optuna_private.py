@@ -19,7 +19,7 @@ Why each is unavoidable (Optuna 5.x; pinned below 6 in pyproject.toml):
   unpickling.
 
 If one moves, every process fails at import, naming it — or, for the replay's fields,
-the checkpoint tests (tests/integration/test_storage.py) fail.
+the checkpoint tests (tests/unit/test_checkpoint.py, tests/integration/test_checkpoint.py) fail.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""Replay checkpoints: a study's trials as a worker sees them, as JSON, so that a worker
-joining a study of 20,000 trials reads one row and the records after it instead of
-replaying every record (issue 14: 8.6 s to its first trial, against 1.2 s on an empty study).
+"""Replay checkpoints: a study's trials as a worker sees them, as compressed JSON, so that a
+worker joining a study of 20,000 trials reads one row and the records after it instead of
+replaying every record (issue 14, bench_monitor.py: its first trial 3.1 s after its start
+instead of 9.9 s, against 2.6 s on an empty study).
 Optuna calls such a thing a snapshot (``BaseJournalSnapshot``); ours is named apart from
 the trial loop's ``snapshot_reads`` (journal.py), which is something else.
 

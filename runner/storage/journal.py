@@ -504,10 +504,10 @@ class TuneJournalStorage(JournalStorage):
         self._checkpoint_tried = True
         assert self._keep is not None
         try:
-            text = self.journal.load_checkpoint()
-            if text is None:
+            data = self.journal.load_checkpoint()
+            if data is None:
                 return
-            replay, trials = checkpoint.restore(text, self._keep, self.journal.stream, self._worker_id_prefix)
+            replay, trials = checkpoint.restore(data, self._keep, self.journal.stream, self._worker_id_prefix)
         except (checkpoint.CheckpointError, psycopg2.ProgrammingError, psycopg2.DataError) as exc:
             # A cache: whatever is wrong with it (even a table missing), every record is read.
             log.warning("study %s: its replay checkpoint is not used, every record is read (%s)",

@@ -35,7 +35,9 @@ __all__ = ["FrozenStudy", "JournalOperation", "JournalStorageReplayResult", "rep
 
 def replay_state(result: JournalStorageReplayResult) -> tuple[int, list[FrozenStudy], list[tuple[int, FrozenTrial]]]:
     """(records read, studies, every trial with its study's id) of a replay, as it is now and
-    stays while the replay goes on. The replay replaces a trial's object when a record
+    stays while the replay goes on (cheap: a finished trial is not copied). Call it between
+    trials: while an ``optuna.Trial`` of this process is open, the replay already holds the
+    parameters it suggested, whose records may still be queued (journal.py). The replay replaces a trial's object when a record
     changes it, but a live ``optuna.Trial`` writes its parameters, reports and attributes
     into the replay's own object (its ``_cached_frozen_trial``) as well: an open trial is
     copied, dicts and all. A finished one is no longer written to; a study's attributes are
@@ -51,11 +53,12 @@ def replay_state(result: JournalStorageReplayResult) -> tuple[int, list[FrozenSt
     return result.log_number_read, [copy.copy(s) for s in result._studies.values()], trials
 
 
-def restore_replay(result: JournalStorageReplayResult, records_read: int, studies: list[FrozenStudy],
-                   trials: list[tuple[int, FrozenTrial]]) -> None:
-    """Make a fresh replay ``result`` the one that read ``records_read`` records, with these
-    studies and (study id, trial) pairs in trial-id order, as Optuna's replay holds them."""
-    assert result.log_number_read == 0 and not result._trials, "restore into a fresh replay only"
+def restore_replay(worker_id_prefix: str, records_read: int, studies: list[FrozenStudy],
+                   trials: list[tuple[int, FrozenTrial]]) -> JournalStorageReplayResult:
+    """The replay, for a JournalStorage whose worker ids start with ``worker_id_prefix``, that
+    read ``records_read`` records, with these studies and (study id, trial) pairs in
+    trial-id order, as Optuna's replay holds them."""
+    result = JournalStorageReplayResult(worker_id_prefix)
     result.log_number_read = records_read
     result._studies = {s._study_id: s for s in studies}
     result._next_study_id = max((s._study_id for s in studies), default=-1) + 1
@@ -67,3 +70,4 @@ def restore_replay(result: JournalStorageReplayResult, records_read: int, studie
     # As restore_replay_result after unpickling: this process owns no trial yet.
     result._worker_id_to_owned_trial_id = {}
     result._last_created_trial_id_by_this_process = -1
+    return result

@@ -71,14 +71,7 @@ def _local(text: str | None) -> datetime | None:
 
 
 Captured = tuple[int, list[FrozenStudy], list[tuple[int, FrozenTrial]]]
-
-
-def capture(result: JournalStorageReplayResult) -> Captured:
-    """A replay's state as it is now (cheap: the finished trials are not copied), for
-    :func:`dump` to write out later, on another thread. Capture between trials: while an
-    ``optuna.Trial`` of this process is open, the replay already holds the parameters it
-    suggested, whose records may still be queued (journal.py) — and never be written."""
-    return replay_state(result)
+capture = replay_state  # a replay's state as it is now, for dump to write out later, on another thread
 
 
 def dump(state: Captured, keep: Iterable[str]) -> tuple[int, int, bytes] | None:
@@ -156,6 +149,4 @@ def restore(data: bytes, keep: Iterable[str], study_name: str,
         raise CheckpointError(f"{type(exc).__name__}: {first_line(exc)}") from None
     if any(t._trial_id != i for i, (_, t) in enumerate(trials)):
         raise CheckpointError("its trial ids are not 0, 1, 2, ...")
-    result = JournalStorageReplayResult(worker_id_prefix)
-    restore_replay(result, records, [study], trials)
-    return result, len(trials)
+    return restore_replay(worker_id_prefix, records, [study], trials), len(trials)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 import optuna
+import pytest
 import sqlalchemy as sa
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
@@ -24,14 +25,10 @@ SPACE = {"a": IntDistribution(1, 9), "b": FloatDistribution(0.1, 10.0, log=True)
 def _worker_storage(url: str, study: str, use_checkpoint: bool = True):
     """A worker's storage (one connection, the worker's view) on a Database of its own."""
     db = Database(url, single_connection=True)
-    if not use_checkpoint:
-        db_backend_load = PostgresJournalBackend.load_checkpoint
-        PostgresJournalBackend.load_checkpoint = lambda self: None  # type: ignore[method-assign]
-        try:
-            return db, db.optuna_storage(study, keep=KEEP)
-        finally:
-            PostgresJournalBackend.load_checkpoint = db_backend_load  # type: ignore[method-assign]
-    return db, db.optuna_storage(study, keep=KEEP)
+    with pytest.MonkeyPatch.context() as patch:
+        if not use_checkpoint:  # as if there were none: it reads every record
+            patch.setattr(PostgresJournalBackend, "load_checkpoint", lambda self: None)
+        return db, db.optuna_storage(study, keep=KEEP)
 
 
 def _run_trials(study: optuna.Study, storage, n: int, first: int) -> None:
